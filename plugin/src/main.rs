@@ -1,0 +1,3 @@
+//! The `seer` command.
+
+fn main() {}

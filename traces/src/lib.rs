@@ -1,0 +1,1 @@
+//! Span model, importers, tick aggregation, service graph, QoS labels and datasets.
