@@ -1,1 +1,16 @@
-//! Span model, importers, tick aggregation, service graph, QoS labels and datasets.
+//! Seer's trace pipeline: the span model, importers, the OTLP receiver, tick
+//! aggregation, the service graph, QoS labels and Parquet datasets.
+//!
+//! Everything in Seer starts from one signal built here: per-service queue depth and
+//! latency every 100 ms, with end-to-end QoS labels.
+
+pub mod dataset;
+pub mod import;
+pub mod labels;
+pub mod span;
+pub mod tick;
+
+pub use dataset::{Dataset, DatasetError, DatasetMeta};
+pub use labels::{Culprit, QosSpec, Resource};
+pub use span::{RejectReason, Span, SpanKind, SpanStatus};
+pub use tick::{EntryTick, QueueSource, ServiceTick, Tick};
