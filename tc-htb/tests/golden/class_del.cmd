@@ -1,0 +1,1 @@
+tc class del dev g0 classid 1:30

@@ -1,0 +1,1 @@
+tc qdisc add dev g0 parent 1:30 handle 30: bfifo limit 100000

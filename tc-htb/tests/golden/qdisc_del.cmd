@@ -1,0 +1,1 @@
+tc qdisc del dev g0 root
