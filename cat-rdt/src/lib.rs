@@ -1,3 +1,12 @@
-//! Intel CAT/MBA through the Linux resctrl filesystem (issue "cat-rdt"):
-//! discovery, validation, groups, schemata, assignment and monitoring. Not
-//! filled yet.
+//! Intel CAT/MBA (and AMD's equivalents) through the Linux resctrl
+//! filesystem: discovery, validation, groups, schemata, task and CPU
+//! assignment, monitoring, a way allocator, and a kernel-faithful resctrl
+//! emulator for machines without RDT.
+
+pub mod alloc;
+pub mod cbm;
+pub mod cpulist;
+pub mod emu;
+pub mod info;
+pub mod schemata;
+pub mod validate;
