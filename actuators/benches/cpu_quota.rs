@@ -1,0 +1,2 @@
+//! CPU-quota action end to end (placeholder until the benchmark lands).
+fn main() {}
