@@ -865,7 +865,7 @@ pub enum Classifier {
         /// Target class.
         flowid: Handle,
     },
-    /// `handle H: cgroup`: class from the sender's `net_cls.classid`
+    /// `handle H cgroup`: class from the sender's `net_cls.classid`
     /// (cgroup v1).
     Cgroup,
     /// `matchall classid CLASS`: every packet.
@@ -896,7 +896,7 @@ pub struct Filter {
     pub prio: u16,
     /// Ethernet protocol (`ETH_P_IP`, `ETH_P_ALL`).
     pub protocol: u16,
-    /// Filter handle (the mark for `fw`; `H:` for `cgroup`; 0 for u32 and
+    /// Filter handle (the mark for `fw`; a number for `cgroup`; 0 for u32 and
     /// matchall lets the kernel pick).
     pub handle: u32,
     /// What it matches.
@@ -931,13 +931,14 @@ impl Filter {
         }
     }
 
-    /// A cgroup (net_cls) IPv4 filter with handle `handle_major:`.
-    pub fn cgroup(parent: Handle, prio: u16, handle_major: u16) -> Filter {
+    /// A cgroup (net_cls) IPv4 filter; `handle` is a plain number (`tc`
+    /// reads `handle 1:` as 1).
+    pub fn cgroup(parent: Handle, prio: u16, handle: u32) -> Filter {
         Filter {
             parent,
             prio,
             protocol: ETH_P_IP,
-            handle: Handle::new(handle_major, 0).0,
+            handle,
             classifier: Classifier::Cgroup,
         }
     }
