@@ -192,7 +192,10 @@ impl Dataset {
     /// Writes the dataset as Parquet (see the module docs for the layout).
     pub fn write_parquet(&self, path: &Path) -> Result<(), DatasetError> {
         self.check_shape()
-            .map_err(|message| DatasetError::Invalid { path: path.into(), message })?;
+            .map_err(|message| DatasetError::Invalid {
+                path: path.into(),
+                message,
+            })?;
         let pq = |e: &dyn std::fmt::Display| DatasetError::Parquet {
             path: path.into(),
             message: e.to_string(),
@@ -201,9 +204,13 @@ impl Dataset {
         let props = WriterProperties::builder()
             .set_key_value_metadata(Some(vec![KeyValue::new(META_KEY.to_string(), meta_json)]))
             .build();
-        let file = File::create(path).map_err(|source| DatasetError::Io { path: path.into(), source })?;
+        let file = File::create(path).map_err(|source| DatasetError::Io {
+            path: path.into(),
+            source,
+        })?;
         let schema = Arc::new(schema());
-        let mut writer = ArrowWriter::try_new(file, schema.clone(), Some(props)).map_err(|e| pq(&e))?;
+        let mut writer =
+            ArrowWriter::try_new(file, schema.clone(), Some(props)).map_err(|e| pq(&e))?;
         // Write in chunks of ticks so memory stays bounded for long runs.
         const CHUNK: usize = 4096;
         let mut t0 = 0;
@@ -299,12 +306,18 @@ impl Dataset {
 
     /// Reads a dataset written by [`Dataset::write_parquet`].
     pub fn read_parquet(path: &Path) -> Result<Dataset, DatasetError> {
-        let invalid = |message: String| DatasetError::Invalid { path: path.into(), message };
+        let invalid = |message: String| DatasetError::Invalid {
+            path: path.into(),
+            message,
+        };
         let pq = |e: &dyn std::fmt::Display| DatasetError::Parquet {
             path: path.into(),
             message: e.to_string(),
         };
-        let file = File::open(path).map_err(|source| DatasetError::Io { path: path.into(), source })?;
+        let file = File::open(path).map_err(|source| DatasetError::Io {
+            path: path.into(),
+            source,
+        })?;
         let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| pq(&e))?;
         let meta_json = builder
             .metadata()
@@ -335,14 +348,19 @@ impl Dataset {
             meta,
         };
         let index = |names: &[String]| -> HashMap<String, usize> {
-            names.iter().enumerate().map(|(i, s)| (s.clone(), i)).collect()
+            names
+                .iter()
+                .enumerate()
+                .map(|(i, s)| (s.clone(), i))
+                .collect()
         };
         let (svc_index, ent_index) = (index(&ds.meta.services), index(&ds.meta.entries));
         let reader = builder.build().map_err(|e| pq(&e))?;
         for batch in reader {
             let b = batch.map_err(|e| pq(&e))?;
             let col = |n: &str| {
-                b.column_by_name(n).ok_or_else(|| invalid(format!("missing column {n}")))
+                b.column_by_name(n)
+                    .ok_or_else(|| invalid(format!("missing column {n}")))
             };
             macro_rules! typed {
                 ($n:expr, $t:ty) => {
@@ -373,9 +391,9 @@ impl Dataset {
                     .ok_or_else(|| invalid(format!("tick {} out of range", tick.value(r))))?;
                 match kind.value(r) {
                     "service" => {
-                        let s = *svc_index
-                            .get(name.value(r))
-                            .ok_or_else(|| invalid(format!("unknown service {:?}", name.value(r))))?;
+                        let s = *svc_index.get(name.value(r)).ok_or_else(|| {
+                            invalid(format!("unknown service {:?}", name.value(r)))
+                        })?;
                         ds.service[t * ns + s] = ServiceTick {
                             queue_mean: qmean.value(r),
                             queue_max: qmax.value(r),
@@ -387,8 +405,10 @@ impl Dataset {
                             p99_ms: p99.value(r),
                         };
                         if culprit.is_valid(r) {
-                            let res: Resource =
-                                culprit.value(r).parse().map_err(|e| invalid(format!("{e}")))?;
+                            let res: Resource = culprit
+                                .value(r)
+                                .parse()
+                                .map_err(|e| invalid(format!("{e}")))?;
                             ds.culprit[t * ns + s] = Some(res);
                         }
                     }
@@ -396,8 +416,11 @@ impl Dataset {
                         let e = *ent_index
                             .get(name.value(r))
                             .ok_or_else(|| invalid(format!("unknown entry {:?}", name.value(r))))?;
-                        ds.entry[t * ne + e] =
-                            EntryTick { requests: comp.value(r), errors: err.value(r), p99_ms: p99.value(r) };
+                        ds.entry[t * ne + e] = EntryTick {
+                            requests: comp.value(r),
+                            errors: err.value(r),
+                            p99_ms: p99.value(r),
+                        };
                         ds.violation[t * ne + e] = viol.is_valid(r) && viol.value(r);
                         ds.violation_within[t * ne + e] = within.is_valid(r) && within.value(r);
                     }

@@ -115,6 +115,11 @@ pub struct QosSpec {
 
 impl Default for QosSpec {
     fn default() -> Self {
-        Self { targets_ms: Vec::new(), multiple: 2.0, reference_ticks: 600, horizon_ns: 100_000_000 }
+        Self {
+            targets_ms: Vec::new(),
+            multiple: 2.0,
+            reference_ticks: 600,
+            horizon_ns: 100_000_000,
+        }
     }
 }

@@ -4,13 +4,18 @@
 //! Everything in Seer starts from one signal built here: per-service queue depth and
 //! latency every 100 ms, with end-to-end QoS labels.
 
+pub mod aggregate;
 pub mod dataset;
+pub mod graph;
 pub mod import;
 pub mod labels;
+pub mod latency;
+pub mod pipeline;
 pub mod span;
 pub mod tick;
 
 pub use dataset::{Dataset, DatasetError, DatasetMeta};
 pub use labels::{Culprit, QosSpec, Resource};
+pub use pipeline::{Pipeline, PipelineConfig};
 pub use span::{RejectReason, Span, SpanKind, SpanStatus};
 pub use tick::{EntryTick, QueueSource, ServiceTick, Tick};

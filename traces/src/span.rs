@@ -27,7 +27,10 @@ pub enum SpanKind {
 impl SpanKind {
     /// Whether the span is a request *handled* by its service (counts in its queue).
     pub fn is_server_side(self) -> bool {
-        matches!(self, SpanKind::Server | SpanKind::Consumer | SpanKind::Unspecified)
+        matches!(
+            self,
+            SpanKind::Server | SpanKind::Consumer | SpanKind::Unspecified
+        )
     }
 
     /// The OTLP enum value (`opentelemetry.proto.trace.v1.Span.SpanKind`).
@@ -243,9 +246,15 @@ mod tests {
 
     #[test]
     fn hex_ids() {
-        assert_eq!(parse_hex_id("ee744a66e6efcb2e", 16), Some(0xee744a66e6efcb2e));
+        assert_eq!(
+            parse_hex_id("ee744a66e6efcb2e", 16),
+            Some(0xee744a66e6efcb2e)
+        );
         assert_eq!(parse_hex_id("root", 16), None);
         assert_eq!(parse_hex_id("00112233445566778899aabbccddeeff0", 32), None);
-        assert_eq!(SpanKind::from_otlp(SpanKind::Consumer.to_otlp()), SpanKind::Consumer);
+        assert_eq!(
+            SpanKind::from_otlp(SpanKind::Consumer.to_otlp()),
+            SpanKind::Consumer
+        );
     }
 }

@@ -56,7 +56,11 @@ pub struct EntryTick {
 
 impl Default for EntryTick {
     fn default() -> Self {
-        Self { requests: 0, errors: 0, p99_ms: f32::NAN }
+        Self {
+            requests: 0,
+            errors: 0,
+            p99_ms: f32::NAN,
+        }
     }
 }
 

@@ -1,0 +1,419 @@
+//! The whole offline path in one type: spans → aggregator + service graph → a
+//! labelled [`Dataset`].
+
+use crate::aggregate::{Aggregator, AggregatorConfig, AggregatorStats};
+use crate::dataset::{DATASET_VERSION, Dataset, DatasetMeta};
+use crate::graph::{GraphBuilder, ServiceGraph};
+use crate::labels::{Culprit, QosSpec};
+use crate::span::Span;
+use crate::tick::{EntryTick, QueueSource, Tick};
+
+/// How a [`Pipeline`] cuts ticks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PipelineConfig {
+    /// Tick length, ns.
+    pub interval_ns: u64,
+    /// Lateness before a tick is finalised, ns.
+    pub lateness_ns: u64,
+    /// Sub-slots per tick for the peak queue depth.
+    pub sub_slots: usize,
+    /// Where queue depth comes from.
+    pub queue_source: QueueSource,
+}
+
+impl Default for PipelineConfig {
+    fn default() -> Self {
+        let a = AggregatorConfig::default();
+        Self {
+            interval_ns: a.interval_ns,
+            lateness_ns: a.lateness_ns,
+            sub_slots: a.sub_slots,
+            queue_source: a.queue_source,
+        }
+    }
+}
+
+impl From<&PipelineConfig> for AggregatorConfig {
+    fn from(c: &PipelineConfig) -> Self {
+        AggregatorConfig {
+            interval_ns: c.interval_ns,
+            lateness_ns: c.lateness_ns,
+            sub_slots: c.sub_slots,
+            queue_source: c.queue_source.clone(),
+        }
+    }
+}
+
+/// What labelling found besides the labels.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LabelReport {
+    /// Culprits whose service never appeared in the data.
+    pub unknown_culprit_services: Vec<String>,
+    /// Culprits that fall outside the dataset's time range.
+    pub culprits_out_of_range: usize,
+}
+
+/// Spans in, a labelled dataset out.
+#[derive(Debug)]
+pub struct Pipeline {
+    agg: Aggregator,
+    graph: GraphBuilder,
+    ticks: Vec<Tick>,
+}
+
+impl Pipeline {
+    /// A new pipeline.
+    pub fn new(cfg: PipelineConfig) -> Self {
+        Self {
+            agg: Aggregator::new((&cfg).into()),
+            graph: GraphBuilder::default(),
+            ticks: Vec::new(),
+        }
+    }
+
+    /// Adds one span.
+    pub fn push(&mut self, span: &Span) {
+        self.agg.push(span);
+        self.graph.push(span);
+        let ready = self.agg.drain_ready();
+        self.ticks.extend(ready);
+    }
+
+    /// Adds one application queue-depth gauge point.
+    pub fn push_gauge(&mut self, service: &str, t_ns: u64, value: f64) {
+        self.agg.push_gauge(service, t_ns, value);
+        self.graph.add_service(service);
+    }
+
+    /// Aggregator counters so far.
+    pub fn stats(&self) -> &AggregatorStats {
+        self.agg.stats()
+    }
+
+    /// The service graph so far.
+    pub fn graph(&self) -> ServiceGraph {
+        self.graph.build()
+    }
+
+    /// Finalises every tick and labels the run.
+    pub fn finish(self, qos: &QosSpec, culprits: &[Culprit], origin: String) -> Dataset {
+        self.finish_with_report(qos, culprits, origin).0
+    }
+
+    /// As [`Pipeline::finish`], also saying which culprits could not be placed.
+    pub fn finish_with_report(
+        mut self,
+        qos: &QosSpec,
+        culprits: &[Culprit],
+        origin: String,
+    ) -> (Dataset, LabelReport) {
+        let rest = self.agg.finish();
+        self.ticks.extend(rest);
+        let order = self.graph.build().topological_order();
+        build_dataset(&self.agg, &self.ticks, &order, qos, culprits, origin)
+    }
+}
+
+/// Turns finalised ticks into a dense, labelled dataset with services in `order`
+/// (services the order lacks are appended by name).
+pub fn build_dataset(
+    agg: &Aggregator,
+    ticks: &[Tick],
+    order: &[String],
+    qos: &QosSpec,
+    culprits: &[Culprit],
+    origin: String,
+) -> (Dataset, LabelReport) {
+    let cfg = agg.config();
+    let mut services: Vec<String> = order
+        .iter()
+        .filter(|s| agg.services().contains(s))
+        .cloned()
+        .collect();
+    let mut rest: Vec<String> = agg
+        .services()
+        .iter()
+        .filter(|s| !services.contains(s))
+        .cloned()
+        .collect();
+    rest.sort();
+    services.extend(rest);
+    let mut entries: Vec<String> = agg.entries().to_vec();
+    entries.sort();
+    let svc_src: Vec<usize> = services
+        .iter()
+        .map(|s| {
+            agg.services()
+                .iter()
+                .position(|x| x == s)
+                .unwrap_or(usize::MAX)
+        })
+        .collect();
+    let ent_src: Vec<usize> = entries
+        .iter()
+        .map(|e| {
+            agg.entries()
+                .iter()
+                .position(|x| x == e)
+                .unwrap_or(usize::MAX)
+        })
+        .collect();
+    let (nt, ns, ne) = (ticks.len(), services.len(), entries.len());
+    let mut service = Vec::with_capacity(nt * ns);
+    let mut entry = Vec::with_capacity(nt * ne);
+    for t in ticks {
+        service.extend(
+            svc_src
+                .iter()
+                .map(|&i| t.services.get(i).copied().unwrap_or_default()),
+        );
+        entry.extend(
+            ent_src
+                .iter()
+                .map(|&i| t.entries.get(i).copied().unwrap_or_default()),
+        );
+    }
+    let start_ns = ticks.first().map(|t| t.start_ns).unwrap_or(0);
+    let targets_ms = resolve_targets(qos, &entries, &entry, nt);
+    let mut violation = vec![false; nt * ne];
+    for t in 0..nt {
+        for e in 0..ne {
+            let p99 = entry[t * ne + e].p99_ms as f64;
+            violation[t * ne + e] = p99.is_finite() && p99 > targets_ms[e];
+        }
+    }
+    let k = qos.horizon_ns.div_ceil(cfg.interval_ns).max(1) as usize;
+    let violation_within = within_horizon(&violation, nt, ne, k);
+    let mut report = LabelReport::default();
+    let mut culprit = vec![None; nt * ns];
+    let iv = cfg.interval_ns;
+    for c in culprits {
+        let Some(s) = services.iter().position(|x| *x == c.service) else {
+            if !report.unknown_culprit_services.contains(&c.service) {
+                report.unknown_culprit_services.push(c.service.clone());
+            }
+            continue;
+        };
+        let end_of_data = start_ns + nt as u64 * iv;
+        if c.end_ns <= start_ns || c.start_ns >= end_of_data {
+            report.culprits_out_of_range += 1;
+            continue;
+        }
+        let t0 = (c.start_ns.saturating_sub(start_ns) / iv) as usize;
+        let t1 = (c
+            .end_ns
+            .min(end_of_data)
+            .saturating_sub(start_ns)
+            .div_ceil(iv) as usize)
+            .min(nt);
+        for t in t0..t1 {
+            culprit[t * ns + s] = Some(c.resource);
+        }
+    }
+    let meta = DatasetMeta {
+        version: DATASET_VERSION,
+        interval_ns: iv,
+        start_ns,
+        n_ticks: nt,
+        services,
+        entries,
+        queue_source: cfg.queue_source.clone(),
+        qos: qos.clone(),
+        targets_ms,
+        origin,
+        late_spans: agg.stats().late_spans,
+    };
+    (
+        Dataset {
+            meta,
+            service,
+            entry,
+            violation,
+            violation_within,
+            culprit,
+        },
+        report,
+    )
+}
+
+/// `within[t] = any(v[t+1 ..= t+k])`, per entry.
+fn within_horizon(v: &[bool], nt: usize, ne: usize, k: usize) -> Vec<bool> {
+    let mut out = vec![false; nt * ne];
+    for e in 0..ne {
+        // Ticks until the next violation, scanning backwards.
+        let mut next: Option<usize> = None;
+        for t in (0..nt).rev() {
+            if let Some(n) = next {
+                out[t * ne + e] = n - t <= k;
+            }
+            if v[t * ne + e] {
+                next = Some(t);
+            }
+        }
+    }
+    out
+}
+
+/// Explicit targets, else `multiple` × the median per-tick p99 of the reference period.
+fn resolve_targets(qos: &QosSpec, entries: &[String], entry: &[EntryTick], nt: usize) -> Vec<f64> {
+    let ne = entries.len();
+    entries
+        .iter()
+        .enumerate()
+        .map(|(e, name)| {
+            if let Some((_, t)) = qos.targets_ms.iter().find(|(n, _)| n == name) {
+                return *t;
+            }
+            let mut ref_p99: Vec<f64> = (0..nt)
+                .map(|t| entry[t * ne + e])
+                .filter(|x| x.requests > 0 && x.p99_ms.is_finite())
+                .take(qos.reference_ticks.max(1))
+                .map(|x| x.p99_ms as f64)
+                .collect();
+            if ref_p99.is_empty() {
+                return f64::INFINITY;
+            }
+            ref_p99.sort_by(f64::total_cmp);
+            ref_p99[ref_p99.len() / 2] * qos.multiple
+        })
+        .collect()
+}
+
+/// Service rows of a dataset, as a convenience for reports: `(name, mean queue)`.
+pub fn mean_queue(ds: &Dataset) -> Vec<(String, f64)> {
+    let ns = ds.n_services();
+    (0..ns)
+        .map(|s| {
+            let sum: f64 = (0..ds.n_ticks())
+                .map(|t| ds.service[t * ns + s].queue_mean as f64)
+                .sum();
+            (
+                ds.meta.services[s].clone(),
+                sum / ds.n_ticks().max(1) as f64,
+            )
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::labels::Resource;
+    use crate::span::{SpanKind, SpanStatus};
+
+    const MS: u64 = 1_000_000;
+    const T0: u64 = 1_700_000_000_000 * MS;
+
+    fn span(id: u64, parent: Option<u64>, svc: &str, start_ms: u64, dur_ms: u64) -> Span {
+        Span {
+            trace_id: id as u128,
+            span_id: id,
+            parent_id: parent,
+            service: svc.into(),
+            operation: if parent.is_none() {
+                "/home".into()
+            } else {
+                "get".into()
+            },
+            kind: SpanKind::Server,
+            start_ns: T0 + start_ms * MS,
+            end_ns: T0 + (start_ms + dur_ms) * MS,
+            status: SpanStatus::Ok,
+        }
+    }
+
+    #[test]
+    fn violations_horizon_and_culprits_are_labelled() {
+        let mut p = Pipeline::new(PipelineConfig::default());
+        let mut id = 1;
+        // 30 ticks; one request per tick; tick 20 is slow (80 ms vs 10 ms).
+        for t in 0..30u64 {
+            let dur = if t == 20 { 80 } else { 10 };
+            p.push(&span(id + 1, Some(id), "db", t * 100 + 1, dur - 2));
+            p.push(&span(id, None, "front", t * 100, dur));
+            id += 2;
+        }
+        let culprit = Culprit {
+            service: "db".into(),
+            resource: Resource::Cpu,
+            start_ns: T0 + 1950 * MS,
+            end_ns: T0 + 2100 * MS,
+        };
+        let ghost = Culprit {
+            service: "nope".into(),
+            ..culprit.clone()
+        };
+        let (ds, rep) = p.finish_with_report(&QosSpec::default(), &[culprit, ghost], "test".into());
+        ds.check_shape().unwrap();
+        assert_eq!(ds.meta.services, ["front", "db"]);
+        assert_eq!(ds.meta.targets_ms, [20.0]);
+        let v: Vec<usize> = (0..ds.n_ticks()).filter(|&t| ds.violation[t]).collect();
+        assert_eq!(v, [20]);
+        let w: Vec<usize> = (0..ds.n_ticks())
+            .filter(|&t| ds.violation_within[t])
+            .collect();
+        assert_eq!(w, [19]);
+        let c: Vec<usize> = (0..ds.n_ticks())
+            .filter(|&t| ds.culprit[t * 2 + 1].is_some())
+            .collect();
+        assert_eq!(c, [19, 20]);
+        assert_eq!(rep.unknown_culprit_services, ["nope"]);
+    }
+
+    #[test]
+    fn parquet_round_trip() {
+        let mut p = Pipeline::new(PipelineConfig::default());
+        for i in 0..50u64 {
+            p.push(&span(
+                2 * i + 2,
+                Some(2 * i + 1),
+                "b",
+                i * 37 + 1,
+                5 + i % 7,
+            ));
+            p.push(&span(2 * i + 1, None, "a", i * 37, 9 + i % 7));
+        }
+        let c = Culprit {
+            service: "b".into(),
+            resource: Resource::Llc,
+            start_ns: T0,
+            end_ns: T0 + 300 * MS,
+        };
+        let ds = p.finish(
+            &QosSpec {
+                multiple: 1.0,
+                ..Default::default()
+            },
+            &[c],
+            "rt".into(),
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ds.parquet");
+        ds.write_parquet(&path).unwrap();
+        let back = Dataset::read_parquet(&path).unwrap();
+        // NaN != NaN, so compare through the bit patterns.
+        let bits = |d: &Dataset| {
+            format!(
+                "{:?}",
+                d.service
+                    .iter()
+                    .map(|s| (s.queue_mean.to_bits(), s.p99_ms.to_bits()))
+                    .collect::<Vec<_>>()
+            )
+        };
+        assert_eq!(bits(&ds), bits(&back));
+        assert_eq!(ds.meta, back.meta);
+        assert_eq!(ds.violation, back.violation);
+        assert_eq!(ds.culprit, back.culprit);
+        assert!(ds.violation.iter().any(|&v| v));
+    }
+
+    #[test]
+    fn not_a_dataset_is_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.parquet");
+        std::fs::write(&path, b"PAR1 not really").unwrap();
+        let e = Dataset::read_parquet(&path).unwrap_err().to_string();
+        assert!(e.contains("x.parquet"), "{e}");
+    }
+}
