@@ -424,15 +424,16 @@ pub fn memsw_first(new_limit: Limit, current_memsw: Option<Limit>) -> bool {
     }
 }
 
-/// Writes `value` to `path` in one `write(2)`, without creating or truncating
-/// (cgroup files are written as a whole by the kernel anyway).
+/// Writes `value` to `path` in one `write(2)`, opened like the shell's `>`
+/// (`O_TRUNC`, which kernfs ignores) but never created: a missing file is
+/// an error, not a new file.
 pub fn write_file(path: &Path, value: &str) -> Result<(), CgroupError> {
     let err = |source| CgroupError::Write {
         path: path.to_path_buf(),
         value: value.to_string(),
         source,
     };
-    let mut f = fs::OpenOptions::new().write(true).open(path).map_err(err)?;
+    let mut f = fs::OpenOptions::new().write(true).truncate(true).open(path).map_err(err)?;
     f.write_all(value.as_bytes()).map_err(err)
 }
 
