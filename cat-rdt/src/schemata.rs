@@ -148,8 +148,9 @@ impl SchemaLine {
     }
 }
 
-/// A parsed schemata file or update.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+/// A parsed schemata file or update. As JSON it is an object of resources,
+/// each an object of domain ids: `{"L3": {"0": "7f0"}, "MB": {"0": 50}}`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Schemata {
     /// The lines, in order.
     pub lines: Vec<SchemaLine>,
@@ -349,6 +350,28 @@ pub fn format_line(line: &SchemaLine) -> String {
         .map(|(id, v)| format!("{id}={v}"))
         .collect();
     format!("{}:{}", line.resource, items.join(";"))
+}
+
+impl serde::Serialize for Schemata {
+    fn serialize<S: serde::Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = ser.serialize_map(Some(self.lines.len()))?;
+        for line in &self.lines {
+            let doms: serde_json::Map<String, serde_json::Value> = line
+                .domains
+                .iter()
+                .map(|(d, v)| {
+                    let j = match v {
+                        Value::Cbm(c) => serde_json::Value::String(format!("{c:x}")),
+                        Value::Bw(b) => serde_json::Value::from(*b),
+                    };
+                    (d.to_string(), j)
+                })
+                .collect();
+            m.serialize_entry(line.resource.name(), &doms)?;
+        }
+        m.end()
+    }
 }
 
 impl fmt::Display for Schemata {

@@ -259,6 +259,7 @@ fn check_domain(layout: &Layout, r: &Resource, d: u32) -> Result<(), ValidateErr
 
 /// Group mode (`mode` file).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum Mode {
     /// Masks may overlap other shareable groups.
     Shareable,

@@ -19,32 +19,7 @@ use crate::validate::Mode;
 /// An errno value (positive).
 pub type Errno = i32;
 
-/// Mount options, as `mount -t resctrl -o ...` takes them.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct MountOpts {
-    /// `cdp`: L3 code/data prioritisation.
-    pub cdp: bool,
-    /// `cdpl2`: L2 code/data prioritisation.
-    pub cdpl2: bool,
-    /// `mba_MBps`: MB values in MBps.
-    pub mba_mbps: bool,
-}
-
-impl MountOpts {
-    /// Parse `cdp,cdpl2,mba_MBps` (empty is no option).
-    pub fn parse(s: &str) -> Result<MountOpts, String> {
-        let mut o = MountOpts::default();
-        for w in s.split(',').map(str::trim).filter(|w| !w.is_empty()) {
-            match w {
-                "cdp" => o.cdp = true,
-                "cdpl2" => o.cdpl2 = true,
-                "mba_MBps" => o.mba_mbps = true,
-                other => return Err(format!("unknown resctrl mount option {other:?} (cdp, cdpl2, mba_MBps)")),
-            }
-        }
-        Ok(o)
-    }
-}
+pub use crate::mount::MountOpts;
 
 /// What a path is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
