@@ -67,7 +67,9 @@ pub enum AllocError {
     #[error("group {0} is not in the domain's group list")]
     UnknownTarget(String),
     /// No contiguous region of that size is free of fixed masks.
-    #[error("no {ways} contiguous way(s) are free of shareable_bits {shareable:#x} and of groups seer may not shrink (free: {free:#x})")]
+    #[error(
+        "no {ways} contiguous way(s) are free of shareable_bits {shareable:#x} and of groups seer may not shrink (free: {free:#x})"
+    )]
     NoRoom {
         /// Ways asked for.
         ways: u32,
@@ -106,10 +108,19 @@ pub fn shrink(old: u64, region: u64, fallback: u64, need: u32) -> Option<u64> {
 
 /// Give `target` `ways` ways exclusively in one domain, shrinking the
 /// other owned shareable groups. See the module doc for the rules.
-pub fn give_ways(limits: &CacheLimits, groups: &[GroupMask], target: &str, ways: u32) -> Result<Allocation, AllocError> {
+pub fn give_ways(
+    limits: &CacheLimits,
+    groups: &[GroupMask],
+    target: &str,
+    ways: u32,
+) -> Result<Allocation, AllocError> {
     let len = cbm::cbm_len(limits.cbm_mask);
     if ways < need(limits) || ways > len {
-        return Err(AllocError::BadCount { ways, len, min: need(limits) });
+        return Err(AllocError::BadCount {
+            ways,
+            len,
+            min: need(limits),
+        });
     }
     let tgt = groups
         .iter()
@@ -165,7 +176,11 @@ pub fn give_ways(limits: &CacheLimits, groups: &[GroupMask], target: &str, ways:
     match best {
         Some((_, a)) => Ok(a),
         None if any_region => Err(AllocError::NoRoomForOthers { ways, need: n }),
-        None => Err(AllocError::NoRoom { ways, shareable: limits.shareable_bits, free }),
+        None => Err(AllocError::NoRoom {
+            ways,
+            shareable: limits.shareable_bits,
+            free,
+        }),
     }
 }
 
@@ -175,14 +190,26 @@ mod tests {
     use proptest::prelude::*;
 
     fn g(name: &str, mask: u64, mode: Mode, owned: bool) -> GroupMask {
-        GroupMask { name: name.into(), mask, mode, owned }
+        GroupMask {
+            name: name.into(),
+            mask,
+            mode,
+            owned,
+        }
     }
 
-    const SKX: CacheLimits = CacheLimits { cbm_mask: 0x7ff, min_cbm_bits: 1, shareable_bits: 0x600 };
+    const SKX: CacheLimits = CacheLimits {
+        cbm_mask: 0x7ff,
+        min_cbm_bits: 1,
+        shareable_bits: 0x600,
+    };
 
     #[test]
     fn fresh_group_on_skx() {
-        let groups = vec![g("/", 0x7ff, Mode::Shareable, true), g("web", 0x7ff, Mode::Shareable, true)];
+        let groups = vec![
+            g("/", 0x7ff, Mode::Shareable, true),
+            g("web", 0x7ff, Mode::Shareable, true),
+        ];
         let a = give_ways(&SKX, &groups, "web", 4).expect("room");
         // The lowest 4 ways: the default group keeps the 7 others, the
         // shareable (DDIO) ways 9-10 included, as one contiguous block.
@@ -200,12 +227,18 @@ mod tests {
         // Root holds 0x1c0 too in this made-up state; it is shrinkable.
         let a = give_ways(&SKX, &groups, "web", 3).expect("room");
         assert_eq!(a.region, 0x038);
-        assert!(matches!(give_ways(&SKX, &groups, "web", 7), Err(AllocError::NoRoom { .. })));
+        assert!(matches!(
+            give_ways(&SKX, &groups, "web", 7),
+            Err(AllocError::NoRoom { .. })
+        ));
     }
 
     #[test]
     fn keeps_current_ways() {
-        let groups = vec![g("/", 0x00f, Mode::Shareable, true), g("web", 0x0f0, Mode::Exclusive, true)];
+        let groups = vec![
+            g("/", 0x00f, Mode::Shareable, true),
+            g("web", 0x0f0, Mode::Exclusive, true),
+        ];
         let a = give_ways(&SKX, &groups, "web", 3).expect("room");
         assert_eq!(a.region & 0x0f0, a.region);
         assert!(a.shrunk.is_empty());
@@ -214,9 +247,18 @@ mod tests {
     #[test]
     fn bad_counts() {
         let groups = vec![g("web", 0x7ff, Mode::Shareable, true)];
-        assert!(matches!(give_ways(&SKX, &groups, "web", 0), Err(AllocError::BadCount { .. })));
-        assert!(matches!(give_ways(&SKX, &groups, "web", 12), Err(AllocError::BadCount { .. })));
-        assert!(matches!(give_ways(&SKX, &groups, "db", 2), Err(AllocError::UnknownTarget(_))));
+        assert!(matches!(
+            give_ways(&SKX, &groups, "web", 0),
+            Err(AllocError::BadCount { .. })
+        ));
+        assert!(matches!(
+            give_ways(&SKX, &groups, "web", 12),
+            Err(AllocError::BadCount { .. })
+        ));
+        assert!(matches!(
+            give_ways(&SKX, &groups, "db", 2),
+            Err(AllocError::UnknownTarget(_))
+        ));
     }
 
     fn arb_group(len: u32) -> impl Strategy<Value = (u32, u32, bool, bool)> {

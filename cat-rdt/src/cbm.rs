@@ -11,7 +11,11 @@ pub fn contiguous(start: u32, len: u32) -> u64 {
     if len == 0 {
         return 0;
     }
-    let ones = if len >= 64 { u64::MAX } else { (1u64 << len) - 1 };
+    let ones = if len >= 64 {
+        u64::MAX
+    } else {
+        (1u64 << len) - 1
+    };
     ones << start
 }
 
@@ -52,7 +56,10 @@ pub fn largest_run(mask: u64) -> u64 {
 /// Keep the first run of `mask` (from the lowest set bit up to the first gap),
 /// as the kernel's `cbm_ensure_valid()` does for a new group's default mask.
 pub fn first_run(mask: u64) -> u64 {
-    runs(mask).first().map(|&(s, l)| contiguous(s, l)).unwrap_or(0)
+    runs(mask)
+        .first()
+        .map(|&(s, l)| contiguous(s, l))
+        .unwrap_or(0)
 }
 
 /// Length in bits of a `cbm_mask` such as `0x7ff` (position of its highest bit + 1).
@@ -85,7 +92,7 @@ mod tests {
         assert!(is_contiguous(0x7ff));
         assert!(is_contiguous(0x0f0));
         assert!(!is_contiguous(0x101));
-        assert!(!is_contiguous(0x7fe_f));
+        assert!(!is_contiguous(0x7fef));
         assert!(is_contiguous(u64::MAX));
     }
 

@@ -120,7 +120,10 @@ mod tests {
     #[test]
     fn golden_lists() {
         let s = parse_list("0-3,8,10-11\n").expect("valid");
-        assert_eq!(s.iter().copied().collect::<Vec<_>>(), vec![0, 1, 2, 3, 8, 10, 11]);
+        assert_eq!(
+            s.iter().copied().collect::<Vec<_>>(),
+            vec![0, 1, 2, 3, 8, 10, 11]
+        );
         assert_eq!(format_list(&s), "0-3,8,10-11");
         assert!(parse_list("").expect("empty").is_empty());
         assert!(parse_list("3-1").is_err());

@@ -183,13 +183,19 @@ fn parse_hex_file(path: &Path, text: &str) -> Result<u64, InfoError> {
 
 /// Build a [`CacheInfo`] from the files of one `info/<cache>` directory
 /// (`name → content`); `dir` is used in error messages only.
-pub fn cache_from_files(dir: &Path, files: &BTreeMap<String, String>) -> Result<CacheInfo, InfoError> {
+pub fn cache_from_files(
+    dir: &Path,
+    files: &BTreeMap<String, String>,
+) -> Result<CacheInfo, InfoError> {
     let get = |name: &str| -> Result<(&String, PathBuf), InfoError> {
         let p = dir.join(name);
-        files.get(name).map(|v| (v, p.clone())).ok_or(InfoError::Read {
-            path: p,
-            source: std::io::Error::from(std::io::ErrorKind::NotFound),
-        })
+        files
+            .get(name)
+            .map(|v| (v, p.clone()))
+            .ok_or(InfoError::Read {
+                path: p,
+                source: std::io::Error::from(std::io::ErrorKind::NotFound),
+            })
     };
     let (v, p) = get("num_closids")?;
     let num_closids = parse_num(&p, v)?;
@@ -219,10 +225,14 @@ pub fn cache_from_files(dir: &Path, files: &BTreeMap<String, String>) -> Result<
 pub fn mb_from_files(dir: &Path, files: &BTreeMap<String, String>) -> Result<MbInfo, InfoError> {
     let need = |name: &str| -> Result<(String, PathBuf), InfoError> {
         let p = dir.join(name);
-        files.get(name).cloned().map(|v| (v, p.clone())).ok_or(InfoError::Read {
-            path: p,
-            source: std::io::Error::from(std::io::ErrorKind::NotFound),
-        })
+        files
+            .get(name)
+            .cloned()
+            .map(|v| (v, p.clone()))
+            .ok_or(InfoError::Read {
+                path: p,
+                source: std::io::Error::from(std::io::ErrorKind::NotFound),
+            })
     };
     let (v, p) = need("num_closids")?;
     let num_closids = parse_num(&p, &v)?;
@@ -239,7 +249,9 @@ pub fn mb_from_files(dir: &Path, files: &BTreeMap<String, String>) -> Result<MbI
         min_bandwidth,
         bandwidth_gran,
         delay_linear,
-        thread_throttle_mode: files.get("thread_throttle_mode").map(|s| s.trim().to_string()),
+        thread_throttle_mode: files
+            .get("thread_throttle_mode")
+            .map(|s| s.trim().to_string()),
     })
 }
 
@@ -254,7 +266,12 @@ pub fn mon_from_files(dir: &Path, files: &BTreeMap<String, String>) -> Result<Mo
         num_rmids: parse_num(&p, v)?,
         mon_features: files
             .get("mon_features")
-            .map(|s| s.lines().map(|l| l.trim().to_string()).filter(|l| !l.is_empty()).collect())
+            .map(|s| {
+                s.lines()
+                    .map(|l| l.trim().to_string())
+                    .filter(|l| !l.is_empty())
+                    .collect()
+            })
             .unwrap_or_default(),
     })
 }
@@ -288,7 +305,10 @@ fn read_dir_files(dir: &Path) -> Result<BTreeMap<String, String>, InfoError> {
         })?;
         let p = ent.path();
         if p.is_file() {
-            let v = std::fs::read_to_string(&p).map_err(|e| InfoError::Read { path: p.clone(), source: e })?;
+            let v = std::fs::read_to_string(&p).map_err(|e| InfoError::Read {
+                path: p.clone(),
+                source: e,
+            })?;
             out.insert(ent.file_name().to_string_lossy().into_owned(), v);
         }
     }
@@ -323,12 +343,23 @@ pub fn read_layout(root: &Path, mbps_option: Option<bool>) -> Result<Layout, Inf
         None
     };
     let sp = root.join("schemata");
-    let text = std::fs::read_to_string(&sp).map_err(|e| InfoError::Read { path: sp.clone(), source: e })?;
-    let schemata = Schemata::parse(&text).map_err(|e| InfoError::Schemata { path: sp, source: e })?;
+    let text = std::fs::read_to_string(&sp).map_err(|e| InfoError::Read {
+        path: sp.clone(),
+        source: e,
+    })?;
+    let schemata = Schemata::parse(&text).map_err(|e| InfoError::Schemata {
+        path: sp,
+        source: e,
+    })?;
     let domains = schemata
         .lines
         .iter()
-        .map(|l| (l.resource.clone(), l.domains.iter().map(|(d, _)| *d).collect()))
+        .map(|l| {
+            (
+                l.resource.clone(),
+                l.domains.iter().map(|(d, _)| *d).collect(),
+            )
+        })
         .collect();
     let mb_scale = mb.as_ref().map(|m| {
         let vals: Vec<u64> = schemata
@@ -337,7 +368,13 @@ pub fn read_layout(root: &Path, mbps_option: Option<bool>) -> Result<Layout, Inf
             .unwrap_or_default();
         mb_scale(m, &vals, mbps_option)
     });
-    Ok(Layout { caches, mb, mb_scale, mon, domains })
+    Ok(Layout {
+        caches,
+        mb,
+        mb_scale,
+        mon,
+        domains,
+    })
 }
 
 #[cfg(test)]
@@ -345,7 +382,10 @@ mod tests {
     use super::*;
 
     fn files(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
@@ -366,9 +406,16 @@ mod tests {
 
     #[test]
     fn bad_file_names_path_and_value() {
-        let f = files(&[("num_closids", "x\n"), ("cbm_mask", "7ff"), ("min_cbm_bits", "1")]);
+        let f = files(&[
+            ("num_closids", "x\n"),
+            ("cbm_mask", "7ff"),
+            ("min_cbm_bits", "1"),
+        ]);
         let e = cache_from_files(Path::new("/r/info/L3"), &f).expect_err("bad");
-        assert_eq!(e.to_string(), "unexpected content \"x\" in /r/info/L3/num_closids");
+        assert_eq!(
+            e.to_string(),
+            "unexpected content \"x\" in /r/info/L3/num_closids"
+        );
     }
 
     #[test]
@@ -383,7 +430,11 @@ mod tests {
         assert_eq!(mb_scale(&intel, &[100, 50], None), MbScale::Percent);
         assert_eq!(mb_scale(&intel, &[4294967295], None), MbScale::Mbps);
         assert_eq!(mb_scale(&intel, &[100], Some(true)), MbScale::Mbps);
-        let amd = MbInfo { min_bandwidth: 0, bandwidth_gran: 1, ..intel };
+        let amd = MbInfo {
+            min_bandwidth: 0,
+            bandwidth_gran: 1,
+            ..intel
+        };
         assert_eq!(mb_scale(&amd, &[2048], None), MbScale::AmdUnits);
     }
 }

@@ -39,11 +39,20 @@ pub struct RootLock {
 
 impl RootLock {
     fn take(root: &Path, arg: FlockArg) -> Result<RootLock, LockError> {
-        let f = File::open(root).map_err(|e| LockError::Open { path: root.to_path_buf(), source: e })?;
+        let f = File::open(root).map_err(|e| LockError::Open {
+            path: root.to_path_buf(),
+            source: e,
+        })?;
         match Flock::lock(f, arg) {
-            Ok(l) => Ok(RootLock { _lock: l, path: root.to_path_buf() }),
+            Ok(l) => Ok(RootLock {
+                _lock: l,
+                path: root.to_path_buf(),
+            }),
             Err((_, nix::errno::Errno::EWOULDBLOCK)) => Err(LockError::Busy(root.to_path_buf())),
-            Err((_, e)) => Err(LockError::Flock { path: root.to_path_buf(), source: e }),
+            Err((_, e)) => Err(LockError::Flock {
+                path: root.to_path_buf(),
+                source: e,
+            }),
         }
     }
 

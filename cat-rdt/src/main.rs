@@ -14,7 +14,12 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 /// Look at and change the Linux resctrl filesystem (Intel CAT/MBA, AMD QoS).
 #[derive(Debug, Parser)]
-#[command(name = "seer-rdt", version, about, after_help = "Example:\n  seer-rdt info\n  seer-rdt create web && seer-rdt set web --l3 '0=0x0f0;1=0x0f0' --mb '0=50'\n  seer-rdt emulate --profile skylake-sp /tmp/resctrl   # no RDT hardware needed")]
+#[command(
+    name = "seer-rdt",
+    version,
+    about,
+    after_help = "Example:\n  seer-rdt info\n  seer-rdt create web && seer-rdt set web --l3 '0=0x0f0;1=0x0f0' --mb '0=50'\n  seer-rdt emulate --profile skylake-sp /tmp/resctrl   # no RDT hardware needed"
+)]
 struct Cli {
     /// resctrl root to use instead of the one in /proc/self/mountinfo.
     #[arg(long, global = true, value_name = "DIR")]
@@ -34,14 +39,18 @@ enum Format {
 #[derive(Debug, Subcommand)]
 enum Cmd {
     /// Show what this machine offers (like `pqos -D`).
-    #[command(after_help = "pqos equivalent: pqos -D (detailed capabilities)\nExample: seer-rdt info --json")]
+    #[command(
+        after_help = "pqos equivalent: pqos -D (detailed capabilities)\nExample: seer-rdt info --json"
+    )]
     Info {
         /// JSON instead of a table.
         #[arg(long)]
         json: bool,
     },
     /// Show groups, their masks as way bars, tasks and CPUs (like `pqos -s`).
-    #[command(after_help = "pqos equivalent: pqos -s (show allocation configuration)\nExample: seer-rdt show web")]
+    #[command(
+        after_help = "pqos equivalent: pqos -s (show allocation configuration)\nExample: seer-rdt show web"
+    )]
     Show {
         /// Groups to show (default: all, the default group `/` first).
         groups: Vec<String>,
@@ -50,13 +59,17 @@ enum Cmd {
         json: bool,
     },
     /// Create a control group (a class of service).
-    #[command(after_help = "pqos equivalent: none (pqos uses fixed COS numbers); the group is a COS\nExample: seer-rdt create web")]
+    #[command(
+        after_help = "pqos equivalent: none (pqos uses fixed COS numbers); the group is a COS\nExample: seer-rdt create web"
+    )]
     Create {
         /// Group name.
         name: String,
     },
     /// Change a group's schemata (only the domains listed) or mode (like `pqos -e`).
-    #[command(after_help = "pqos equivalent: pqos -e \"llc:1=0x0f0;mba:1=50\"\nExample: seer-rdt set web --l3 '0=0xff0;1=0xff0' --mb '0=50' --mode exclusive")]
+    #[command(
+        after_help = "pqos equivalent: pqos -e \"llc:1=0x0f0;mba:1=50\"\nExample: seer-rdt set web --l3 '0=0xff0;1=0xff0' --mb '0=50' --mode exclusive"
+    )]
     Set {
         /// Group (`/` is the default group).
         group: String,
@@ -80,7 +93,9 @@ enum Cmd {
         mode: Option<ModeArg>,
     },
     /// Give a group N L3 ways exclusively, shrinking the default group.
-    #[command(after_help = "pqos equivalent: none; like pqos -e \"llc:1=<mask>\" with a mask chosen for you, plus exclusive mode\nExample: seer-rdt ways web 4")]
+    #[command(
+        after_help = "pqos equivalent: none; like pqos -e \"llc:1=<mask>\" with a mask chosen for you, plus exclusive mode\nExample: seer-rdt ways web 4"
+    )]
     Ways {
         /// Group.
         group: String,
@@ -91,7 +106,9 @@ enum Cmd {
         shrink_prefix: Option<String>,
     },
     /// Move processes (all their threads) or CPUs into a group (like `pqos -a`).
-    #[command(after_help = "pqos equivalent: pqos -I -a \"pid:1=4242\" / pqos -a \"llc:1=0-3\"\nExample: seer-rdt assign web --pid 4242 --cpus 2-3")]
+    #[command(
+        after_help = "pqos equivalent: pqos -I -a \"pid:1=4242\" / pqos -a \"llc:1=0-3\"\nExample: seer-rdt assign web --pid 4242 --cpus 2-3"
+    )]
     Assign {
         /// Group.
         group: String,
@@ -103,7 +120,9 @@ enum Cmd {
         cpus: Option<String>,
     },
     /// Print L3 occupancy and memory bandwidth per group and domain (like `pqos -m`).
-    #[command(after_help = "pqos equivalent: pqos -m \"all:0-3\" (pqos -I -p for pids)\nExample: seer-rdt monitor --interval 1s --count 5 --csv")]
+    #[command(
+        after_help = "pqos equivalent: pqos -m \"all:0-3\" (pqos -I -p for pids)\nExample: seer-rdt monitor --interval 1s --count 5 --csv"
+    )]
     Monitor {
         /// Groups (default: all).
         groups: Vec<String>,
@@ -121,7 +140,9 @@ enum Cmd {
         csv: bool,
     },
     /// Delete a group; its tasks and CPUs return to the default group.
-    #[command(after_help = "pqos equivalent: none (pqos -R resets everything)\nExample: seer-rdt delete web --force")]
+    #[command(
+        after_help = "pqos equivalent: none (pqos -R resets everything)\nExample: seer-rdt delete web --force"
+    )]
     Delete {
         /// Group.
         group: String,
@@ -137,7 +158,9 @@ enum Cmd {
         force: bool,
     },
     /// Mount a resctrl emulator (FUSE) for a CPU profile, until interrupted.
-    #[command(after_help = "pqos equivalent: none\nProfiles: skylake-sp, icelake-sp, sapphire-rapids, epyc-milan, or a TOML file\nExample: seer-rdt emulate --profile icelake-sp --options cdp /tmp/resctrl &\n         seer-rdt --root /tmp/resctrl info")]
+    #[command(
+        after_help = "pqos equivalent: none\nProfiles: skylake-sp, icelake-sp, sapphire-rapids, epyc-milan, or a TOML file\nExample: seer-rdt emulate --profile icelake-sp --options cdp /tmp/resctrl &\n         seer-rdt --root /tmp/resctrl info"
+    )]
     Emulate {
         /// Built-in profile name or TOML file.
         #[arg(long)]
@@ -164,15 +187,31 @@ fn open(root: &Option<PathBuf>) -> Result<Resctrl> {
 }
 
 /// Build the schemata update from the `set` flags.
-fn set_update(l3: &Option<String>, l3data: &Option<String>, l3code: &Option<String>, l2: &Option<String>, mb: &Option<String>) -> Result<Schemata> {
+fn set_update(
+    l3: &Option<String>,
+    l3data: &Option<String>,
+    l3code: &Option<String>,
+    l2: &Option<String>,
+    mb: &Option<String>,
+) -> Result<Schemata> {
     let mut s = Schemata::default();
-    for (r, v) in [(Resource::L3, l3), (Resource::L3Data, l3data), (Resource::L3Code, l3code), (Resource::L2, l2), (Resource::Mb, mb)] {
+    for (r, v) in [
+        (Resource::L3, l3),
+        (Resource::L3Data, l3data),
+        (Resource::L3Code, l3code),
+        (Resource::L2, l2),
+        (Resource::Mb, mb),
+    ] {
         if let Some(text) = v {
-            let domains = schemata::parse_domains(&r, text).with_context(|| format!("bad --{} value {text:?}", r.name().to_lowercase()))?;
+            let domains = schemata::parse_domains(&r, text)
+                .with_context(|| format!("bad --{} value {text:?}", r.name().to_lowercase()))?;
             if domains.is_empty() {
                 bail!("--{} {text:?} lists no domain", r.name().to_lowercase());
             }
-            s.lines.push(SchemaLine { resource: r, domains });
+            s.lines.push(SchemaLine {
+                resource: r,
+                domains,
+            });
         }
     }
     Ok(s)
@@ -190,7 +229,11 @@ fn all_groups(rc: &Resctrl, asked: &[String]) -> Result<Vec<String>> {
 fn run(cli: Cli) -> Result<()> {
     let mut out = std::io::stdout().lock();
     match cli.cmd {
-        Cmd::Emulate { profile, options, mountpoint } => {
+        Cmd::Emulate {
+            profile,
+            options,
+            mountpoint,
+        } => {
             let p = Profile::load(&profile)?;
             let opts = MountOpts::parse(&options).map_err(anyhow::Error::msg)?;
             // Block SIGINT/SIGTERM here (threads inherit the mask) and wait for them.
@@ -200,7 +243,11 @@ fn run(cli: Cli) -> Result<()> {
             set.thread_block().context("failed to block signals")?;
             let desc = p.description.clone();
             let m = EmulatorMount::mount(p, opts, &mountpoint, Some(PathBuf::from("/proc")))?;
-            writeln!(out, "resctrl emulator ({desc}) mounted on {}; Ctrl-C or umount to stop", m.path().display())?;
+            writeln!(
+                out,
+                "resctrl emulator ({desc}) mounted on {}; Ctrl-C or umount to stop",
+                m.path().display()
+            )?;
             out.flush()?;
             drop(out);
             let waiter = std::thread::spawn(move || m.wait());
@@ -215,7 +262,11 @@ fn run(cli: Cli) -> Result<()> {
                     if nix::mount::umount2(&mp, nix::mount::MntFlags::empty()).is_err() {
                         let _ = nix::mount::umount2(&mp, nix::mount::MntFlags::MNT_DETACH);
                     }
-                    let _ = std::process::Command::new("fusermount3").arg("-u").arg(&mp).stderr(std::process::Stdio::null()).status();
+                    let _ = std::process::Command::new("fusermount3")
+                        .arg("-u")
+                        .arg(&mp)
+                        .stderr(std::process::Stdio::null())
+                        .status();
                     break;
                 }
                 std::thread::sleep(Duration::from_millis(50));
@@ -228,12 +279,19 @@ fn run(cli: Cli) -> Result<()> {
                 serde_json::to_writer_pretty(&mut out, rc.layout())?;
                 writeln!(out)?;
             } else {
-                write!(out, "{}", report::info(rc.layout(), &rc.root().display().to_string()))?;
+                write!(
+                    out,
+                    "{}",
+                    report::info(rc.layout(), &rc.root().display().to_string())
+                )?;
             }
         }
         Cmd::Show { groups, json } => {
             let rc = open(&cli.root)?;
-            let states = all_groups(&rc, &groups)?.iter().map(|g| rc.state(g)).collect::<Result<Vec<_>, _>>()?;
+            let states = all_groups(&rc, &groups)?
+                .iter()
+                .map(|g| rc.state(g))
+                .collect::<Result<Vec<_>, _>>()?;
             if json {
                 serde_json::to_writer_pretty(&mut out, &states)?;
                 writeln!(out)?;
@@ -244,9 +302,24 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Create { name } => {
             let rc = open(&cli.root)?;
             rc.create_group(&name)?;
-            writeln!(out, "created group {name}: {}", rc.schemata(&name)?.to_write_string().trim_end().replace('\n', "  "))?;
+            writeln!(
+                out,
+                "created group {name}: {}",
+                rc.schemata(&name)?
+                    .to_write_string()
+                    .trim_end()
+                    .replace('\n', "  ")
+            )?;
         }
-        Cmd::Set { group, l3, l3data, l3code, l2, mb, mode } => {
+        Cmd::Set {
+            group,
+            l3,
+            l3data,
+            l3code,
+            l2,
+            mb,
+            mode,
+        } => {
             let rc = open(&cli.root)?;
             let upd = set_update(&l3, &l3data, &l3code, &l2, &mb)?;
             if upd.lines.is_empty() && mode.is_none() {
@@ -254,11 +327,22 @@ fn run(cli: Cli) -> Result<()> {
             }
             rc.update_schemata(&group, &upd)?;
             if let Some(m) = mode {
-                rc.set_mode(&group, if m == ModeArg::Exclusive { Mode::Exclusive } else { Mode::Shareable })?;
+                rc.set_mode(
+                    &group,
+                    if m == ModeArg::Exclusive {
+                        Mode::Exclusive
+                    } else {
+                        Mode::Shareable
+                    },
+                )?;
             }
             write!(out, "{}", report::show(rc.layout(), &[rc.state(&group)?]))?;
         }
-        Cmd::Ways { group, ways, shrink_prefix } => {
+        Cmd::Ways {
+            group,
+            ways,
+            shrink_prefix,
+        } => {
             let rc = open(&cli.root)?;
             let owned = shrink_prefix.map_or(Owned::None, Owned::Prefix);
             let ch = rc.give_ways(&group, ways, &owned)?;
@@ -275,25 +359,51 @@ fn run(cli: Cli) -> Result<()> {
             if let Some(c) = cpus {
                 let set = cpulist::parse_list(&c)?;
                 rc.assign_cpus(&group, &set)?;
-                writeln!(out, "group {group} now runs CPUs {}", cpulist::format_list(&rc.cpus(&group)?))?;
+                writeln!(
+                    out,
+                    "group {group} now runs CPUs {}",
+                    cpulist::format_list(&rc.cpus(&group)?)
+                )?;
             }
             for p in pid {
                 let tids = rc.assign_pid(&group, p)?;
-                writeln!(out, "moved process {p} ({} thread(s)) to group {group}", tids.len())?;
+                writeln!(
+                    out,
+                    "moved process {p} ({} thread(s)) to group {group}",
+                    tids.len()
+                )?;
             }
         }
-        Cmd::Monitor { groups, interval, count, json, csv } => {
+        Cmd::Monitor {
+            groups,
+            interval,
+            count,
+            json,
+            csv,
+        } => {
             let rc = open(&cli.root)?;
             if rc.layout().mon.is_none() {
                 bail!("this machine has no resctrl monitoring (no info/L3_MON)");
             }
             let groups = all_groups(&rc, &groups)?;
-            let fmt = if json { Format::Json } else if csv { Format::Csv } else { Format::Text };
+            let fmt = if json {
+                Format::Json
+            } else if csv {
+                Format::Csv
+            } else {
+                Format::Text
+            };
             let start = Instant::now();
-            let mut prev: Vec<_> = groups.iter().map(|g| rc.sample(g, None)).collect::<Result<_, _>>()?;
+            let mut prev: Vec<_> = groups
+                .iter()
+                .map(|g| rc.sample(g, None))
+                .collect::<Result<_, _>>()?;
             let mut t_prev = Instant::now();
             if fmt == Format::Csv {
-                writeln!(out, "time_s,group,domain,llc_occupancy_bytes,mbm_total_bytes_per_s,mbm_local_bytes_per_s")?;
+                writeln!(
+                    out,
+                    "time_s,group,domain,llc_occupancy_bytes,mbm_total_bytes_per_s,mbm_local_bytes_per_s"
+                )?;
             }
             let mut n = 0u64;
             while count.is_none_or(|c| n < c) {
@@ -305,10 +415,21 @@ fn run(cli: Cli) -> Result<()> {
                     let s = rc.sample(g, None)?;
                     for (d, r) in monitor::rates(&prev[i], &s, now.duration_since(t_prev)) {
                         match fmt {
-                            Format::Json => writeln!(out, "{}", serde_json::json!({"time_s": t, "group": g, "domain": d, "llc_occupancy_bytes": r.llc_occupancy, "mbm_total_bytes_per_s": r.mbm_total_bps, "mbm_local_bytes_per_s": r.mbm_local_bps}))?,
+                            Format::Json => writeln!(
+                                out,
+                                "{}",
+                                serde_json::json!({"time_s": t, "group": g, "domain": d, "llc_occupancy_bytes": r.llc_occupancy, "mbm_total_bytes_per_s": r.mbm_total_bps, "mbm_local_bytes_per_s": r.mbm_local_bps})
+                            )?,
                             Format::Csv => {
-                                let o = |v: Option<f64>| v.map_or(String::new(), |x| format!("{x:.0}"));
-                                writeln!(out, "{t:.3},{g},{d},{},{},{}", r.llc_occupancy.map_or(String::new(), |x| x.to_string()), o(r.mbm_total_bps), o(r.mbm_local_bps))?
+                                let o =
+                                    |v: Option<f64>| v.map_or(String::new(), |x| format!("{x:.0}"));
+                                writeln!(
+                                    out,
+                                    "{t:.3},{g},{d},{},{},{}",
+                                    r.llc_occupancy.map_or(String::new(), |x| x.to_string()),
+                                    o(r.mbm_total_bps),
+                                    o(r.mbm_local_bps)
+                                )?
                             }
                             Format::Text => rows.push(report::monitor_row(t, g, d, &r)),
                         }
@@ -337,7 +458,11 @@ fn run(cli: Cli) -> Result<()> {
             let rc = open(&cli.root)?;
             let gone = rc.reset(force)?;
             let moved: usize = gone.iter().map(|(_, d)| d.tasks.len()).sum();
-            writeln!(out, "deleted {} group(s); {moved} task(s) returned to the default group, which now has every way and full bandwidth", gone.len())?;
+            writeln!(
+                out,
+                "deleted {} group(s); {moved} task(s) returned to the default group, which now has every way and full bandwidth",
+                gone.len()
+            )?;
         }
     }
     Ok(())
@@ -356,14 +481,37 @@ mod tests {
     use super::*;
 
     fn parse(args: &[&str]) -> Cli {
-        Cli::try_parse_from(std::iter::once("seer-rdt").chain(args.iter().copied())).expect("valid arguments")
+        Cli::try_parse_from(std::iter::once("seer-rdt").chain(args.iter().copied()))
+            .expect("valid arguments")
     }
 
     #[test]
     fn flags_parse() {
-        let c = parse(&["--root", "/x", "set", "web", "--l3", "0=0xff0;1=0xff0", "--mb", "0=50", "--mode", "exclusive"]);
+        let c = parse(&[
+            "--root",
+            "/x",
+            "set",
+            "web",
+            "--l3",
+            "0=0xff0;1=0xff0",
+            "--mb",
+            "0=50",
+            "--mode",
+            "exclusive",
+        ]);
         assert_eq!(c.root, Some(PathBuf::from("/x")));
-        let Cmd::Set { group, l3, l3data, l3code, l2, mb, mode } = c.cmd else { panic!("set") };
+        let Cmd::Set {
+            group,
+            l3,
+            l3data,
+            l3code,
+            l2,
+            mb,
+            mode,
+        } = c.cmd
+        else {
+            panic!("set")
+        };
         assert_eq!(group, "web");
         assert_eq!(mode, Some(ModeArg::Exclusive));
         let u = set_update(&l3, &l3data, &l3code, &l2, &mb).expect("valid");
@@ -371,27 +519,86 @@ mod tests {
         assert!(set_update(&Some("0=zz".into()), &None, &None, &None, &None).is_err());
         assert!(set_update(&Some("".into()), &None, &None, &None, &None).is_err());
 
-        let Cmd::Set { l3data, l3code, .. } = parse(&["set", "g", "--l3data", "0=f", "--l3code", "0=f0"]).cmd else { panic!("set") };
-        assert_eq!(set_update(&None, &l3data, &l3code, &None, &None).expect("valid").to_write_string(), "L3DATA:0=f\nL3CODE:0=f0\n");
+        let Cmd::Set { l3data, l3code, .. } =
+            parse(&["set", "g", "--l3data", "0=f", "--l3code", "0=f0"]).cmd
+        else {
+            panic!("set")
+        };
+        assert_eq!(
+            set_update(&None, &l3data, &l3code, &None, &None)
+                .expect("valid")
+                .to_write_string(),
+            "L3DATA:0=f\nL3CODE:0=f0\n"
+        );
 
-        let Cmd::Assign { pid, cpus, .. } = parse(&["assign", "g", "--pid", "1,2", "--pid", "3", "--cpus", "0-3"]).cmd else { panic!("assign") };
+        let Cmd::Assign { pid, cpus, .. } =
+            parse(&["assign", "g", "--pid", "1,2", "--pid", "3", "--cpus", "0-3"]).cmd
+        else {
+            panic!("assign")
+        };
         assert_eq!(pid, vec![1, 2, 3]);
         assert_eq!(cpus.as_deref(), Some("0-3"));
 
-        let Cmd::Monitor { interval, count, csv, json, .. } = parse(&["monitor", "--interval", "250ms", "--count", "2", "--csv"]).cmd else { panic!("monitor") };
-        assert_eq!((interval, count, csv, json), (Duration::from_millis(250), Some(2), true, false));
+        let Cmd::Monitor {
+            interval,
+            count,
+            csv,
+            json,
+            ..
+        } = parse(&["monitor", "--interval", "250ms", "--count", "2", "--csv"]).cmd
+        else {
+            panic!("monitor")
+        };
+        assert_eq!(
+            (interval, count, csv, json),
+            (Duration::from_millis(250), Some(2), true, false)
+        );
         assert!(Cli::try_parse_from(["seer-rdt", "monitor", "--csv", "--json"]).is_err());
 
-        let Cmd::Delete { force, .. } = parse(&["delete", "g", "--force"]).cmd else { panic!("delete") };
+        let Cmd::Delete { force, .. } = parse(&["delete", "g", "--force"]).cmd else {
+            panic!("delete")
+        };
         assert!(force);
-        let Cmd::Reset { force } = parse(&["reset"]).cmd else { panic!("reset") };
+        let Cmd::Reset { force } = parse(&["reset"]).cmd else {
+            panic!("reset")
+        };
         assert!(!force);
-        let Cmd::Emulate { profile, options, mountpoint } = parse(&["emulate", "--profile", "icelake-sp", "--options", "cdp", "/m"]).cmd else { panic!("emulate") };
-        assert_eq!((profile.as_str(), options.as_str(), mountpoint), ("icelake-sp", "cdp", PathBuf::from("/m")));
-        let Cmd::Ways { ways, shrink_prefix, .. } = parse(&["ways", "g", "4", "--shrink-prefix", "seer-"]).cmd else { panic!("ways") };
+        let Cmd::Emulate {
+            profile,
+            options,
+            mountpoint,
+        } = parse(&[
+            "emulate",
+            "--profile",
+            "icelake-sp",
+            "--options",
+            "cdp",
+            "/m",
+        ])
+        .cmd
+        else {
+            panic!("emulate")
+        };
+        assert_eq!(
+            (profile.as_str(), options.as_str(), mountpoint),
+            ("icelake-sp", "cdp", PathBuf::from("/m"))
+        );
+        let Cmd::Ways {
+            ways,
+            shrink_prefix,
+            ..
+        } = parse(&["ways", "g", "4", "--shrink-prefix", "seer-"]).cmd
+        else {
+            panic!("ways")
+        };
         assert_eq!((ways, shrink_prefix.as_deref()), (4, Some("seer-")));
-        assert!(matches!(parse(&["info", "--json"]).cmd, Cmd::Info { json: true }));
-        assert!(matches!(parse(&["show", "a", "b"]).cmd, Cmd::Show { ref groups, json: false } if groups.len() == 2));
+        assert!(matches!(
+            parse(&["info", "--json"]).cmd,
+            Cmd::Info { json: true }
+        ));
+        assert!(
+            matches!(parse(&["show", "a", "b"]).cmd, Cmd::Show { ref groups, json: false } if groups.len() == 2)
+        );
         assert!(matches!(parse(&["create", "x"]).cmd, Cmd::Create { .. }));
     }
 }

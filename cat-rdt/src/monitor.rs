@@ -73,7 +73,11 @@ mod tests {
 
     #[test]
     fn rates_over_interval() {
-        let c = |t, l| Counters { llc_occupancy: Some(1 << 20), mbm_total_bytes: Some(t), mbm_local_bytes: Some(l) };
+        let c = |t, l| Counters {
+            llc_occupancy: Some(1 << 20),
+            mbm_total_bytes: Some(t),
+            mbm_local_bytes: Some(l),
+        };
         let before: Sample = [(0, c(1_000, 500)), (1, c(5_000, 0))].into();
         let after: Sample = [(0, c(201_000, 100_500)), (1, c(4_000, 0))].into();
         let r = rates(&before, &after, Duration::from_millis(500));

@@ -59,7 +59,11 @@ impl MountOpts {
                 "cdp" => o.cdp = true,
                 "cdpl2" => o.cdpl2 = true,
                 "mba_MBps" => o.mba_mbps = true,
-                other => return Err(format!("unknown resctrl mount option {other:?} (cdp, cdpl2, mba_MBps)")),
+                other => {
+                    return Err(format!(
+                        "unknown resctrl mount option {other:?} (cdp, cdpl2, mba_MBps)"
+                    ));
+                }
             }
         }
         Ok(o)
@@ -123,7 +127,10 @@ fn unescape(s: &str) -> String {
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
-        if b[i] == b'\\' && i + 3 < b.len() && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c)) {
+        if b[i] == b'\\'
+            && i + 3 < b.len()
+            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
+        {
             let v = (b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0');
             out.push(v);
             i += 4;
@@ -143,7 +150,11 @@ impl MountTable {
             if line.trim().is_empty() {
                 continue;
             }
-            let bad = || MountError::Malformed { path: path.to_path_buf(), line: i + 1, text: line.to_string() };
+            let bad = || MountError::Malformed {
+                path: path.to_path_buf(),
+                line: i + 1,
+                text: line.to_string(),
+            };
             let fields: Vec<&str> = line.split(' ').collect();
             let sep = fields.iter().position(|f| *f == "-").ok_or_else(bad)?;
             if sep < 6 || fields.len() < sep + 3 {
@@ -153,7 +164,10 @@ impl MountTable {
                 mount_point: PathBuf::from(unescape(fields[4])),
                 fstype: fields[sep + 1].to_string(),
                 source: unescape(fields[sep + 2]),
-                super_options: fields.get(sep + 3).map(|o| o.split(',').map(str::to_string).collect()).unwrap_or_default(),
+                super_options: fields
+                    .get(sep + 3)
+                    .map(|o| o.split(',').map(str::to_string).collect())
+                    .unwrap_or_default(),
             });
         }
         Ok(MountTable { entries })
@@ -161,7 +175,10 @@ impl MountTable {
 
     /// Read and parse a mountinfo file.
     pub fn from_path(path: &Path) -> Result<MountTable, MountError> {
-        let text = std::fs::read_to_string(path).map_err(|e| MountError::Read { path: path.to_path_buf(), source: e })?;
+        let text = std::fs::read_to_string(path).map_err(|e| MountError::Read {
+            path: path.to_path_buf(),
+            source: e,
+        })?;
         MountTable::parse(path, &text)
     }
 
@@ -174,14 +191,26 @@ impl MountTable {
 /// The one place that reads the real mount table: the resctrl mount of
 /// this process, if any.
 pub fn discover() -> Result<Option<MountEntry>, MountError> {
-    Ok(MountTable::from_path(Path::new("/proc/self/mountinfo"))?.resctrl().cloned())
+    Ok(MountTable::from_path(Path::new("/proc/self/mountinfo"))?
+        .resctrl()
+        .cloned())
 }
 
 /// `mount -t resctrl resctrl -o OPTS TARGET`.
 pub fn mount_resctrl(target: &Path, opts: MountOpts) -> Result<(), MountError> {
     let o = opts.to_option_string();
-    nix::mount::mount(Some("resctrl"), target, Some("resctrl"), nix::mount::MsFlags::empty(), (!o.is_empty()).then_some(o.as_str()))
-        .map_err(|e| MountError::Mount { path: target.to_path_buf(), options: o, source: e })
+    nix::mount::mount(
+        Some("resctrl"),
+        target,
+        Some("resctrl"),
+        nix::mount::MsFlags::empty(),
+        (!o.is_empty()).then_some(o.as_str()),
+    )
+    .map_err(|e| MountError::Mount {
+        path: target.to_path_buf(),
+        options: o,
+        source: e,
+    })
 }
 
 #[cfg(test)]

@@ -49,7 +49,10 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
 
 /// The `info` report: each resource and its limits.
 pub fn info(layout: &Layout, root: &str) -> String {
-    let mut out = format!("resctrl at {root}: {} CLOSIDs usable\n\n", layout.num_closids());
+    let mut out = format!(
+        "resctrl at {root}: {} CLOSIDs usable\n\n",
+        layout.num_closids()
+    );
     let mut rows = Vec::new();
     for (r, c) in &layout.caches {
         rows.push(vec![
@@ -58,13 +61,29 @@ pub fn info(layout: &Layout, root: &str) -> String {
             format!("{:x}", c.cbm_mask),
             c.min_cbm_bits.to_string(),
             format!("{:x}", c.shareable_bits),
-            if c.sparse_masks { "yes".into() } else { "no".into() },
+            if c.sparse_masks {
+                "yes".into()
+            } else {
+                "no".into()
+            },
             c.num_closids.to_string(),
             format!("{:?}", layout.domain_ids(r)),
         ]);
     }
     if !rows.is_empty() {
-        out.push_str(&table(&["CACHE", "WAYS", "CBM_MASK", "MIN_CBM_BITS", "SHAREABLE_BITS", "SPARSE", "CLOSIDS", "DOMAINS"], &rows));
+        out.push_str(&table(
+            &[
+                "CACHE",
+                "WAYS",
+                "CBM_MASK",
+                "MIN_CBM_BITS",
+                "SHAREABLE_BITS",
+                "SPARSE",
+                "CLOSIDS",
+                "DOMAINS",
+            ],
+            &rows,
+        ));
         out.push('\n');
     }
     if let Some(mb) = &layout.mb {
@@ -74,16 +93,39 @@ pub fn info(layout: &Layout, root: &str) -> String {
             format!("{}{}", mb.min_bandwidth, mb_unit(scale)),
             format!("{}{}", scale.map_or(100, MbScale::max), mb_unit(scale)),
             mb.bandwidth_gran.to_string(),
-            if mb.delay_linear { "yes".into() } else { "no".into() },
-            mb.thread_throttle_mode.clone().unwrap_or_else(|| "-".into()),
+            if mb.delay_linear {
+                "yes".into()
+            } else {
+                "no".into()
+            },
+            mb.thread_throttle_mode
+                .clone()
+                .unwrap_or_else(|| "-".into()),
             mb.num_closids.to_string(),
             format!("{:?}", layout.domain_ids(&crate::schemata::Resource::Mb)),
         ]];
-        out.push_str(&table(&["BANDWIDTH", "MIN", "MAX", "GRAN", "LINEAR", "THROTTLE", "CLOSIDS", "DOMAINS"], &rows));
+        out.push_str(&table(
+            &[
+                "BANDWIDTH",
+                "MIN",
+                "MAX",
+                "GRAN",
+                "LINEAR",
+                "THROTTLE",
+                "CLOSIDS",
+                "DOMAINS",
+            ],
+            &rows,
+        ));
         out.push('\n');
     }
     if let Some(m) = &layout.mon {
-        let _ = writeln!(out, "monitoring: {} RMIDs; events: {}", m.num_rmids, m.mon_features.join(", "));
+        let _ = writeln!(
+            out,
+            "monitoring: {} RMIDs; events: {}",
+            m.num_rmids,
+            m.mon_features.join(", ")
+        );
     }
     out
 }
@@ -98,15 +140,29 @@ pub fn show(layout: &Layout, groups: &[GroupState]) -> String {
             for (d, v) in &line.domains {
                 let (mask, bar) = match v {
                     Value::Cbm(m) => {
-                        let len = layout.caches.get(&line.resource).map_or(cbm::cbm_len(*m), |c| c.cbm_len());
-                        (format!("{m:0w$x}", w = cbm::hex_width(len)), format!("{} {}", cbm::bar(*m, len), cbm::ways(*m)))
+                        let len = layout
+                            .caches
+                            .get(&line.resource)
+                            .map_or(cbm::cbm_len(*m), |c| c.cbm_len());
+                        (
+                            format!("{m:0w$x}", w = cbm::hex_width(len)),
+                            format!("{} {}", cbm::bar(*m, len), cbm::ways(*m)),
+                        )
                     }
                     Value::Bw(b) => (format!("{b}{}", mb_unit(layout.mb_scale)), String::new()),
                 };
                 rows.push(vec![
                     if first { g.name.clone() } else { String::new() },
-                    if first { g.mode.as_str().to_string() } else { String::new() },
-                    if first { g.tasks.to_string() } else { String::new() },
+                    if first {
+                        g.mode.as_str().to_string()
+                    } else {
+                        String::new()
+                    },
+                    if first {
+                        g.tasks.to_string()
+                    } else {
+                        String::new()
+                    },
                     if first { g.cpus.clone() } else { String::new() },
                     line.resource.to_string(),
                     d.to_string(),
@@ -117,7 +173,12 @@ pub fn show(layout: &Layout, groups: &[GroupState]) -> String {
             }
         }
     }
-    table(&["GROUP", "MODE", "TASKS", "CPUS", "RES", "DOM", "VALUE", "WAYS"], &rows)
+    table(
+        &[
+            "GROUP", "MODE", "TASKS", "CPUS", "RES", "DOM", "VALUE", "WAYS",
+        ],
+        &rows,
+    )
 }
 
 /// One monitoring row: `[t, group, domain, llc KiB, total MB/s, local MB/s]`.
@@ -127,14 +188,22 @@ pub fn monitor_row(t: f64, group: &str, domain: u32, r: &Rates) -> Vec<String> {
         format!("{t:.1}"),
         group.to_string(),
         domain.to_string(),
-        r.llc_occupancy.map_or("-".into(), |x| (x / 1024).to_string()),
+        r.llc_occupancy
+            .map_or("-".into(), |x| (x / 1024).to_string()),
         opt(r.mbm_total_bps),
         opt(r.mbm_local_bps),
     ]
 }
 
 /// Header of [`monitor_row`].
-pub const MONITOR_HEADER: [&str; 6] = ["TIME_S", "GROUP", "DOM", "LLC_KIB", "MBM_TOTAL_MB/S", "MBM_LOCAL_MB/S"];
+pub const MONITOR_HEADER: [&str; 6] = [
+    "TIME_S",
+    "GROUP",
+    "DOM",
+    "LLC_KIB",
+    "MBM_TOTAL_MB/S",
+    "MBM_LOCAL_MB/S",
+];
 
 #[cfg(test)]
 mod tests {

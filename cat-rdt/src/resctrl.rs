@@ -22,7 +22,9 @@ use crate::validate::{self, Mode, Peer, ValidateError};
 #[derive(Debug, thiserror::Error)]
 pub enum ResctrlError {
     /// resctrl is not mounted (or the path is not a resctrl tree).
-    #[error("resctrl is not mounted (no resctrl in /proc/self/mountinfo); mount it with `mount -t resctrl resctrl /sys/fs/resctrl`, or try `seer-rdt emulate`")]
+    #[error(
+        "resctrl is not mounted (no resctrl in /proc/self/mountinfo); mount it with `mount -t resctrl resctrl /sys/fs/resctrl`, or try `seer-rdt emulate`"
+    )]
     NotMounted,
     /// Reading `info/` failed.
     #[error(transparent)]
@@ -88,7 +90,9 @@ pub enum ResctrlError {
         status: Option<String>,
     },
     /// A group name resctrl cannot hold.
-    #[error("invalid group name {0:?}: use letters, digits, '-', '_' and '.', not 'info', 'mon_groups' or 'mon_data'")]
+    #[error(
+        "invalid group name {0:?}: use letters, digits, '-', '_' and '.', not 'info', 'mon_groups' or 'mon_data'"
+    )]
     BadName(String),
     /// No such group.
     #[error("no resctrl group {name:?} under {root}")]
@@ -107,7 +111,9 @@ pub enum ResctrlError {
         root: PathBuf,
     },
     /// All CLOSIDs are taken.
-    #[error("cannot create group {name:?}: all {num_closids} CLOSIDs are in use (the default group and {groups} groups); delete a group first")]
+    #[error(
+        "cannot create group {name:?}: all {num_closids} CLOSIDs are in use (the default group and {groups} groups); delete a group first"
+    )]
     OutOfClosids {
         /// The group.
         name: String,
@@ -117,7 +123,9 @@ pub enum ResctrlError {
         groups: usize,
     },
     /// A destructive change to a group that holds tasks, without force.
-    #[error("group {name:?} holds {tasks} task(s); they would return to the default group: pass force to go on")]
+    #[error(
+        "group {name:?} holds {tasks} task(s); they would return to the default group: pass force to go on"
+    )]
     Busy {
         /// The group.
         name: String,
@@ -231,8 +239,14 @@ pub fn check_name(name: &str) -> Result<(), ResctrlError> {
         && name.len() <= 255
         && !name.starts_with('.')
         && !matches!(name, "info" | "mon_groups" | "mon_data")
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
-    if ok { Ok(()) } else { Err(ResctrlError::BadName(name.to_string())) }
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(ResctrlError::BadName(name.to_string()))
+    }
 }
 
 impl Resctrl {
@@ -244,10 +258,17 @@ impl Resctrl {
     fn at_with(root: &Path, mbps_option: Option<bool>) -> Result<Resctrl, ResctrlError> {
         let layout = match info::read_layout(root, mbps_option) {
             Ok(l) => l,
-            Err(InfoError::NotResctrl(_)) if !root.exists() => return Err(ResctrlError::NotMounted),
+            Err(InfoError::NotResctrl(_)) if !root.exists() => {
+                return Err(ResctrlError::NotMounted);
+            }
             Err(e) => return Err(e.into()),
         };
-        Ok(Resctrl { root: root.to_path_buf(), proc_root: PathBuf::from("/proc"), layout, mbps_option })
+        Ok(Resctrl {
+            root: root.to_path_buf(),
+            proc_root: PathBuf::from("/proc"),
+            layout,
+            mbps_option,
+        })
     }
 
     /// Find the resctrl mount in `/proc/self/mountinfo` and open it.
@@ -285,16 +306,26 @@ impl Resctrl {
 
     /// Directory of a group (`/` or `""` is the root).
     pub fn group_dir(&self, name: &str) -> PathBuf {
-        if is_root(name) { self.root.clone() } else { self.root.join(name) }
+        if is_root(name) {
+            self.root.clone()
+        } else {
+            self.root.join(name)
+        }
     }
 
     fn read(&self, path: &Path) -> Result<String, ResctrlError> {
-        std::fs::read_to_string(path).map_err(|e| ResctrlError::Read { path: path.to_path_buf(), source: e })
+        std::fs::read_to_string(path).map_err(|e| ResctrlError::Read {
+            path: path.to_path_buf(),
+            source: e,
+        })
     }
 
     /// `info/last_cmd_status`, trimmed.
     pub fn last_cmd_status(&self) -> Result<String, ResctrlError> {
-        Ok(self.read(&self.root.join("info/last_cmd_status"))?.trim().to_string())
+        Ok(self
+            .read(&self.root.join("info/last_cmd_status"))?
+            .trim()
+            .to_string())
     }
 
     fn status(&self) -> Option<String> {
@@ -306,13 +337,24 @@ impl Resctrl {
         let werr = |e: std::io::Error, me: &Resctrl| ResctrlError::Write {
             path: path.to_path_buf(),
             value: value.trim_end().to_string(),
-            status: matches!(e.raw_os_error(), Some(libc::EINVAL | libc::ENOSPC | libc::ESRCH | libc::EBUSY)).then(|| me.status()).flatten(),
+            status: matches!(
+                e.raw_os_error(),
+                Some(libc::EINVAL | libc::ENOSPC | libc::ESRCH | libc::EBUSY)
+            )
+            .then(|| me.status())
+            .flatten(),
             source: e,
         };
-        let mut f = std::fs::OpenOptions::new().write(true).open(path).map_err(|e| werr(e, self))?;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(path)
+            .map_err(|e| werr(e, self))?;
         let n = f.write(value.as_bytes()).map_err(|e| werr(e, self))?;
         if n != value.len() {
-            return Err(werr(std::io::Error::new(ErrorKind::WriteZero, format!("short write of {n} bytes")), self));
+            return Err(werr(
+                std::io::Error::new(ErrorKind::WriteZero, format!("short write of {n} bytes")),
+                self,
+            ));
         }
         Ok(())
     }
@@ -322,13 +364,19 @@ impl Resctrl {
         if is_root(name) || d.join("schemata").is_file() {
             Ok(d)
         } else {
-            Err(ResctrlError::NoGroup { name: name.to_string(), root: self.root.clone() })
+            Err(ResctrlError::NoGroup {
+                name: name.to_string(),
+                root: self.root.clone(),
+            })
         }
     }
 
     /// Control groups, the default group excluded, sorted.
     pub fn groups(&self) -> Result<Vec<String>, ResctrlError> {
-        let rd = std::fs::read_dir(&self.root).map_err(|e| ResctrlError::Read { path: self.root.clone(), source: e })?;
+        let rd = std::fs::read_dir(&self.root).map_err(|e| ResctrlError::Read {
+            path: self.root.clone(),
+            source: e,
+        })?;
         let mut v: Vec<String> = rd
             .flatten()
             .filter(|e| e.path().join("schemata").is_file())
@@ -345,14 +393,26 @@ impl Resctrl {
         let _l = self.lock()?;
         let d = self.root.join(name);
         if d.exists() {
-            return Err(ResctrlError::Exists { name: name.into(), root: self.root.clone() });
+            return Err(ResctrlError::Exists {
+                name: name.into(),
+                root: self.root.clone(),
+            });
         }
         let groups = self.groups()?.len();
         let n = self.layout.num_closids();
         if groups as u32 + 1 >= n {
-            return Err(ResctrlError::OutOfClosids { name: name.into(), num_closids: n, groups });
+            return Err(ResctrlError::OutOfClosids {
+                name: name.into(),
+                num_closids: n,
+                groups,
+            });
         }
-        std::fs::create_dir(&d).map_err(|e| ResctrlError::Dir { op: "create", path: d.clone(), status: self.status(), source: e })
+        std::fs::create_dir(&d).map_err(|e| ResctrlError::Dir {
+            op: "create",
+            path: d.clone(),
+            status: self.status(),
+            source: e,
+        })
     }
 
     /// Delete a control group (`rmdir`): its tasks and CPUs return to the
@@ -366,10 +426,18 @@ impl Resctrl {
         let d = self.check_group(name)?;
         let tasks = self.tasks(name)?;
         if !tasks.is_empty() && !force {
-            return Err(ResctrlError::Busy { name: name.into(), tasks: tasks.len() });
+            return Err(ResctrlError::Busy {
+                name: name.into(),
+                tasks: tasks.len(),
+            });
         }
         let cpus = self.cpus(name)?.into_iter().collect();
-        std::fs::remove_dir(&d).map_err(|e| ResctrlError::Dir { op: "remove", path: d.clone(), status: self.status(), source: e })?;
+        std::fs::remove_dir(&d).map_err(|e| ResctrlError::Dir {
+            op: "remove",
+            path: d.clone(),
+            status: self.status(),
+            source: e,
+        })?;
         Ok(Deleted { tasks, cpus })
     }
 
@@ -383,7 +451,10 @@ impl Resctrl {
     pub fn mode(&self, name: &str) -> Result<Mode, ResctrlError> {
         let p = self.check_group(name)?.join("mode");
         let t = self.read(&p)?;
-        Mode::parse(&t).ok_or(ResctrlError::Content { path: p, value: t.trim().to_string() })
+        Mode::parse(&t).ok_or(ResctrlError::Content {
+            path: p,
+            value: t.trim().to_string(),
+        })
     }
 
     fn peers(&self, except: &str) -> Result<Vec<(String, Mode, Schemata)>, ResctrlError> {
@@ -408,7 +479,14 @@ impl Resctrl {
         let d = self.check_group(name)?;
         if mode == Mode::Exclusive {
             let peers = self.peers(name)?;
-            let p: Vec<Peer<'_>> = peers.iter().map(|(n, m, s)| Peer { name: n, mode: *m, schemata: s }).collect();
+            let p: Vec<Peer<'_>> = peers
+                .iter()
+                .map(|(n, m, s)| Peer {
+                    name: n,
+                    mode: *m,
+                    schemata: s,
+                })
+                .collect();
             validate::validate_overlaps(&self.layout, Mode::Exclusive, &self.schemata(name)?, &p)?;
         }
         self.write(&d.join("mode"), &format!("{}\n", mode.as_str()))
@@ -428,7 +506,14 @@ impl Resctrl {
         let current = self.schemata(name)?;
         let merged = current.merged(update);
         let peers = self.peers(name)?;
-        let p: Vec<Peer<'_>> = peers.iter().map(|(n, m, s)| Peer { name: n, mode: *m, schemata: s }).collect();
+        let p: Vec<Peer<'_>> = peers
+            .iter()
+            .map(|(n, m, s)| Peer {
+                name: n,
+                mode: *m,
+                schemata: s,
+            })
+            .collect();
         validate::validate_overlaps(&self.layout, self.mode(name)?, &merged, &p)?;
         // Write only the listed lines, each with only the listed domains.
         let text = update.to_write_string();
@@ -444,7 +529,12 @@ impl Resctrl {
         let t = self.read(&p)?;
         t.lines()
             .filter(|l| !l.trim().is_empty())
-            .map(|l| l.trim().parse().map_err(|_| ResctrlError::Content { path: p.clone(), value: l.to_string() }))
+            .map(|l| {
+                l.trim().parse().map_err(|_| ResctrlError::Content {
+                    path: p.clone(),
+                    value: l.to_string(),
+                })
+            })
             .collect()
     }
 
@@ -459,13 +549,20 @@ impl Resctrl {
     pub fn assign_pid(&self, name: &str, pid: u32) -> Result<Vec<u32>, ResctrlError> {
         let _l = self.lock()?;
         let dir = self.proc_root.join(pid.to_string()).join("task");
-        let rd = std::fs::read_dir(&dir).map_err(|_| ResctrlError::NoProcess { pid, proc_root: self.proc_root.clone() })?;
-        let mut tids: Vec<u32> = rd.flatten().filter_map(|e| e.file_name().to_str().and_then(|s| s.parse().ok())).collect();
+        let rd = std::fs::read_dir(&dir).map_err(|_| ResctrlError::NoProcess {
+            pid,
+            proc_root: self.proc_root.clone(),
+        })?;
+        let mut tids: Vec<u32> = rd
+            .flatten()
+            .filter_map(|e| e.file_name().to_str().and_then(|s| s.parse().ok()))
+            .collect();
         tids.sort_unstable();
         for &t in &tids {
             match self.assign_tid(name, t) {
                 // A thread that exited meanwhile is not an error.
-                Err(ResctrlError::Write { source, .. }) if source.raw_os_error() == Some(libc::ESRCH) && t != pid => {}
+                Err(ResctrlError::Write { source, .. })
+                    if source.raw_os_error() == Some(libc::ESRCH) && t != pid => {}
                 r => r?,
             }
         }
@@ -476,7 +573,10 @@ impl Resctrl {
     pub fn cpus(&self, name: &str) -> Result<CpuSet, ResctrlError> {
         let p = self.check_group(name)?.join("cpus_list");
         let t = self.read(&p)?;
-        cpulist::parse_list(&t).map_err(|_| ResctrlError::Content { path: p, value: t.trim().to_string() })
+        cpulist::parse_list(&t).map_err(|_| ResctrlError::Content {
+            path: p,
+            value: t.trim().to_string(),
+        })
     }
 
     /// Set the CPUs of a group; CPUs move from their old group, dropped
@@ -490,7 +590,11 @@ impl Resctrl {
     /// A group's state, for display.
     pub fn state(&self, name: &str) -> Result<GroupState, ResctrlError> {
         Ok(GroupState {
-            name: if is_root(name) { "/".into() } else { name.to_string() },
+            name: if is_root(name) {
+                "/".into()
+            } else {
+                name.to_string()
+            },
             mode: self.mode(name)?,
             schemata: self.schemata(name)?,
             tasks: self.tasks(name)?.len(),
@@ -507,7 +611,10 @@ impl Resctrl {
                 (None, Resource::Mb) => Value::Bw(self.layout.mb_scale.map_or(100, MbScale::max)),
                 _ => continue,
             };
-            s.lines.push(SchemaLine { resource: r.clone(), domains: ids.iter().map(|&d| (d, v)).collect() });
+            s.lines.push(SchemaLine {
+                resource: r.clone(),
+                domains: ids.iter().map(|&d| (d, v)).collect(),
+            });
         }
         s
     }
@@ -520,7 +627,10 @@ impl Resctrl {
             for g in &groups {
                 let n = self.tasks(g)?.len();
                 if n > 0 {
-                    return Err(ResctrlError::Busy { name: g.clone(), tasks: n });
+                    return Err(ResctrlError::Busy {
+                        name: g.clone(),
+                        tasks: n,
+                    });
                 }
             }
         }
@@ -540,17 +650,35 @@ impl Resctrl {
     /// `owned` names out of its way; groups Seer does not own and
     /// `shareable_bits` are left alone. The group ends in `exclusive`
     /// mode. Returns what changed, for [`Resctrl::restore`].
-    pub fn give_ways(&self, group: &str, ways: u32, owned: &Owned) -> Result<WaysChange, ResctrlError> {
+    pub fn give_ways(
+        &self,
+        group: &str,
+        ways: u32,
+        owned: &Owned,
+    ) -> Result<WaysChange, ResctrlError> {
         let resources = self.layout.l3_resources();
-        let Some(info) = resources.first().and_then(|r| self.layout.caches.get(r)).cloned() else {
+        let Some(info) = resources
+            .first()
+            .and_then(|r| self.layout.caches.get(r))
+            .cloned()
+        else {
             return Err(ResctrlError::NoResource("L3 cache allocation (CAT)"));
         };
         let _l = self.lock()?;
         self.check_group(group)?;
-        let target = if is_root(group) { "/".to_string() } else { group.to_string() };
-        let mut all: Vec<(String, Mode, Schemata)> = vec![(target.clone(), self.mode(group)?, self.schemata(group)?)];
+        let target = if is_root(group) {
+            "/".to_string()
+        } else {
+            group.to_string()
+        };
+        let mut all: Vec<(String, Mode, Schemata)> =
+            vec![(target.clone(), self.mode(group)?, self.schemata(group)?)];
         all.extend(self.peers(group)?);
-        let limits = CacheLimits { cbm_mask: info.cbm_mask, min_cbm_bits: info.min_cbm_bits, shareable_bits: info.shareable_bits };
+        let limits = CacheLimits {
+            cbm_mask: info.cbm_mask,
+            min_cbm_bits: info.min_cbm_bits,
+            shareable_bits: info.shareable_bits,
+        };
         let domains = self.layout.domain_ids(&resources[0]).to_vec();
         let mut region = BTreeMap::new();
         // New schemata per group (only groups that change).
@@ -560,29 +688,54 @@ impl Resctrl {
                 .iter()
                 .map(|(n, m, s)| GroupMask {
                     name: n.clone(),
-                    mask: resources.iter().map(|r| s.get(r, d).map_or(0, Value::raw)).fold(0, |a, b| a | b),
+                    mask: resources
+                        .iter()
+                        .map(|r| s.get(r, d).map_or(0, Value::raw))
+                        .fold(0, |a, b| a | b),
                     mode: *m,
                     owned: n == &target || owned.owns(n),
                 })
                 .collect();
             let a = alloc::give_ways(&limits, &masks, &target, ways)?;
             region.insert(d, a.region);
-            let excl: u64 = masks.iter().filter(|g| g.name != target && g.mode != Mode::Shareable).fold(0, |x, g| x | g.mask);
+            let excl: u64 = masks
+                .iter()
+                .filter(|g| g.name != target && g.mode != Mode::Shareable)
+                .fold(0, |x, g| x | g.mask);
             for r in &resources {
-                new.entry(target.clone()).or_default().set(r, d, Value::Cbm(a.region));
+                new.entry(target.clone())
+                    .or_default()
+                    .set(r, d, Value::Cbm(a.region));
             }
             for (n, _) in &a.shrunk {
-                let (_, _, s) = all.iter().find(|(x, _, _)| x == n).ok_or(ResctrlError::NoGroup { name: n.clone(), root: self.root.clone() })?;
+                let (_, _, s) =
+                    all.iter()
+                        .find(|(x, _, _)| x == n)
+                        .ok_or(ResctrlError::NoGroup {
+                            name: n.clone(),
+                            root: self.root.clone(),
+                        })?;
                 for r in &resources {
                     let old = s.get(r, d).map_or(0, Value::raw);
-                    let m = alloc::shrink(old, a.region | excl, info.cbm_mask & !excl, info.min_cbm_bits.max(1))
-                        .ok_or(AllocError::NoRoomForOthers { ways, need: info.min_cbm_bits.max(1) })?;
+                    let m = alloc::shrink(
+                        old,
+                        a.region | excl,
+                        info.cbm_mask & !excl,
+                        info.min_cbm_bits.max(1),
+                    )
+                    .ok_or(AllocError::NoRoomForOthers {
+                        ways,
+                        need: info.min_cbm_bits.max(1),
+                    })?;
                     new.entry(n.clone()).or_default().set(r, d, Value::Cbm(m));
                 }
             }
         }
-        let before: Vec<(String, Schemata, Mode)> =
-            all.iter().filter(|(n, _, _)| new.contains_key(n)).map(|(n, m, s)| (n.clone(), s.clone(), *m)).collect();
+        let before: Vec<(String, Schemata, Mode)> = all
+            .iter()
+            .filter(|(n, _, _)| new.contains_key(n))
+            .map(|(n, m, s)| (n.clone(), s.clone(), *m))
+            .collect();
         // Order: target shareable, shrink the others, move the target, exclusive.
         if all[0].1 == Mode::Exclusive {
             self.set_mode_locked(&target, Mode::Shareable)?;
@@ -592,7 +745,11 @@ impl Resctrl {
         }
         self.update_locked(&target, &new[&target])?;
         self.set_mode_locked(&target, Mode::Exclusive)?;
-        Ok(WaysChange { group: target, region, before })
+        Ok(WaysChange {
+            group: target,
+            region,
+            before,
+        })
     }
 
     /// Undo a [`WaysChange`]: the target back to shareable, every changed
@@ -600,7 +757,14 @@ impl Resctrl {
     pub fn restore(&self, change: &WaysChange) -> Result<(), ResctrlError> {
         let _l = self.lock()?;
         self.set_mode_locked(&change.group, Mode::Shareable)?;
-        let caches = |s: &Schemata| Schemata { lines: s.lines.iter().filter(|l| l.resource.is_cache()).cloned().collect() };
+        let caches = |s: &Schemata| Schemata {
+            lines: s
+                .lines
+                .iter()
+                .filter(|l| l.resource.is_cache())
+                .cloned()
+                .collect(),
+        };
         for (n, s, _) in change.before.iter().filter(|(n, _, _)| *n != change.group) {
             self.update_locked(n, &caches(s))?;
         }
@@ -618,14 +782,18 @@ impl Resctrl {
     /// AMD units of 1/8 GB/s (`percent × 2048 / 100`, rounded up).
     pub fn mb_value_for_percent(&self, percent: u32) -> Result<u64, ResctrlError> {
         let (Some(mb), Some(scale)) = (&self.layout.mb, self.layout.mb_scale) else {
-            return Err(ResctrlError::NoResource("memory bandwidth allocation (MBA)"));
+            return Err(ResctrlError::NoResource(
+                "memory bandwidth allocation (MBA)",
+            ));
         };
         if percent == 0 || percent > 100 {
             return Err(ResctrlError::BadPercent(percent));
         }
         let p = u64::from(percent);
         Ok(match scale {
-            MbScale::Percent => validate::round_to_grid(p.max(mb.min_bandwidth), mb.bandwidth_gran).min(100),
+            MbScale::Percent => {
+                validate::round_to_grid(p.max(mb.min_bandwidth), mb.bandwidth_gran).min(100)
+            }
             MbScale::AmdUnits => (p * 2048).div_ceil(100).max(mb.min_bandwidth),
             MbScale::Mbps => return Err(ResctrlError::MbpsMode),
         })
@@ -637,7 +805,12 @@ impl Resctrl {
     pub fn set_mb_percent(&self, group: &str, percent: u32) -> Result<u64, ResctrlError> {
         let v = self.mb_value_for_percent(percent)?;
         let ids = self.layout.domain_ids(&Resource::Mb).to_vec();
-        let upd = Schemata { lines: vec![SchemaLine { resource: Resource::Mb, domains: ids.iter().map(|&d| (d, Value::Bw(v))).collect() }] };
+        let upd = Schemata {
+            lines: vec![SchemaLine {
+                resource: Resource::Mb,
+                domains: ids.iter().map(|&d| (d, Value::Bw(v))).collect(),
+            }],
+        };
         self.update_schemata(group, &upd)?;
         Ok(v)
     }
@@ -645,8 +818,14 @@ impl Resctrl {
     /// Monitoring groups of a control group.
     pub fn mon_groups(&self, group: &str) -> Result<Vec<String>, ResctrlError> {
         let d = self.check_group(group)?.join("mon_groups");
-        let rd = std::fs::read_dir(&d).map_err(|e| ResctrlError::Read { path: d.clone(), source: e })?;
-        let mut v: Vec<String> = rd.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+        let rd = std::fs::read_dir(&d).map_err(|e| ResctrlError::Read {
+            path: d.clone(),
+            source: e,
+        })?;
+        let mut v: Vec<String> = rd
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
         v.sort();
         Ok(v)
     }
@@ -655,13 +834,23 @@ impl Resctrl {
     pub fn create_mon_group(&self, group: &str, name: &str) -> Result<(), ResctrlError> {
         check_name(name)?;
         let d = self.check_group(group)?.join("mon_groups").join(name);
-        std::fs::create_dir(&d).map_err(|e| ResctrlError::Dir { op: "create", path: d.clone(), status: self.status(), source: e })
+        std::fs::create_dir(&d).map_err(|e| ResctrlError::Dir {
+            op: "create",
+            path: d.clone(),
+            status: self.status(),
+            source: e,
+        })
     }
 
     /// Remove a monitoring group; its tasks stay in the control group.
     pub fn delete_mon_group(&self, group: &str, name: &str) -> Result<(), ResctrlError> {
         let d = self.check_group(group)?.join("mon_groups").join(name);
-        std::fs::remove_dir(&d).map_err(|e| ResctrlError::Dir { op: "remove", path: d.clone(), status: self.status(), source: e })
+        std::fs::remove_dir(&d).map_err(|e| ResctrlError::Dir {
+            op: "remove",
+            path: d.clone(),
+            status: self.status(),
+            source: e,
+        })
     }
 
     /// Read the counters of a group (or of its monitoring group `mon`).
@@ -671,13 +860,29 @@ impl Resctrl {
             d = d.join("mon_groups").join(m);
         }
         let d = d.join("mon_data");
-        let rd = std::fs::read_dir(&d).map_err(|e| ResctrlError::Read { path: d.clone(), source: e })?;
+        let rd = std::fs::read_dir(&d).map_err(|e| ResctrlError::Read {
+            path: d.clone(),
+            source: e,
+        })?;
         let mut out = Sample::new();
         for e in rd.flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
-            let Some(dom) = monitor::domain_of(&name) else { continue };
-            let get = |f: &str| std::fs::read_to_string(e.path().join(f)).ok().and_then(|t| monitor::parse_counter(&t));
-            out.insert(dom, Counters { llc_occupancy: get("llc_occupancy"), mbm_total_bytes: get("mbm_total_bytes"), mbm_local_bytes: get("mbm_local_bytes") });
+            let Some(dom) = monitor::domain_of(&name) else {
+                continue;
+            };
+            let get = |f: &str| {
+                std::fs::read_to_string(e.path().join(f))
+                    .ok()
+                    .and_then(|t| monitor::parse_counter(&t))
+            };
+            out.insert(
+                dom,
+                Counters {
+                    llc_occupancy: get("llc_occupancy"),
+                    mbm_total_bytes: get("mbm_total_bytes"),
+                    mbm_local_bytes: get("mbm_local_bytes"),
+                },
+            );
         }
         Ok(out)
     }

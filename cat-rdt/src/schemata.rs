@@ -276,9 +276,11 @@ impl Schemata {
             if raw.trim().is_empty() {
                 continue;
             }
-            let (name, rest) = raw.split_once(':').ok_or_else(|| SchemataError::MissingColon {
-                line: raw.to_string(),
-            })?;
+            let (name, rest) = raw
+                .split_once(':')
+                .ok_or_else(|| SchemataError::MissingColon {
+                    line: raw.to_string(),
+                })?;
             let resource = Resource::from_name(name.trim());
             if let Resource::Other(_) = resource {
                 continue;
@@ -404,7 +406,10 @@ mod tests {
         assert_eq!(s.lines.len(), 3);
         assert_eq!(s.lines[1].resource, Resource::L3Code);
         assert_eq!(s.get(&Resource::L3Data, 0), Some(Value::Cbm(0xfffff)));
-        assert_eq!(Schemata::parse(&s.to_write_string()).expect("own output"), s);
+        assert_eq!(
+            Schemata::parse(&s.to_write_string()).expect("own output"),
+            s
+        );
     }
 
     #[test]
@@ -416,11 +421,26 @@ mod tests {
 
     #[test]
     fn refusals() {
-        assert!(matches!(Schemata::parse("L3 0=ff"), Err(SchemataError::MissingColon { .. })));
-        assert!(matches!(Schemata::parse("L3:"), Err(SchemataError::MissingValue { .. })));
-        assert!(matches!(Schemata::parse("L3:x=ff"), Err(SchemataError::BadDomain { .. })));
-        assert!(matches!(Schemata::parse("L3:0=fg"), Err(SchemataError::BadMask { .. })));
-        assert!(matches!(Schemata::parse("MB:0=5a"), Err(SchemataError::BadBandwidth { .. })));
+        assert!(matches!(
+            Schemata::parse("L3 0=ff"),
+            Err(SchemataError::MissingColon { .. })
+        ));
+        assert!(matches!(
+            Schemata::parse("L3:"),
+            Err(SchemataError::MissingValue { .. })
+        ));
+        assert!(matches!(
+            Schemata::parse("L3:x=ff"),
+            Err(SchemataError::BadDomain { .. })
+        ));
+        assert!(matches!(
+            Schemata::parse("L3:0=fg"),
+            Err(SchemataError::BadMask { .. })
+        ));
+        assert!(matches!(
+            Schemata::parse("MB:0=5a"),
+            Err(SchemataError::BadBandwidth { .. })
+        ));
         assert!(matches!(
             Schemata::parse("L3:0=f;0=f"),
             Err(SchemataError::DuplicateDomain { domain: 0, .. })

@@ -51,7 +51,9 @@ pub enum ValidateError {
         cbm_mask: u64,
     },
     /// The mask's bits are not contiguous and `sparse_masks` is not 1.
-    #[error("{resource} domain {domain}: mask {mask:#x} has non-consecutive 1-bits (this CPU needs contiguous masks)")]
+    #[error(
+        "{resource} domain {domain}: mask {mask:#x} has non-consecutive 1-bits (this CPU needs contiguous masks)"
+    )]
     NotContiguous {
         /// The resource.
         resource: Resource,
@@ -89,7 +91,9 @@ pub enum ValidateError {
         scale: MbScale,
     },
     /// An MB percent not on the `bandwidth_gran` grid.
-    #[error("MB domain {domain}: {value} is not a multiple of bandwidth_gran {gran} (the kernel would round it up to {rounded})")]
+    #[error(
+        "MB domain {domain}: {value} is not a multiple of bandwidth_gran {gran} (the kernel would round it up to {rounded})"
+    )]
     MbOffGrid {
         /// The domain.
         domain: u32,
@@ -111,7 +115,9 @@ pub enum ValidateError {
         value: Value,
     },
     /// The mask overlaps a group in exclusive mode.
-    #[error("{resource} domain {domain}: mask {mask:#x} overlaps exclusive group {other} ({other_mask:#x})")]
+    #[error(
+        "{resource} domain {domain}: mask {mask:#x} overlaps exclusive group {other} ({other_mask:#x})"
+    )]
     OverlapsExclusive {
         /// The resource.
         resource: Resource,
@@ -126,7 +132,9 @@ pub enum ValidateError {
     },
     /// A group in exclusive mode would overlap another group or the
     /// hardware's `shareable_bits`.
-    #[error("{resource} domain {domain}: exclusive group mask {mask:#x} overlaps {other} ({other_mask:#x})")]
+    #[error(
+        "{resource} domain {domain}: exclusive group mask {mask:#x} overlaps {other} ({other_mask:#x})"
+    )]
     ExclusiveOverlaps {
         /// The resource.
         resource: Resource,
@@ -142,9 +150,18 @@ pub enum ValidateError {
 }
 
 /// Check one cache mask against the resource's limits, as `cbm_validate()` does.
-pub fn validate_cbm(resource: &Resource, domain: u32, mask: u64, info: &CacheInfo) -> Result<(), ValidateError> {
+pub fn validate_cbm(
+    resource: &Resource,
+    domain: u32,
+    mask: u64,
+    info: &CacheInfo,
+) -> Result<(), ValidateError> {
     if mask == 0 && info.min_cbm_bits > 0 {
-        return Err(ValidateError::ZeroMask { resource: resource.clone(), domain, min: info.min_cbm_bits });
+        return Err(ValidateError::ZeroMask {
+            resource: resource.clone(),
+            domain,
+            min: info.min_cbm_bits,
+        });
     }
     if mask & !info.cbm_mask != 0 {
         return Err(ValidateError::OutsideCbmMask {
@@ -155,13 +172,14 @@ pub fn validate_cbm(resource: &Resource, domain: u32, mask: u64, info: &CacheInf
         });
     }
     if !info.sparse_masks && !cbm::is_contiguous(mask) {
-        return Err(ValidateError::NotContiguous { resource: resource.clone(), domain, mask });
+        return Err(ValidateError::NotContiguous {
+            resource: resource.clone(),
+            domain,
+            mask,
+        });
     }
-    let bits = if info.sparse_masks {
-        cbm::ways(mask)
-    } else {
-        cbm::ways(mask)
-    };
+    // The kernel counts the first run of ones, sparse masks included.
+    let bits = cbm::ways(cbm::first_run(mask));
     if bits < info.min_cbm_bits {
         return Err(ValidateError::TooFewBits {
             resource: resource.clone(),
@@ -185,16 +203,30 @@ pub fn round_to_grid(value: u64, gran: u64) -> u64 {
 
 /// Check one MB value: within `[min_bandwidth, 100]` on the `bandwidth_gran`
 /// grid for Intel percent, within `[0, 2048]` for AMD units, anything for MBps.
-pub fn validate_bw(domain: u32, value: u64, info: &MbInfo, scale: MbScale) -> Result<(), ValidateError> {
+pub fn validate_bw(
+    domain: u32,
+    value: u64,
+    info: &MbInfo,
+    scale: MbScale,
+) -> Result<(), ValidateError> {
     let (min, max) = match scale {
         MbScale::Percent => (info.min_bandwidth, 100),
         MbScale::AmdUnits => (info.min_bandwidth, 2048),
         MbScale::Mbps => (0, scale.max()),
     };
     if value < min || value > max {
-        return Err(ValidateError::MbOutOfRange { domain, value, min, max, scale });
+        return Err(ValidateError::MbOutOfRange {
+            domain,
+            value,
+            min,
+            max,
+            scale,
+        });
     }
-    if scale == MbScale::Percent && info.bandwidth_gran > 1 && value % info.bandwidth_gran != 0 {
+    if scale == MbScale::Percent
+        && info.bandwidth_gran > 1
+        && !value.is_multiple_of(info.bandwidth_gran)
+    {
         return Err(ValidateError::MbOffGrid {
             domain,
             value,
@@ -211,12 +243,19 @@ pub fn validate_bw(domain: u32, value: u64, info: &MbInfo, scale: MbScale) -> Re
 pub fn validate_update(layout: &Layout, update: &Schemata) -> Result<(), ValidateError> {
     for line in &update.lines {
         let r = &line.resource;
-        let absent = |hint: &str| ValidateError::ResourceAbsent { resource: r.clone(), hint: hint.to_string() };
+        let absent = |hint: &str| ValidateError::ResourceAbsent {
+            resource: r.clone(),
+            hint: hint.to_string(),
+        };
         if r.is_cache() {
             let Some(info) = layout.caches.get(r) else {
                 let hint = match r {
-                    Resource::L3Data | Resource::L3Code => " (CDP is off: mount resctrl with -o cdp, or use L3)",
-                    Resource::L2Data | Resource::L2Code => " (L2 CDP is off: mount resctrl with -o cdpl2, or use L2)",
+                    Resource::L3Data | Resource::L3Code => {
+                        " (CDP is off: mount resctrl with -o cdp, or use L3)"
+                    }
+                    Resource::L2Data | Resource::L2Code => {
+                        " (L2 CDP is off: mount resctrl with -o cdpl2, or use L2)"
+                    }
                     Resource::L3 if layout.l3_cdp() => " (CDP is on: use L3DATA and L3CODE)",
                     Resource::L2 if layout.l2_cdp() => " (L2 CDP is on: use L2DATA and L2CODE)",
                     _ => "",
@@ -227,7 +266,13 @@ pub fn validate_update(layout: &Layout, update: &Schemata) -> Result<(), Validat
                 check_domain(layout, r, d)?;
                 match v {
                     Value::Cbm(m) => validate_cbm(r, d, m, info)?,
-                    Value::Bw(_) => return Err(ValidateError::WrongKind { resource: r.clone(), domain: d, value: v }),
+                    Value::Bw(_) => {
+                        return Err(ValidateError::WrongKind {
+                            resource: r.clone(),
+                            domain: d,
+                            value: v,
+                        });
+                    }
                 }
             }
         } else if *r == Resource::Mb {
@@ -238,7 +283,13 @@ pub fn validate_update(layout: &Layout, update: &Schemata) -> Result<(), Validat
                 check_domain(layout, r, d)?;
                 match v {
                     Value::Bw(b) => validate_bw(d, b, info, scale)?,
-                    Value::Cbm(_) => return Err(ValidateError::WrongKind { resource: r.clone(), domain: d, value: v }),
+                    Value::Cbm(_) => {
+                        return Err(ValidateError::WrongKind {
+                            resource: r.clone(),
+                            domain: d,
+                            value: v,
+                        });
+                    }
                 }
             }
         } else {
@@ -253,7 +304,11 @@ fn check_domain(layout: &Layout, r: &Resource, d: u32) -> Result<(), ValidateErr
     if known.contains(&d) {
         Ok(())
     } else {
-        Err(ValidateError::UnknownDomain { resource: r.clone(), domain: d, known: known.to_vec() })
+        Err(ValidateError::UnknownDomain {
+            resource: r.clone(),
+            domain: d,
+            known: known.to_vec(),
+        })
     }
 }
 
@@ -321,10 +376,17 @@ fn cdp_peer(r: &Resource) -> Option<Resource> {
 /// would have) against other groups, as `rdtgroup_cbm_overlaps()` does:
 /// no mask may overlap an exclusive group's, and an exclusive group may not
 /// overlap any other group nor `shareable_bits`.
-pub fn validate_overlaps(layout: &Layout, mode: Mode, new: &Schemata, peers: &[Peer<'_>]) -> Result<(), ValidateError> {
+pub fn validate_overlaps(
+    layout: &Layout,
+    mode: Mode,
+    new: &Schemata,
+    peers: &[Peer<'_>],
+) -> Result<(), ValidateError> {
     for line in new.lines.iter().filter(|l| l.resource.is_cache()) {
         let r = &line.resource;
-        let Some(info) = layout.caches.get(r) else { continue };
+        let Some(info) = layout.caches.get(r) else {
+            continue;
+        };
         for &(d, v) in &line.domains {
             let mask = v.raw();
             if mode == Mode::Exclusive && mask & info.shareable_bits != 0 {
@@ -389,13 +451,26 @@ mod tests {
         let i = l3(0x7ff, 1, false);
         let r = Resource::L3;
         assert!(validate_cbm(&r, 0, 0x7ff, &i).is_ok());
-        assert!(matches!(validate_cbm(&r, 0, 0, &i), Err(ValidateError::ZeroMask { .. })));
-        assert!(matches!(validate_cbm(&r, 0, 0x800, &i), Err(ValidateError::OutsideCbmMask { .. })));
-        assert!(matches!(validate_cbm(&r, 0, 0x101, &i), Err(ValidateError::NotContiguous { .. })));
+        assert!(matches!(
+            validate_cbm(&r, 0, 0, &i),
+            Err(ValidateError::ZeroMask { .. })
+        ));
+        assert!(matches!(
+            validate_cbm(&r, 0, 0x800, &i),
+            Err(ValidateError::OutsideCbmMask { .. })
+        ));
+        assert!(matches!(
+            validate_cbm(&r, 0, 0x101, &i),
+            Err(ValidateError::NotContiguous { .. })
+        ));
         assert!(validate_cbm(&r, 0, 0x101, &l3(0x7ff, 1, true)).is_ok());
         assert!(matches!(
             validate_cbm(&r, 0, 0x1, &l3(0x7ff, 2, false)),
-            Err(ValidateError::TooFewBits { bits: 1, min: 2, .. })
+            Err(ValidateError::TooFewBits {
+                bits: 1,
+                min: 2,
+                ..
+            })
         ));
         // AMD: min_cbm_bits 0 lets a group hold no way at all.
         assert!(validate_cbm(&r, 0, 0, &l3(0xffff, 0, true)).is_ok());
@@ -403,13 +478,32 @@ mod tests {
 
     #[test]
     fn mb_rules() {
-        let i = MbInfo { num_closids: 8, min_bandwidth: 10, bandwidth_gran: 10, delay_linear: true, thread_throttle_mode: None };
+        let i = MbInfo {
+            num_closids: 8,
+            min_bandwidth: 10,
+            bandwidth_gran: 10,
+            delay_linear: true,
+            thread_throttle_mode: None,
+        };
         assert!(validate_bw(0, 50, &i, MbScale::Percent).is_ok());
-        assert!(matches!(validate_bw(0, 5, &i, MbScale::Percent), Err(ValidateError::MbOutOfRange { .. })));
-        assert!(matches!(validate_bw(0, 101, &i, MbScale::Percent), Err(ValidateError::MbOutOfRange { .. })));
-        assert!(matches!(validate_bw(0, 55, &i, MbScale::Percent), Err(ValidateError::MbOffGrid { rounded: 60, .. })));
+        assert!(matches!(
+            validate_bw(0, 5, &i, MbScale::Percent),
+            Err(ValidateError::MbOutOfRange { .. })
+        ));
+        assert!(matches!(
+            validate_bw(0, 101, &i, MbScale::Percent),
+            Err(ValidateError::MbOutOfRange { .. })
+        ));
+        assert!(matches!(
+            validate_bw(0, 55, &i, MbScale::Percent),
+            Err(ValidateError::MbOffGrid { rounded: 60, .. })
+        ));
         assert!(validate_bw(0, 20000, &i, MbScale::Mbps).is_ok());
-        let amd = MbInfo { min_bandwidth: 0, bandwidth_gran: 1, ..i };
+        let amd = MbInfo {
+            min_bandwidth: 0,
+            bandwidth_gran: 1,
+            ..i
+        };
         assert!(validate_bw(0, 2048, &amd, MbScale::AmdUnits).is_ok());
         assert!(validate_bw(0, 2049, &amd, MbScale::AmdUnits).is_err());
     }

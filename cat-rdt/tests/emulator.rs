@@ -16,7 +16,10 @@ use cat_rdt::{Mode, Owned, Resctrl, ResctrlError, monitor};
 use common::{Sleeper, emu, errno};
 
 fn status(root: &Path) -> String {
-    std::fs::read_to_string(root.join("info/last_cmd_status")).expect("status").trim().to_string()
+    std::fs::read_to_string(root.join("info/last_cmd_status"))
+        .expect("status")
+        .trim()
+        .to_string()
 }
 
 fn write(p: &Path, s: &str) -> std::io::Result<()> {
@@ -29,15 +32,39 @@ fn write(p: &Path, s: &str) -> std::io::Result<()> {
 
 #[test]
 fn kernel_semantics_through_the_filesystem() {
-    let Some(m) = emu("skylake-sp", "") else { return };
+    let Some(m) = emu("skylake-sp", "") else {
+        return;
+    };
     let root = m.path();
     // mkdir populates a group.
     std::fs::create_dir(root.join("g")).expect("mkdir");
-    let mut names: Vec<String> = std::fs::read_dir(root.join("g")).expect("readdir").flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+    let mut names: Vec<String> = std::fs::read_dir(root.join("g"))
+        .expect("readdir")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
     names.sort();
-    assert_eq!(names, ["cpus", "cpus_list", "mode", "mon_data", "mon_groups", "schemata", "size", "tasks"]);
-    assert_eq!(std::fs::read_to_string(root.join("g/schemata")).expect("read"), "L3:0=7ff;1=7ff\nMB:0=100;1=100\n");
-    assert_eq!(std::fs::read_to_string(root.join("g/size")).expect("read"), "L3:0=28835840;1=28835840\nMB:0=100;1=100\n");
+    assert_eq!(
+        names,
+        [
+            "cpus",
+            "cpus_list",
+            "mode",
+            "mon_data",
+            "mon_groups",
+            "schemata",
+            "size",
+            "tasks"
+        ]
+    );
+    assert_eq!(
+        std::fs::read_to_string(root.join("g/schemata")).expect("read"),
+        "L3:0=7ff;1=7ff\nMB:0=100;1=100\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(root.join("g/size")).expect("read"),
+        "L3:0=28835840;1=28835840\nMB:0=100;1=100\n"
+    );
     // Refusals: EINVAL with the kernel's explanation.
     let e = write(&root.join("g/schemata"), "L3:0=5\n").expect_err("sparse");
     assert_eq!(errno(&e), libc::EINVAL);
@@ -46,7 +73,10 @@ fn kernel_semantics_through_the_filesystem() {
     assert_eq!(errno(&e), libc::EINVAL);
     assert_eq!(status(root), "MB value 120 out of range [10,100]");
     // Read-only files.
-    assert_eq!(errno(&write(&root.join("info/L3/cbm_mask"), "1\n").expect_err("ro")), libc::EACCES);
+    assert_eq!(
+        errno(&write(&root.join("info/L3/cbm_mask"), "1\n").expect_err("ro")),
+        libc::EACCES
+    );
     // mkdir past num_closids: ENOSPC, "Out of CLOSIDs" (MBA has 8 here).
     for i in 1..7 {
         std::fs::create_dir(root.join(format!("g{i}"))).expect("closid free");
@@ -55,18 +85,29 @@ fn kernel_semantics_through_the_filesystem() {
     assert_eq!(errno(&e), libc::ENOSPC);
     assert_eq!(status(root), "Out of CLOSIDs");
     // mkdir elsewhere is not allowed; info cannot be removed.
-    assert_eq!(errno(&std::fs::create_dir(root.join("g/x")).expect_err("nested")), libc::EPERM);
-    assert_eq!(errno(&std::fs::remove_dir(root.join("info")).expect_err("info")), libc::EPERM);
+    assert_eq!(
+        errno(&std::fs::create_dir(root.join("g/x")).expect_err("nested")),
+        libc::EPERM
+    );
+    assert_eq!(
+        errno(&std::fs::remove_dir(root.join("info")).expect_err("info")),
+        libc::EPERM
+    );
     // A monitoring group.
     std::fs::create_dir(root.join("g/mon_groups/m")).expect("mon mkdir");
-    assert!(root.join("g/mon_groups/m/mon_data/mon_L3_01/mbm_total_bytes").is_file());
+    assert!(
+        root.join("g/mon_groups/m/mon_data/mon_L3_01/mbm_total_bytes")
+            .is_file()
+    );
     std::fs::remove_dir(root.join("g")).expect("rmdir");
     assert!(!root.join("g").exists());
 }
 
 #[test]
 fn seer_refuses_before_the_kernel() {
-    let Some(m) = emu("skylake-sp", "") else { return };
+    let Some(m) = emu("skylake-sp", "") else {
+        return;
+    };
     let rc = Resctrl::at(m.path()).expect("open");
     rc.create_group("g").expect("create");
     let bad = [
@@ -88,13 +129,22 @@ fn seer_refuses_before_the_kernel() {
         assert_eq!(rc.last_cmd_status().expect("status"), "ok", "{text}");
     }
     // A good update changes only the listed domain.
-    rc.update_schemata("g", &Schemata::parse("L3:1=0f0").expect("parses")).expect("valid");
+    rc.update_schemata("g", &Schemata::parse("L3:1=0f0").expect("parses"))
+        .expect("valid");
     let s = rc.schemata("g").expect("read");
     assert_eq!(s.get(&Resource::L3, 0), Some(Value::Cbm(0x7ff)));
     assert_eq!(s.get(&Resource::L3, 1), Some(Value::Cbm(0x0f0)));
     // Exclusive mode against overlapping groups is refused by Seer too.
-    let e = rc.set_mode("g", Mode::Exclusive).expect_err("overlaps root");
-    assert!(matches!(e, ResctrlError::Invalid(ValidateError::ExclusiveOverlaps { .. })), "{e}");
+    let e = rc
+        .set_mode("g", Mode::Exclusive)
+        .expect_err("overlaps root");
+    assert!(
+        matches!(
+            e,
+            ResctrlError::Invalid(ValidateError::ExclusiveOverlaps { .. })
+        ),
+        "{e}"
+    );
     // A refusal only the kernel can make is reported with its reason.
     let e = rc.assign_tid("g", 999_999_999).expect_err("no such task");
     assert!(e.to_string().contains("kernel: No task 999999999"), "{e}");
@@ -104,14 +154,25 @@ fn seer_refuses_before_the_kernel() {
         rc.create_group(&format!("g{i}")).expect("room");
     }
     let e = rc.create_group("g7").expect_err("full");
-    assert!(matches!(e, ResctrlError::OutOfClosids { num_closids: 8, .. }), "{e}");
-    assert!(matches!(rc.create_group("info"), Err(ResctrlError::BadName(_))));
-    assert!(matches!(rc.create_group("g1"), Err(ResctrlError::Exists { .. })));
+    assert!(
+        matches!(e, ResctrlError::OutOfClosids { num_closids: 8, .. }),
+        "{e}"
+    );
+    assert!(matches!(
+        rc.create_group("info"),
+        Err(ResctrlError::BadName(_))
+    ));
+    assert!(matches!(
+        rc.create_group("g1"),
+        Err(ResctrlError::Exists { .. })
+    ));
 }
 
 #[test]
 fn tasks_cpus_and_delete() {
-    let Some(m) = emu("skylake-sp", "") else { return };
+    let Some(m) = emu("skylake-sp", "") else {
+        return;
+    };
     let rc = Resctrl::at(m.path()).expect("open");
     rc.create_group("web").expect("create");
     let child = Sleeper::start();
@@ -122,46 +183,70 @@ fn tasks_cpus_and_delete() {
     rc.assign_cpus("web", &[2, 3].into()).expect("cpus");
     assert_eq!(rc.cpus("web").expect("cpus"), [2, 3].into());
     assert!(!rc.cpus("/").expect("cpus").contains(&2));
-    assert!(matches!(rc.assign_pid("web", 999_999_999), Err(ResctrlError::NoProcess { .. })));
+    assert!(matches!(
+        rc.assign_pid("web", 999_999_999),
+        Err(ResctrlError::NoProcess { .. })
+    ));
     let e = rc.delete_group("web", false).expect_err("holds a task");
     assert!(matches!(e, ResctrlError::Busy { tasks: 1, .. }), "{e}");
     let d = rc.delete_group("web", true).expect("forced");
     assert_eq!(d.tasks, vec![child.pid()]);
     assert_eq!(d.cpus, vec![2, 3]);
-    assert!(rc.tasks("/").expect("root tasks").contains(&child.pid()), "task back in the default group");
+    assert!(
+        rc.tasks("/").expect("root tasks").contains(&child.pid()),
+        "task back in the default group"
+    );
     assert!(rc.cpus("/").expect("cpus").contains(&2));
     assert!(rc.groups().expect("groups").is_empty());
 }
 
 #[test]
 fn cdp_layout_on_icelake() {
-    let Some(m) = emu("icelake-sp", "cdp") else { return };
+    let Some(m) = emu("icelake-sp", "cdp") else {
+        return;
+    };
     let rc = Resctrl::at(m.path()).expect("open");
     assert!(rc.layout().l3_cdp());
     assert_eq!(rc.layout().num_closids(), 8);
     rc.create_group("g").expect("create");
-    rc.update_schemata("g", &Schemata::parse("L3DATA:0=ff0\nL3CODE:0=00f").expect("parses")).expect("valid");
+    rc.update_schemata(
+        "g",
+        &Schemata::parse("L3DATA:0=ff0\nL3CODE:0=00f").expect("parses"),
+    )
+    .expect("valid");
     let s = rc.schemata("g").expect("read");
     assert_eq!(s.get(&Resource::L3Data, 0), Some(Value::Cbm(0xff0)));
     assert_eq!(s.get(&Resource::L3Code, 0), Some(Value::Cbm(0x00f)));
-    let e = rc.update_schemata("g", &Schemata::parse("L3:0=f").expect("parses")).expect_err("no plain L3");
+    let e = rc
+        .update_schemata("g", &Schemata::parse("L3:0=f").expect("parses"))
+        .expect_err("no plain L3");
     assert!(e.to_string().contains("CDP is on"), "{e}");
     // The allocator under CDP gives both halves the same ways.
     let ch = rc.give_ways("g", 3, &Owned::None).expect("ways");
     let s = rc.schemata("g").expect("read");
     for d in [0, 1] {
         assert_eq!(s.get(&Resource::L3Data, d), s.get(&Resource::L3Code, d));
-        assert_eq!(s.get(&Resource::L3Data, d).map(Value::raw).map(u64::count_ones), Some(3));
+        assert_eq!(
+            s.get(&Resource::L3Data, d)
+                .map(Value::raw)
+                .map(u64::count_ones),
+            Some(3)
+        );
     }
     assert_eq!(rc.mode("g").expect("mode"), Mode::Exclusive);
     rc.restore(&ch).expect("restore");
     assert_eq!(rc.mode("g").expect("mode"), Mode::Shareable);
-    assert_eq!(rc.schemata("/").expect("root").get(&Resource::L3Data, 0), Some(Value::Cbm(0xfff)));
+    assert_eq!(
+        rc.schemata("/").expect("root").get(&Resource::L3Data, 0),
+        Some(Value::Cbm(0xfff))
+    );
 }
 
 #[test]
 fn amd_units_and_per_ccd_domains() {
-    let Some(m) = emu("epyc-milan", "") else { return };
+    let Some(m) = emu("epyc-milan", "") else {
+        return;
+    };
     let rc = Resctrl::at(m.path()).expect("open");
     assert_eq!(rc.layout().mb_scale, Some(cat_rdt::MbScale::AmdUnits));
     assert_eq!(rc.layout().domain_ids(&Resource::L3).len(), 8);
@@ -170,7 +255,8 @@ fn amd_units_and_per_ccd_domains() {
     let s = rc.schemata("g").expect("read");
     assert!((0..8).all(|d| s.get(&Resource::Mb, d) == Some(Value::Bw(1024))));
     // AMD takes an empty mask and a sparse one.
-    rc.update_schemata("g", &Schemata::parse("L3:2=0;3=f0f").expect("parses")).expect("valid on AMD");
+    rc.update_schemata("g", &Schemata::parse("L3:2=0;3=f0f").expect("parses"))
+        .expect("valid on AMD");
     let ch = rc.give_ways("g", 6, &Owned::None).expect("ways");
     assert_eq!(ch.region.len(), 8);
     assert!(ch.region.values().all(|m| m.count_ones() == 6));
@@ -178,69 +264,117 @@ fn amd_units_and_per_ccd_domains() {
 
 #[test]
 fn mbps_mode() {
-    let Some(m) = emu("skylake-sp", "mba_MBps") else { return };
+    let Some(m) = emu("skylake-sp", "mba_MBps") else {
+        return;
+    };
     let rc = Resctrl::at(m.path()).expect("open");
     assert_eq!(rc.layout().mb_scale, Some(cat_rdt::MbScale::Mbps));
     rc.create_group("g").expect("create");
-    assert!(matches!(rc.set_mb_percent("g", 50), Err(ResctrlError::MbpsMode)));
-    rc.update_schemata("g", &Schemata::parse("MB:0=20000").expect("parses")).expect("MBps value");
-    assert_eq!(rc.schemata("g").expect("read").get(&Resource::Mb, 0), Some(Value::Bw(20000)));
+    assert!(matches!(
+        rc.set_mb_percent("g", 50),
+        Err(ResctrlError::MbpsMode)
+    ));
+    rc.update_schemata("g", &Schemata::parse("MB:0=20000").expect("parses"))
+        .expect("MBps value");
+    assert_eq!(
+        rc.schemata("g").expect("read").get(&Resource::Mb, 0),
+        Some(Value::Bw(20000))
+    );
 }
 
 #[test]
 fn give_ways_respects_foreign_groups_and_restores() {
-    let Some(m) = emu("sapphire-rapids", "") else { return };
+    let Some(m) = emu("sapphire-rapids", "") else {
+        return;
+    };
     let rc = Resctrl::at(m.path()).expect("open");
     for g in ["seer-a", "seer-b", "theirs"] {
         rc.create_group(g).expect("create");
     }
     // Someone else holds ways 12-14 exclusively.
-    rc.update_schemata("/", &Schemata::parse("L3:0=0fff;1=0fff").expect("p")).expect("shrink root");
+    rc.update_schemata("/", &Schemata::parse("L3:0=0fff;1=0fff").expect("p"))
+        .expect("shrink root");
     for g in ["seer-a", "seer-b"] {
-        rc.update_schemata(g, &Schemata::parse("L3:0=0fff;1=0fff").expect("p")).expect("shrink");
+        rc.update_schemata(g, &Schemata::parse("L3:0=0fff;1=0fff").expect("p"))
+            .expect("shrink");
     }
-    rc.update_schemata("theirs", &Schemata::parse("L3:0=7000;1=7000").expect("p")).expect("theirs");
+    rc.update_schemata("theirs", &Schemata::parse("L3:0=7000;1=7000").expect("p"))
+        .expect("theirs");
     rc.set_mode("theirs", Mode::Exclusive).expect("exclusive");
     let before_theirs = rc.schemata("theirs").expect("read");
-    let ch = rc.give_ways("seer-a", 5, &Owned::Prefix("seer-".into())).expect("ways");
+    let ch = rc
+        .give_ways("seer-a", 5, &Owned::Prefix("seer-".into()))
+        .expect("ways");
     for (d, region) in &ch.region {
         assert_eq!(region & 0x7000, 0, "domain {d}: foreign ways untouched");
         assert_eq!(region.count_ones(), 5);
         for g in ["/", "seer-b", "theirs"] {
-            let other = rc.schemata(g).expect("read").get(&Resource::L3, *d).map_or(0, Value::raw);
+            let other = rc
+                .schemata(g)
+                .expect("read")
+                .get(&Resource::L3, *d)
+                .map_or(0, Value::raw);
             assert_eq!(other & region, 0, "{g} overlaps the new region");
         }
     }
     assert_eq!(rc.schemata("theirs").expect("read"), before_theirs);
     assert_eq!(rc.mode("seer-a").expect("mode"), Mode::Exclusive);
     // Asking for more than is free fails without changing anything.
-    let snapshot: Vec<Schemata> = ["/", "seer-a", "seer-b"].iter().map(|g| rc.schemata(g).expect("read")).collect();
-    assert!(matches!(rc.give_ways("seer-a", 13, &Owned::None), Err(ResctrlError::Alloc(_))));
-    let after: Vec<Schemata> = ["/", "seer-a", "seer-b"].iter().map(|g| rc.schemata(g).expect("read")).collect();
+    let snapshot: Vec<Schemata> = ["/", "seer-a", "seer-b"]
+        .iter()
+        .map(|g| rc.schemata(g).expect("read"))
+        .collect();
+    assert!(matches!(
+        rc.give_ways("seer-a", 13, &Owned::None),
+        Err(ResctrlError::Alloc(_))
+    ));
+    let after: Vec<Schemata> = ["/", "seer-a", "seer-b"]
+        .iter()
+        .map(|g| rc.schemata(g).expect("read"))
+        .collect();
     assert_eq!(snapshot, after);
     rc.restore(&ch).expect("restore");
-    assert_eq!(rc.schemata("seer-a").expect("read").get(&Resource::L3, 0), Some(Value::Cbm(0x0fff)));
-    assert_eq!(rc.schemata("/").expect("read").get(&Resource::L3, 1), Some(Value::Cbm(0x0fff)));
+    assert_eq!(
+        rc.schemata("seer-a").expect("read").get(&Resource::L3, 0),
+        Some(Value::Cbm(0x0fff))
+    );
+    assert_eq!(
+        rc.schemata("/").expect("read").get(&Resource::L3, 1),
+        Some(Value::Cbm(0x0fff))
+    );
     assert_eq!(rc.mode("seer-a").expect("mode"), Mode::Shareable);
     // reset leaves only the default group with everything.
     rc.reset(true).expect("reset");
     assert!(rc.groups().expect("groups").is_empty());
-    assert_eq!(rc.schemata("/").expect("read").get(&Resource::L3, 0), Some(Value::Cbm(0x7fff)));
-    assert_eq!(rc.schemata("/").expect("read").get(&Resource::Mb, 0), Some(Value::Bw(100)));
+    assert_eq!(
+        rc.schemata("/").expect("read").get(&Resource::L3, 0),
+        Some(Value::Cbm(0x7fff))
+    );
+    assert_eq!(
+        rc.schemata("/").expect("read").get(&Resource::Mb, 0),
+        Some(Value::Bw(100))
+    );
 }
 
 #[test]
 fn lock_excludes_a_second_writer() {
-    let Some(m) = emu("skylake-sp", "") else { return };
+    let Some(m) = emu("skylake-sp", "") else {
+        return;
+    };
     let held = RootLock::exclusive(m.path()).expect("lock");
-    assert!(matches!(RootLock::try_exclusive(m.path()), Err(LockError::Busy(_))));
+    assert!(matches!(
+        RootLock::try_exclusive(m.path()),
+        Err(LockError::Busy(_))
+    ));
     drop(held);
     RootLock::try_exclusive(m.path()).expect("free again");
 }
 
 #[test]
 fn monitoring_rates() {
-    let Some(m) = emu("skylake-sp", "") else { return };
+    let Some(m) = emu("skylake-sp", "") else {
+        return;
+    };
     let rc = Resctrl::at(m.path()).expect("open");
     rc.create_group("g").expect("create");
     rc.create_mon_group("g", "m").expect("mon");
@@ -260,10 +394,16 @@ fn monitoring_rates() {
 
 #[test]
 fn discovery_finds_the_emulator() {
-    let Some(m) = emu("skylake-sp", "") else { return };
+    let Some(m) = emu("skylake-sp", "") else {
+        return;
+    };
     let t = MountTable::from_path(Path::new("/proc/self/mountinfo")).expect("mountinfo");
     let canon = m.path().canonicalize().expect("canon");
-    assert!(t.entries.iter().any(|e| e.is_resctrl() && e.mount_point == canon));
+    assert!(
+        t.entries
+            .iter()
+            .any(|e| e.is_resctrl() && e.mount_point == canon)
+    );
 }
 
 #[test]
@@ -274,14 +414,20 @@ fn unmounted_on_panic() {
     }
     let (tx, rx) = std::sync::mpsc::channel();
     let r = std::thread::spawn(move || {
-        let Some(m) = emu("skylake-sp", "") else { return };
-        tx.send(m.path().canonicalize().expect("canon")).expect("send");
+        let Some(m) = emu("skylake-sp", "") else {
+            return;
+        };
+        tx.send(m.path().canonicalize().expect("canon"))
+            .expect("send");
         panic!("test failure inside a mounted emulator");
     })
     .join();
     let Ok(path) = rx.recv() else { return };
     assert!(r.is_err());
     let t = MountTable::from_path(Path::new("/proc/self/mountinfo")).expect("mountinfo");
-    assert!(!t.entries.iter().any(|e| e.mount_point == path), "still mounted after panic");
+    assert!(
+        !t.entries.iter().any(|e| e.mount_point == path),
+        "still mounted after panic"
+    );
     assert!(!path.exists(), "mountpoint left behind");
 }

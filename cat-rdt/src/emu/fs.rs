@@ -5,14 +5,14 @@
 use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
 use fuser::{
-    Config, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo, LockOwner,
-    MountOption, OpenFlags, ReplyAttr, ReplyData, ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyWrite,
-    Request, WriteFlags,
+    Config, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo,
+    LockOwner, MountOption, OpenFlags, ReplyAttr, ReplyData, ReplyDirectory, ReplyEmpty,
+    ReplyEntry, ReplyOpen, ReplyWrite, Request, WriteFlags,
 };
 
 use super::model::{Model, MountOpts, Node};
@@ -70,21 +70,36 @@ impl ResctrlFs {
         let mut by_ino = HashMap::new();
         by_path.insert(Vec::new(), 1);
         by_ino.insert(1, Vec::new());
-        ResctrlFs { model: Mutex::new(model), inodes: Mutex::new(Inodes { by_path, by_ino, next: 2 }) }
+        ResctrlFs {
+            model: Mutex::new(model),
+            inodes: Mutex::new(Inodes {
+                by_path,
+                by_ino,
+                next: 2,
+            }),
+        }
     }
 
     fn model(&self) -> std::sync::MutexGuard<'_, Model> {
         // A panic while holding the lock leaves the model usable; keep serving.
-        self.model.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.model
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn path_of(&self, ino: INodeNo) -> Option<Vec<String>> {
-        let inodes = self.inodes.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let inodes = self
+            .inodes
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         inodes.by_ino.get(&ino.0).cloned()
     }
 
     fn ino_of(&self, path: &[String]) -> u64 {
-        let mut inodes = self.inodes.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut inodes = self
+            .inodes
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if let Some(&i) = inodes.by_path.get(path) {
             return i;
         }
@@ -134,7 +149,9 @@ fn refs(p: &[String]) -> Vec<&str> {
 
 impl Filesystem for ResctrlFs {
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
-        let Some(p) = self.child(parent, name) else { return reply.error(Errno::ENOENT) };
+        let Some(p) = self.child(parent, name) else {
+            return reply.error(Errno::ENOENT);
+        };
         let node = self.model().stat(&refs(&p));
         match node {
             Some(n) => {
@@ -146,7 +163,9 @@ impl Filesystem for ResctrlFs {
     }
 
     fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
-        let Some(p) = self.path_of(ino) else { return reply.error(Errno::ENOENT) };
+        let Some(p) = self.path_of(ino) else {
+            return reply.error(Errno::ENOENT);
+        };
         let node = self.model().stat(&refs(&p));
         match node {
             Some(n) => reply.attr(&TTL, &self.attr(ino.0, n)),
@@ -177,8 +196,18 @@ impl Filesystem for ResctrlFs {
         self.getattr(req, ino, fh, reply);
     }
 
-    fn mkdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, _mode: u32, _umask: u32, reply: ReplyEntry) {
-        let Some(p) = self.child(parent, name) else { return reply.error(Errno::ENOENT) };
+    fn mkdir(
+        &self,
+        _req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        _mode: u32,
+        _umask: u32,
+        reply: ReplyEntry,
+    ) {
+        let Some(p) = self.child(parent, name) else {
+            return reply.error(Errno::ENOENT);
+        };
         let mut m = self.model();
         match m.mkdir(&refs(&p)) {
             Ok(()) => {
@@ -191,12 +220,22 @@ impl Filesystem for ResctrlFs {
     }
 
     fn rmdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        let Some(p) = self.child(parent, name) else { return reply.error(Errno::ENOENT) };
+        let Some(p) = self.child(parent, name) else {
+            return reply.error(Errno::ENOENT);
+        };
         let r = self.model().rmdir(&refs(&p));
         match r {
             Ok(()) => {
-                let mut inodes = self.inodes.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-                let gone: Vec<Vec<String>> = inodes.by_path.keys().filter(|k| k.starts_with(&p)).cloned().collect();
+                let mut inodes = self
+                    .inodes
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                let gone: Vec<Vec<String>> = inodes
+                    .by_path
+                    .keys()
+                    .filter(|k| k.starts_with(&p))
+                    .cloned()
+                    .collect();
                 for k in gone {
                     if let Some(i) = inodes.by_path.remove(&k) {
                         inodes.by_ino.remove(&i);
@@ -213,11 +252,15 @@ impl Filesystem for ResctrlFs {
     }
 
     fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
-        let Some(p) = self.path_of(ino) else { return reply.error(Errno::ENOENT) };
+        let Some(p) = self.path_of(ino) else {
+            return reply.error(Errno::ENOENT);
+        };
         let node = self.model().stat(&refs(&p));
         let wants_write = flags.0 & libc::O_ACCMODE != libc::O_RDONLY;
         match node {
-            Some(Node::File(perm)) if wants_write && perm & 0o200 == 0 => reply.error(Errno::EACCES),
+            Some(Node::File(perm)) if wants_write && perm & 0o200 == 0 => {
+                reply.error(Errno::EACCES)
+            }
             Some(_) => reply.opened(FileHandle(0), FopenFlags::FOPEN_DIRECT_IO),
             None => reply.error(Errno::ENOENT),
         }
@@ -234,7 +277,9 @@ impl Filesystem for ResctrlFs {
         _lock_owner: Option<LockOwner>,
         reply: ReplyData,
     ) {
-        let Some(p) = self.path_of(ino) else { return reply.error(Errno::ENOENT) };
+        let Some(p) = self.path_of(ino) else {
+            return reply.error(Errno::ENOENT);
+        };
         let r = self.model().read(&refs(&p));
         match r {
             Ok(s) => {
@@ -259,7 +304,9 @@ impl Filesystem for ResctrlFs {
         _lock_owner: Option<LockOwner>,
         reply: ReplyWrite,
     ) {
-        let Some(p) = self.path_of(ino) else { return reply.error(Errno::ENOENT) };
+        let Some(p) = self.path_of(ino) else {
+            return reply.error(Errno::ENOENT);
+        };
         let r = self.model().write(&refs(&p), data, req.pid());
         match r {
             Ok(()) => reply.written(data.len() as u32),
@@ -267,18 +314,41 @@ impl Filesystem for ResctrlFs {
         }
     }
 
-    fn flush(&self, _req: &Request, _ino: INodeNo, _fh: FileHandle, _lock_owner: LockOwner, reply: ReplyEmpty) {
+    fn flush(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _lock_owner: LockOwner,
+        reply: ReplyEmpty,
+    ) {
         reply.ok();
     }
 
-    fn readdir(&self, _req: &Request, ino: INodeNo, _fh: FileHandle, offset: u64, mut reply: ReplyDirectory) {
-        let Some(p) = self.path_of(ino) else { return reply.error(Errno::ENOENT) };
+    fn readdir(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        _fh: FileHandle,
+        offset: u64,
+        mut reply: ReplyDirectory,
+    ) {
+        let Some(p) = self.path_of(ino) else {
+            return reply.error(Errno::ENOENT);
+        };
         let entries = self.model().list(&refs(&p));
-        let mut all: Vec<(u64, FileType, String)> = vec![(ino.0, FileType::Directory, ".".into()), (1, FileType::Directory, "..".into())];
+        let mut all: Vec<(u64, FileType, String)> = vec![
+            (ino.0, FileType::Directory, ".".into()),
+            (1, FileType::Directory, "..".into()),
+        ];
         for (name, node) in entries {
             let mut cp = p.clone();
             cp.push(name.clone());
-            let kind = if node == Node::Dir { FileType::Directory } else { FileType::RegularFile };
+            let kind = if node == Node::Dir {
+                FileType::Directory
+            } else {
+                FileType::RegularFile
+            };
             all.push((self.ino_of(&cp), kind, name));
         }
         for (i, (ino, kind, name)) in all.into_iter().enumerate().skip(offset as usize) {
@@ -304,30 +374,64 @@ pub struct EmulatorMount {
 impl EmulatorMount {
     /// Mount `profile` with `opts` on `mountpoint` (created if missing).
     /// Task ids written to `tasks` are looked up under `proc_root`.
-    pub fn mount(profile: Profile, opts: MountOpts, mountpoint: &Path, proc_root: Option<PathBuf>) -> Result<EmulatorMount, EmulatorError> {
+    pub fn mount(
+        profile: Profile,
+        opts: MountOpts,
+        mountpoint: &Path,
+        proc_root: Option<PathBuf>,
+    ) -> Result<EmulatorMount, EmulatorError> {
         let owns_dir = !mountpoint.exists();
-        std::fs::create_dir_all(mountpoint).map_err(|e| EmulatorError::Mountpoint { path: mountpoint.to_path_buf(), source: e })?;
-        let name = profile.name.clone();
-        let model = Model::new(profile, opts, proc_root).map_err(|m| EmulatorError::Options { profile: name, message: m })?;
-        let mut config = Config::default();
-        config.mount_options = vec![MountOption::FSName("resctrl".into()), MountOption::Subtype("resctrl".into())];
-        let session = fuser::spawn_mount(ResctrlFs::new(model), mountpoint, &config).map_err(|e| {
-            if owns_dir {
-                let _ = std::fs::remove_dir(mountpoint);
-            }
-            EmulatorError::Mount { path: mountpoint.to_path_buf(), source: e }
+        std::fs::create_dir_all(mountpoint).map_err(|e| EmulatorError::Mountpoint {
+            path: mountpoint.to_path_buf(),
+            source: e,
         })?;
-        Ok(EmulatorMount { path: mountpoint.to_path_buf(), session: Some(session), owns_dir })
+        let name = profile.name.clone();
+        let model = Model::new(profile, opts, proc_root).map_err(|m| EmulatorError::Options {
+            profile: name,
+            message: m,
+        })?;
+        let mut config = Config::default();
+        config.mount_options = vec![
+            MountOption::FSName("resctrl".into()),
+            MountOption::Subtype("resctrl".into()),
+        ];
+        let session =
+            fuser::spawn_mount(ResctrlFs::new(model), mountpoint, &config).map_err(|e| {
+                if owns_dir {
+                    let _ = std::fs::remove_dir(mountpoint);
+                }
+                EmulatorError::Mount {
+                    path: mountpoint.to_path_buf(),
+                    source: e,
+                }
+            })?;
+        Ok(EmulatorMount {
+            path: mountpoint.to_path_buf(),
+            session: Some(session),
+            owns_dir,
+        })
     }
 
     /// Mount a built-in or file profile on a fresh, uniquely named directory
     /// under `parent` (for tests and demos); tasks are looked up in `/proc`.
-    pub fn mount_temp(profile: &str, opts: MountOpts, parent: &Path) -> Result<EmulatorMount, Box<dyn std::error::Error + Send + Sync>> {
+    pub fn mount_temp(
+        profile: &str,
+        opts: MountOpts,
+        parent: &Path,
+    ) -> Result<EmulatorMount, Box<dyn std::error::Error + Send + Sync>> {
         let p = Profile::load(profile)?;
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let nanos = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+        let nanos = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
         let dir = parent.join(format!("resctrl-emu-{}-{n}-{nanos}", std::process::id()));
-        Ok(EmulatorMount::mount(p, opts, &dir, Some(PathBuf::from("/proc")))?)
+        Ok(EmulatorMount::mount(
+            p,
+            opts,
+            &dir,
+            Some(PathBuf::from("/proc")),
+        )?)
     }
 
     /// The mountpoint: the root of the emulated resctrl tree.

@@ -8,6 +8,6 @@ pub mod fs;
 pub mod model;
 pub mod profile;
 
-pub use fs::{EmulatorMount, EmulatorError};
+pub use fs::{EmulatorError, EmulatorMount};
 pub use model::{Model, MountOpts};
 pub use profile::Profile;

@@ -32,8 +32,20 @@ pub enum Node {
 
 #[derive(Debug, Clone)]
 enum SchemaKind {
-    Cache { cbm_mask: u64, min_cbm_bits: u32, shareable: u64, sparse: bool, cache_bytes: u64, closids: u32 },
-    Mb { min: u64, gran: u64, max: u64, closids: u32 },
+    Cache {
+        cbm_mask: u64,
+        min_cbm_bits: u32,
+        shareable: u64,
+        sparse: bool,
+        cache_bytes: u64,
+        closids: u32,
+    },
+    Mb {
+        min: u64,
+        gran: u64,
+        max: u64,
+        closids: u32,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -103,7 +115,11 @@ const EACCES: Errno = libc::EACCES;
 impl Model {
     /// A freshly mounted resctrl for `profile` with `opts`. `proc_root` is
     /// where task ids are looked up (`/proc`); `None` accepts any id.
-    pub fn new(profile: Profile, opts: MountOpts, proc_root: Option<PathBuf>) -> Result<Model, String> {
+    pub fn new(
+        profile: Profile,
+        opts: MountOpts,
+        proc_root: Option<PathBuf>,
+    ) -> Result<Model, String> {
         let mut schemas = Vec::new();
         let cache = |res: Resource, c: &CacheProfile, halve: bool| Schema {
             res,
@@ -113,14 +129,21 @@ impl Model {
                 shareable: c.shareable_bits(),
                 sparse: c.sparse_masks,
                 cache_bytes: c.cache_bytes,
-                closids: if halve { c.num_closids / 2 } else { c.num_closids },
+                closids: if halve {
+                    c.num_closids / 2
+                } else {
+                    c.num_closids
+                },
             },
             domains: c.domains.clone(),
         };
         if let Some(l3) = &profile.l3 {
             if opts.cdp {
                 if !l3.cdp {
-                    return Err(format!("profile {} has no L3 CDP: -o cdp is refused", profile.name));
+                    return Err(format!(
+                        "profile {} has no L3 CDP: -o cdp is refused",
+                        profile.name
+                    ));
                 }
                 schemas.push(cache(Resource::L3Data, l3, true));
                 schemas.push(cache(Resource::L3Code, l3, true));
@@ -128,12 +151,18 @@ impl Model {
                 schemas.push(cache(Resource::L3, l3, false));
             }
         } else if opts.cdp {
-            return Err(format!("profile {} has no L3: -o cdp is refused", profile.name));
+            return Err(format!(
+                "profile {} has no L3: -o cdp is refused",
+                profile.name
+            ));
         }
         if let Some(l2) = &profile.l2 {
             if opts.cdpl2 {
                 if !l2.cdp {
-                    return Err(format!("profile {} has no L2 CDP: -o cdpl2 is refused", profile.name));
+                    return Err(format!(
+                        "profile {} has no L2 CDP: -o cdpl2 is refused",
+                        profile.name
+                    ));
                 }
                 schemas.push(cache(Resource::L2Data, l2, true));
                 schemas.push(cache(Resource::L2Code, l2, true));
@@ -141,24 +170,42 @@ impl Model {
                 schemas.push(cache(Resource::L2, l2, false));
             }
         } else if opts.cdpl2 {
-            return Err(format!("profile {} has no L2: -o cdpl2 is refused", profile.name));
+            return Err(format!(
+                "profile {} has no L2: -o cdpl2 is refused",
+                profile.name
+            ));
         }
         if let Some(mb) = &profile.mb {
-            if opts.mba_mbps && profile.mon.as_ref().is_none_or(|m| !m.features.iter().any(|f| f == "mbm_local_bytes")) {
-                return Err(format!("profile {} has no mbm_local_bytes: -o mba_MBps is refused", profile.name));
+            if opts.mba_mbps
+                && profile
+                    .mon
+                    .as_ref()
+                    .is_none_or(|m| !m.features.iter().any(|f| f == "mbm_local_bytes"))
+            {
+                return Err(format!(
+                    "profile {} has no mbm_local_bytes: -o mba_MBps is refused",
+                    profile.name
+                ));
             }
             schemas.push(Schema {
                 res: Resource::Mb,
                 kind: SchemaKind::Mb {
                     min: mb.min_bandwidth,
                     gran: mb.bandwidth_gran,
-                    max: if opts.mba_mbps { u64::from(u32::MAX) } else { mb.max },
+                    max: if opts.mba_mbps {
+                        u64::from(u32::MAX)
+                    } else {
+                        mb.max
+                    },
                     closids: mb.num_closids,
                 },
                 domains: mb.domains.clone(),
             });
         } else if opts.mba_mbps {
-            return Err(format!("profile {} has no MBA: -o mba_MBps is refused", profile.name));
+            return Err(format!(
+                "profile {} has no MBA: -o mba_MBps is refused",
+                profile.name
+            ));
         }
         let online: CpuSet = (0..profile.cpus).collect();
         let mut m = Model {
@@ -173,8 +220,27 @@ impl Model {
             start: Instant::now(),
             online: online.clone(),
         };
-        let ctrl = m.schemas.iter().map(|s| (s.res.clone(), s.domains.iter().map(|&d| (d, m.default_ctrl(s))).collect())).collect();
-        m.groups.insert(String::new(), CtrlGroup { closid: 0, rmid: 0, mode: Mode::Shareable, ctrl, cpus: online, mon: BTreeMap::new() });
+        let ctrl = m
+            .schemas
+            .iter()
+            .map(|s| {
+                (
+                    s.res.clone(),
+                    s.domains.iter().map(|&d| (d, m.default_ctrl(s))).collect(),
+                )
+            })
+            .collect();
+        m.groups.insert(
+            String::new(),
+            CtrlGroup {
+                closid: 0,
+                rmid: 0,
+                mode: Mode::Shareable,
+                ctrl,
+                cpus: online,
+                mon: BTreeMap::new(),
+            },
+        );
         Ok(m)
     }
 
@@ -210,7 +276,11 @@ impl Model {
     // ----- tree --------------------------------------------------------
 
     fn group_files(&self, mon: bool) -> Vec<(&'static str, Node)> {
-        let mut v = vec![("cpus", Node::File(0o644)), ("cpus_list", Node::File(0o644)), ("tasks", Node::File(0o644))];
+        let mut v = vec![
+            ("cpus", Node::File(0o644)),
+            ("cpus_list", Node::File(0o644)),
+            ("tasks", Node::File(0o644)),
+        ];
         if !mon {
             v.push(("schemata", Node::File(0o644)));
             v.push(("mode", Node::File(0o644)));
@@ -226,7 +296,11 @@ impl Model {
     }
 
     fn info_dirs(&self) -> Vec<String> {
-        let mut v: Vec<String> = self.schemas.iter().map(|s| s.res.name().to_string()).collect();
+        let mut v: Vec<String> = self
+            .schemas
+            .iter()
+            .map(|s| s.res.name().to_string())
+            .collect();
         if self.mon_enabled() {
             v.push("L3_MON".into());
         }
@@ -237,13 +311,35 @@ impl Model {
         if dir == "L3_MON" {
             return vec!["max_threshold_occupancy", "mon_features", "num_rmids"];
         }
-        match self.schemas.iter().find(|s| s.res.name() == dir).map(|s| &s.kind) {
+        match self
+            .schemas
+            .iter()
+            .find(|s| s.res.name() == dir)
+            .map(|s| &s.kind)
+        {
             Some(SchemaKind::Cache { .. }) => {
-                vec!["bit_usage", "cbm_mask", "min_cbm_bits", "num_closids", "shareable_bits", "sparse_masks"]
+                vec![
+                    "bit_usage",
+                    "cbm_mask",
+                    "min_cbm_bits",
+                    "num_closids",
+                    "shareable_bits",
+                    "sparse_masks",
+                ]
             }
             Some(SchemaKind::Mb { .. }) => {
-                let mut v = vec!["bandwidth_gran", "delay_linear", "min_bandwidth", "num_closids"];
-                if self.profile.mb.as_ref().is_some_and(|m| m.thread_throttle_mode.is_some()) {
+                let mut v = vec![
+                    "bandwidth_gran",
+                    "delay_linear",
+                    "min_bandwidth",
+                    "num_closids",
+                ];
+                if self
+                    .profile
+                    .mb
+                    .as_ref()
+                    .is_some_and(|m| m.thread_throttle_mode.is_some())
+                {
                     v.push("thread_throttle_mode");
                 }
                 v
@@ -253,13 +349,30 @@ impl Model {
     }
 
     fn mon_dirs(&self) -> Vec<String> {
-        self.profile.l3.as_ref().map(|l3| l3.domains.iter().map(|d| format!("mon_L3_{d:02}")).collect()).unwrap_or_default()
+        self.profile
+            .l3
+            .as_ref()
+            .map(|l3| {
+                l3.domains
+                    .iter()
+                    .map(|d| format!("mon_L3_{d:02}"))
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     /// Resolve a group directory: `(ctrl name, mon name, rest of path)`.
     fn split_group<'a>(&self, p: &'a [&'a str]) -> Option<(String, Option<String>, &'a [&'a str])> {
         let (ctrl, rest) = match p.first() {
-            Some(&n) if self.groups.contains_key(n) && !n.is_empty() && n != "info" && n != "mon_groups" && n != "mon_data" => (n.to_string(), &p[1..]),
+            Some(&n)
+                if self.groups.contains_key(n)
+                    && !n.is_empty()
+                    && n != "info"
+                    && n != "mon_groups"
+                    && n != "mon_data" =>
+            {
+                (n.to_string(), &p[1..])
+            }
             _ => (String::new(), p),
         };
         if rest.first() == Some(&"mon_groups") && rest.len() >= 2 {
@@ -289,12 +402,22 @@ impl Model {
         let (_, mon, rest) = self.split_group(p)?;
         match rest {
             [] => Some(Node::Dir),
-            [f] => self.group_files(mon.is_some()).into_iter().find(|(n, _)| n == f).map(|(_, k)| k),
-            ["mon_data", d] if self.mon_enabled() && self.mon_dirs().iter().any(|x| x == d) => Some(Node::Dir),
+            [f] => self
+                .group_files(mon.is_some())
+                .into_iter()
+                .find(|(n, _)| n == f)
+                .map(|(_, k)| k),
+            ["mon_data", d] if self.mon_enabled() && self.mon_dirs().iter().any(|x| x == d) => {
+                Some(Node::Dir)
+            }
             ["mon_data", d, f]
                 if self.mon_enabled()
                     && self.mon_dirs().iter().any(|x| x == d)
-                    && self.profile.mon.as_ref().is_some_and(|m| m.features.iter().any(|x| x == f)) =>
+                    && self
+                        .profile
+                        .mon
+                        .as_ref()
+                        .is_some_and(|m| m.features.iter().any(|x| x == f)) =>
             {
                 Some(Node::File(0o444))
             }
@@ -311,19 +434,34 @@ impl Model {
                     out.push(("last_cmd_status".into(), Node::File(0o444)));
                     out.extend(self.info_dirs().into_iter().map(|d| (d, Node::Dir)));
                 }
-                2 => out.extend(self.info_files(p[1]).into_iter().map(|f| (f.to_string(), Node::File(0o444)))),
+                2 => out.extend(
+                    self.info_files(p[1])
+                        .into_iter()
+                        .map(|f| (f.to_string(), Node::File(0o444))),
+                ),
                 _ => {}
             }
             return out;
         }
-        let Some((ctrl, mon, rest)) = self.split_group(p) else { return out };
+        let Some((ctrl, mon, rest)) = self.split_group(p) else {
+            return out;
+        };
         match rest {
             [] => {
                 if ctrl.is_empty() && mon.is_none() {
                     out.push(("info".into(), Node::Dir));
-                    out.extend(self.groups.keys().filter(|k| !k.is_empty()).map(|k| (k.clone(), Node::Dir)));
+                    out.extend(
+                        self.groups
+                            .keys()
+                            .filter(|k| !k.is_empty())
+                            .map(|k| (k.clone(), Node::Dir)),
+                    );
                 }
-                out.extend(self.group_files(mon.is_some()).into_iter().map(|(n, k)| (n.to_string(), k)));
+                out.extend(
+                    self.group_files(mon.is_some())
+                        .into_iter()
+                        .map(|(n, k)| (n.to_string(), k)),
+                );
             }
             ["mon_groups"] => {
                 if let Some(g) = self.groups.get(&ctrl) {
@@ -362,7 +500,11 @@ impl Model {
         Ok(match rest {
             ["cpus"] => format!("{}\n", cpulist::format_mask(&cpus, self.profile.cpus)),
             ["cpus_list"] => format!("{}\n", cpulist::format_list(&cpus)),
-            ["tasks"] => self.task_ids_of(&ctrl, mon.as_deref()).iter().map(|t| format!("{t}\n")).collect(),
+            ["tasks"] => self
+                .task_ids_of(&ctrl, mon.as_deref())
+                .iter()
+                .map(|t| format!("{t}\n"))
+                .collect(),
             ["schemata"] => self.show_schemata(g),
             ["mode"] => format!("{}\n", g.mode.as_str()),
             ["size"] => self.show_size(g),
@@ -372,7 +514,11 @@ impl Model {
     }
 
     fn name_width(&self) -> usize {
-        self.schemas.iter().map(|s| s.res.name().len()).max().unwrap_or(0)
+        self.schemas
+            .iter()
+            .map(|s| s.res.name().len())
+            .max()
+            .unwrap_or(0)
     }
 
     fn show_schemata(&self, g: &CtrlGroup) -> String {
@@ -384,7 +530,11 @@ impl Model {
                 .domains
                 .iter()
                 .map(|d| match sc.kind {
-                    SchemaKind::Cache { cbm_mask, .. } => format!("{d}={:0w$x}", vals[d], w = cbm::hex_width(cbm::cbm_len(cbm_mask))),
+                    SchemaKind::Cache { cbm_mask, .. } => format!(
+                        "{d}={:0w$x}",
+                        vals[d],
+                        w = cbm::hex_width(cbm::cbm_len(cbm_mask))
+                    ),
                     SchemaKind::Mb { .. } => format!("{d}={:>3}", vals[d]),
                 })
                 .collect();
@@ -402,8 +552,16 @@ impl Model {
                 .domains
                 .iter()
                 .map(|d| match sc.kind {
-                    SchemaKind::Cache { cbm_mask, cache_bytes, .. } => {
-                        format!("{d}={}", u64::from(cbm::ways(vals[d])) * cache_bytes / u64::from(cbm::cbm_len(cbm_mask)))
+                    SchemaKind::Cache {
+                        cbm_mask,
+                        cache_bytes,
+                        ..
+                    } => {
+                        format!(
+                            "{d}={}",
+                            u64::from(cbm::ways(vals[d])) * cache_bytes
+                                / u64::from(cbm::cbm_len(cbm_mask))
+                        )
                     }
                     SchemaKind::Mb { .. } => format!("{d}={}", vals[d]),
                 })
@@ -415,31 +573,57 @@ impl Model {
 
     fn read_info(&self, p: &[&str]) -> String {
         if p.len() == 2 {
-            return if self.last_cmd.is_empty() { "ok\n".into() } else { self.last_cmd.clone() };
+            return if self.last_cmd.is_empty() {
+                "ok\n".into()
+            } else {
+                self.last_cmd.clone()
+            };
         }
         if p[1] == "L3_MON" {
             let m = self.profile.mon.as_ref();
             return match p[2] {
                 "num_rmids" => format!("{}\n", m.map_or(0, |m| m.num_rmids)),
-                "mon_features" => m.map(|m| m.features.iter().map(|f| format!("{f}\n")).collect()).unwrap_or_default(),
-                _ => format!("{}\n", self.profile.l3.as_ref().map_or(0, |l| l.cache_bytes / u64::from(cbm::ways(l.cbm_mask()).max(1)))),
+                "mon_features" => m
+                    .map(|m| m.features.iter().map(|f| format!("{f}\n")).collect())
+                    .unwrap_or_default(),
+                _ => format!(
+                    "{}\n",
+                    self.profile.l3.as_ref().map_or(0, |l| l.cache_bytes
+                        / u64::from(cbm::ways(l.cbm_mask()).max(1)))
+                ),
             };
         }
-        let Some(sc) = self.schemas.iter().find(|s| s.res.name() == p[1]) else { return String::new() };
+        let Some(sc) = self.schemas.iter().find(|s| s.res.name() == p[1]) else {
+            return String::new();
+        };
         match (&sc.kind, p[2]) {
             (_, "num_closids") => format!("{}\n", sc.closids()),
             (SchemaKind::Cache { cbm_mask, .. }, "cbm_mask") => format!("{}\n", hex(*cbm_mask)),
             (SchemaKind::Cache { min_cbm_bits, .. }, "min_cbm_bits") => format!("{min_cbm_bits}\n"),
-            (SchemaKind::Cache { shareable, .. }, "shareable_bits") => format!("{}\n", hex(*shareable)),
-            (SchemaKind::Cache { sparse, .. }, "sparse_masks") => format!("{}\n", u8::from(*sparse)),
+            (SchemaKind::Cache { shareable, .. }, "shareable_bits") => {
+                format!("{}\n", hex(*shareable))
+            }
+            (SchemaKind::Cache { sparse, .. }, "sparse_masks") => {
+                format!("{}\n", u8::from(*sparse))
+            }
             (SchemaKind::Cache { .. }, "bit_usage") => self.bit_usage(sc),
             (SchemaKind::Mb { min, .. }, "min_bandwidth") => format!("{min}\n"),
             (SchemaKind::Mb { gran, .. }, "bandwidth_gran") => format!("{gran}\n"),
             (SchemaKind::Mb { .. }, "delay_linear") => {
-                format!("{}\n", u8::from(self.profile.mb.as_ref().is_some_and(|m| m.delay_linear)))
+                format!(
+                    "{}\n",
+                    u8::from(self.profile.mb.as_ref().is_some_and(|m| m.delay_linear))
+                )
             }
             (SchemaKind::Mb { .. }, "thread_throttle_mode") => {
-                format!("{}\n", self.profile.mb.as_ref().and_then(|m| m.thread_throttle_mode.clone()).unwrap_or_default())
+                format!(
+                    "{}\n",
+                    self.profile
+                        .mb
+                        .as_ref()
+                        .and_then(|m| m.thread_throttle_mode.clone())
+                        .unwrap_or_default()
+                )
             }
             _ => String::new(),
         }
@@ -455,7 +639,14 @@ impl Model {
     }
 
     fn bit_usage(&self, sc: &Schema) -> String {
-        let SchemaKind::Cache { cbm_mask, shareable, .. } = sc.kind else { return String::new() };
+        let SchemaKind::Cache {
+            cbm_mask,
+            shareable,
+            ..
+        } = sc.kind
+        else {
+            return String::new();
+        };
         let len = cbm::cbm_len(cbm_mask);
         let items: Vec<String> = sc
             .domains
@@ -474,7 +665,8 @@ impl Model {
                 let bits: String = (0..len)
                     .rev()
                     .map(|i| {
-                        let (h, s, e) = (shareable >> i & 1 == 1, sw >> i & 1 == 1, ex >> i & 1 == 1);
+                        let (h, s, e) =
+                            (shareable >> i & 1 == 1, sw >> i & 1 == 1, ex >> i & 1 == 1);
                         match (h, s) {
                             (true, true) => 'X',
                             (true, false) => 'H',
@@ -494,9 +686,14 @@ impl Model {
         let root = self.proc_root.as_ref()?;
         let mut out = BTreeSet::new();
         for e in std::fs::read_dir(root).ok()?.flatten() {
-            let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else { continue };
+            let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+                continue;
+            };
             match std::fs::read_dir(e.path().join("task")) {
-                Ok(rd) => out.extend(rd.flatten().filter_map(|t| t.file_name().to_str().and_then(|s| s.parse::<u32>().ok()))),
+                Ok(rd) => out
+                    .extend(rd.flatten().filter_map(|t| {
+                        t.file_name().to_str().and_then(|s| s.parse::<u32>().ok())
+                    })),
                 Err(_) => {
                     out.insert(pid);
                 }
@@ -521,16 +718,22 @@ impl Model {
             })
             .map(|(t, _)| *t)
             .collect();
-        if ctrl.is_empty() && mon.is_none() {
-            if let Some(all) = self.live_tasks() {
-                return all.into_iter().filter(|t| self.tasks.get(t).is_none_or(|(c, _)| c.is_empty())).collect();
-            }
+        if ctrl.is_empty()
+            && mon.is_none()
+            && let Some(all) = self.live_tasks()
+        {
+            return all
+                .into_iter()
+                .filter(|t| self.tasks.get(t).is_none_or(|(c, _)| c.is_empty()))
+                .collect();
         }
         placed
     }
 
     fn counter(&self, ctrl: &str, mon: Option<&str>, dir: &str, event: &str) -> u64 {
-        let Some(g) = self.groups.get(ctrl) else { return 0 };
+        let Some(g) = self.groups.get(ctrl) else {
+            return 0;
+        };
         let dom: u32 = dir.trim_start_matches("mon_L3_").parse().unwrap_or(0);
         // Synthetic but consistent counters: a group that holds tasks or
         // CPUs uses its share of the cache and moves 100 MB/s per task (or
@@ -547,18 +750,36 @@ impl Model {
         match event {
             "llc_occupancy" => {
                 let Some(l3) = &self.profile.l3 else { return 0 };
-                let r = if self.opts.cdp { Resource::L3Data } else { Resource::L3 };
-                let mask = g.ctrl.get(&r).and_then(|m| m.get(&dom)).copied().unwrap_or(0);
-                u64::from(cbm::ways(mask)) * l3.cache_bytes / u64::from(cbm::ways(l3.cbm_mask()).max(1)) / 2
+                let r = if self.opts.cdp {
+                    Resource::L3Data
+                } else {
+                    Resource::L3
+                };
+                let mask = g
+                    .ctrl
+                    .get(&r)
+                    .and_then(|m| m.get(&dom))
+                    .copied()
+                    .unwrap_or(0);
+                u64::from(cbm::ways(mask)) * l3.cache_bytes
+                    / u64::from(cbm::ways(l3.cbm_mask()).max(1))
+                    / 2
             }
             _ => {
-                let pct = match (&self.profile.mb, g.ctrl.get(&Resource::Mb).and_then(|m| m.get(&dom))) {
+                let pct = match (
+                    &self.profile.mb,
+                    g.ctrl.get(&Resource::Mb).and_then(|m| m.get(&dom)),
+                ) {
                     (Some(mb), Some(&v)) if !self.opts.mba_mbps => v * 100 / mb.max.max(1),
                     _ => 100,
                 };
                 let ms = self.start.elapsed().as_millis() as u64;
                 let total = active * ms * 100_000 * pct / 100; // 100 MB/s = 100_000 bytes/ms
-                if event == "mbm_local_bytes" { total / 10 * 8 } else { total }
+                if event == "mbm_local_bytes" {
+                    total / 10 * 8
+                } else {
+                    total
+                }
             }
         }
     }
@@ -588,7 +809,9 @@ impl Model {
 
     fn write_schemata(&mut self, ctrl: &str, text: &str) -> Result<(), Errno> {
         // Valid input requires a trailing newline.
-        let Some(body) = text.strip_suffix('\n') else { return Err(EINVAL) };
+        let Some(body) = text.strip_suffix('\n') else {
+            return Err(EINVAL);
+        };
         self.last_cmd.clear();
         let g = self.groups.get(ctrl).ok_or(ENOENT)?.clone();
         let mut staged: BTreeMap<(Resource, u32), u64> = BTreeMap::new();
@@ -638,7 +861,14 @@ impl Model {
         Ok(())
     }
 
-    fn parse_value(&mut self, sc: &Schema, g: &CtrlGroup, ctrl: &str, dom: u32, val: &str) -> Result<u64, Errno> {
+    fn parse_value(
+        &mut self,
+        sc: &Schema,
+        g: &CtrlGroup,
+        ctrl: &str,
+        dom: u32,
+        val: &str,
+    ) -> Result<u64, Errno> {
         match sc.kind {
             SchemaKind::Mb { min, gran, max, .. } => {
                 let Ok(bw) = val.parse::<u64>() else {
@@ -649,9 +879,18 @@ impl Model {
                     self.set_status(format!("MB value {bw} out of range [{min},{max}]\n"));
                     return Err(EINVAL);
                 }
-                Ok(if self.opts.mba_mbps { bw } else { bw.div_ceil(gran) * gran })
+                Ok(if self.opts.mba_mbps {
+                    bw
+                } else {
+                    bw.div_ceil(gran) * gran
+                })
             }
-            SchemaKind::Cache { cbm_mask, min_cbm_bits, sparse, .. } => {
+            SchemaKind::Cache {
+                cbm_mask,
+                min_cbm_bits,
+                sparse,
+                ..
+            } => {
                 let Some(m) = crate::schemata::parse_hex(val) else {
                     self.set_status(format!("Non-hex character in the mask {val}\n"));
                     return Err(EINVAL);
@@ -686,7 +925,9 @@ impl Model {
     /// `rdtgroup_cbm_overlaps()`: with `exclusive`, only exclusive groups
     /// count; without, `shareable_bits` and every other group count.
     fn overlaps(&self, sc: &Schema, dom: u32, m: u64, me: &str, exclusive: bool) -> bool {
-        let SchemaKind::Cache { shareable, .. } = sc.kind else { return false };
+        let SchemaKind::Cache { shareable, .. } = sc.kind else {
+            return false;
+        };
         if !exclusive && m & shareable != 0 {
             return true;
         }
@@ -695,7 +936,12 @@ impl Model {
                 continue;
             }
             for r in Self::peer_resources(&sc.res) {
-                let theirs = g.ctrl.get(&r).and_then(|x| x.get(&dom)).copied().unwrap_or(0);
+                let theirs = g
+                    .ctrl
+                    .get(&r)
+                    .and_then(|x| x.get(&dom))
+                    .copied()
+                    .unwrap_or(0);
                 if m & theirs != 0 && (!exclusive || g.mode == Mode::Exclusive) {
                     return true;
                 }
@@ -705,7 +951,9 @@ impl Model {
     }
 
     fn write_mode(&mut self, ctrl: &str, text: &str) -> Result<(), Errno> {
-        let Some(body) = text.strip_suffix('\n') else { return Err(EINVAL) };
+        let Some(body) = text.strip_suffix('\n') else {
+            return Err(EINVAL);
+        };
         self.last_cmd.clear();
         let word = body.trim();
         let cur = self.groups.get(ctrl).ok_or(ENOENT)?.mode;
@@ -751,7 +999,13 @@ impl Model {
         Ok(())
     }
 
-    fn write_tasks(&mut self, ctrl: &str, mon: Option<&str>, text: &str, caller: u32) -> Result<(), Errno> {
+    fn write_tasks(
+        &mut self,
+        ctrl: &str,
+        mon: Option<&str>,
+        text: &str,
+        caller: u32,
+    ) -> Result<(), Errno> {
         self.last_cmd.clear();
         for item in text.trim_end_matches('\n').split(',') {
             let s = item.trim();
@@ -777,7 +1031,8 @@ impl Model {
                     self.set_status("Can't move task to different control group\n");
                     return Err(EINVAL);
                 }
-                self.tasks.insert(tid, (ctrl.to_string(), Some(m.to_string())));
+                self.tasks
+                    .insert(tid, (ctrl.to_string(), Some(m.to_string())));
             } else if ctrl.is_empty() {
                 self.tasks.remove(&tid);
             } else {
@@ -787,9 +1042,21 @@ impl Model {
         Ok(())
     }
 
-    fn write_cpus(&mut self, ctrl: &str, mon: Option<&str>, text: &str, list: bool) -> Result<(), Errno> {
+    fn write_cpus(
+        &mut self,
+        ctrl: &str,
+        mon: Option<&str>,
+        text: &str,
+        list: bool,
+    ) -> Result<(), Errno> {
         self.last_cmd.clear();
-        let parsed = if list { cpulist::parse_list(text) } else if text.trim().is_empty() { Ok(CpuSet::new()) } else { cpulist::parse_mask(text) };
+        let parsed = if list {
+            cpulist::parse_list(text)
+        } else if text.trim().is_empty() {
+            Ok(CpuSet::new())
+        } else {
+            cpulist::parse_mask(text)
+        };
         let Ok(new) = parsed else {
             self.set_status("Bad CPU list/mask\n");
             return Err(EINVAL);
@@ -841,7 +1108,10 @@ impl Model {
     // ----- mkdir / rmdir -----------------------------------------------
 
     fn used_rmids(&self) -> BTreeSet<u32> {
-        self.groups.values().flat_map(|g| std::iter::once(g.rmid).chain(g.mon.values().map(|m| m.rmid))).collect()
+        self.groups
+            .values()
+            .flat_map(|g| std::iter::once(g.rmid).chain(g.mon.values().map(|m| m.rmid)))
+            .collect()
     }
 
     fn alloc_rmid(&mut self) -> Result<u32, Errno> {
@@ -881,7 +1151,12 @@ impl Model {
                     let mut per = BTreeMap::new();
                     for &d in &sc.domains {
                         let v = match sc.kind {
-                            SchemaKind::Cache { cbm_mask, min_cbm_bits, shareable, .. } => {
+                            SchemaKind::Cache {
+                                cbm_mask,
+                                min_cbm_bits,
+                                shareable,
+                                ..
+                            } => {
                                 // rdtgroup_init_alloc(): shareable_bits, the masks of
                                 // shareable groups and the unused ways; then the
                                 // first contiguous run of them.
@@ -889,7 +1164,12 @@ impl Model {
                                 let mut used_b = shareable;
                                 for g in self.groups.values() {
                                     for r in Self::peer_resources(&sc.res) {
-                                        let v = g.ctrl.get(&r).and_then(|x| x.get(&d)).copied().unwrap_or(0);
+                                        let v = g
+                                            .ctrl
+                                            .get(&r)
+                                            .and_then(|x| x.get(&d))
+                                            .copied()
+                                            .unwrap_or(0);
                                         used_b |= v;
                                         if g.mode == Mode::Shareable {
                                             new |= v;
@@ -897,7 +1177,11 @@ impl Model {
                                     }
                                 }
                                 new |= !used_b & cbm_mask;
-                                let new = if cbm::is_contiguous(new) { new } else { cbm::first_run(new) };
+                                let new = if cbm::is_contiguous(new) {
+                                    new
+                                } else {
+                                    cbm::first_run(new)
+                                };
                                 if cbm::ways(new) < min_cbm_bits {
                                     self.set_status(format!("No space on {}:{d}\n", sc.res.name()));
                                     return Err(ENOSPC);
@@ -910,17 +1194,37 @@ impl Model {
                     }
                     ctrl.insert(sc.res.clone(), per);
                 }
-                self.groups.insert(name.to_string(), CtrlGroup { closid, rmid, mode: Mode::Shareable, ctrl, cpus: CpuSet::new(), mon: BTreeMap::new() });
+                self.groups.insert(
+                    name.to_string(),
+                    CtrlGroup {
+                        closid,
+                        rmid,
+                        mode: Mode::Shareable,
+                        ctrl,
+                        cpus: CpuSet::new(),
+                        mon: BTreeMap::new(),
+                    },
+                );
                 Ok(())
             }
-            _ if self.mon_enabled() && p.len() >= 2 && p[p.len() - 2] == "mon_groups" && p.len() <= 3 => {
+            _ if self.mon_enabled()
+                && p.len() >= 2
+                && p[p.len() - 2] == "mon_groups"
+                && p.len() <= 3 =>
+            {
                 let ctrl = if p.len() == 3 { p[0] } else { "" };
                 if !self.groups.contains_key(ctrl) {
                     return Err(ENOENT);
                 }
                 let rmid = self.alloc_rmid()?;
                 let g = self.groups.get_mut(ctrl).ok_or(ENOENT)?;
-                g.mon.insert(p[p.len() - 1].to_string(), MonGroup { rmid, cpus: CpuSet::new() });
+                g.mon.insert(
+                    p[p.len() - 1].to_string(),
+                    MonGroup {
+                        rmid,
+                        cpus: CpuSet::new(),
+                    },
+                );
                 Ok(())
             }
             _ => Err(EPERM),
@@ -967,7 +1271,12 @@ mod tests {
     use super::*;
 
     fn skx() -> Model {
-        Model::new(Profile::load("skylake-sp").expect("builtin"), MountOpts::default(), None).expect("mount")
+        Model::new(
+            Profile::load("skylake-sp").expect("builtin"),
+            MountOpts::default(),
+            None,
+        )
+        .expect("mount")
     }
 
     fn w(m: &mut Model, path: &str, data: &str) -> Result<(), Errno> {
@@ -976,7 +1285,11 @@ mod tests {
     }
 
     fn r(m: &Model, path: &str) -> String {
-        let p: Vec<&str> = if path.is_empty() { vec![] } else { path.split('/').collect() };
+        let p: Vec<&str> = if path.is_empty() {
+            vec![]
+        } else {
+            path.split('/').collect()
+        };
         m.read(&p).expect("readable")
     }
 
@@ -1001,7 +1314,16 @@ mod tests {
         assert_eq!(m.mkdir(&["g7"]), Err(ENOSPC));
         assert_eq!(r(&m, "info/last_cmd_status"), "Out of CLOSIDs\n");
         let names: Vec<String> = m.list(&["g0"]).into_iter().map(|(n, _)| n).collect();
-        for f in ["cpus", "cpus_list", "tasks", "schemata", "mode", "size", "mon_groups", "mon_data"] {
+        for f in [
+            "cpus",
+            "cpus_list",
+            "tasks",
+            "schemata",
+            "mode",
+            "size",
+            "mon_groups",
+            "mon_data",
+        ] {
             assert!(names.iter().any(|n| n == f), "{f} missing in {names:?}");
         }
         assert_eq!(r(&m, "g0/schemata"), "L3:0=7ff;1=7ff\nMB:0=100;1=100\n");
@@ -1050,7 +1372,10 @@ mod tests {
         w(&mut m, "a/schemata", "L3:0=0f0;1=0f0\n").expect("move a");
         w(&mut m, "a/mode", "exclusive\n").expect("exclusive");
         assert_eq!(w(&mut m, "schemata", "L3:0=01f\n"), Err(EINVAL));
-        assert_eq!(r(&m, "info/last_cmd_status"), "Overlaps with exclusive group\n");
+        assert_eq!(
+            r(&m, "info/last_cmd_status"),
+            "Overlaps with exclusive group\n"
+        );
         assert_eq!(w(&mut m, "a/schemata", "L3:0=1f0\n"), Ok(()));
         assert_eq!(w(&mut m, "a/schemata", "L3:0=3f0\n"), Err(EINVAL));
         assert_eq!(r(&m, "info/last_cmd_status"), "Overlaps with other group\n");
@@ -1068,9 +1393,15 @@ mod tests {
         assert_eq!(r(&m, "cpus_list"), "0-1,4-39\n");
         assert_eq!(r(&m, "a/cpus"), "00,0000000c\n");
         assert_eq!(w(&mut m, "cpus_list", "0-1\n"), Err(EINVAL));
-        assert_eq!(r(&m, "info/last_cmd_status"), "Can't drop CPUs from default group\n");
+        assert_eq!(
+            r(&m, "info/last_cmd_status"),
+            "Can't drop CPUs from default group\n"
+        );
         assert_eq!(w(&mut m, "a/cpus_list", "99\n"), Err(EINVAL));
-        assert_eq!(r(&m, "info/last_cmd_status"), "Can only assign online CPUs\n");
+        assert_eq!(
+            r(&m, "info/last_cmd_status"),
+            "Can only assign online CPUs\n"
+        );
         m.rmdir(&["a"]).expect("rmdir");
         assert_eq!(r(&m, "cpus_list"), "0-39\n");
     }
@@ -1078,10 +1409,31 @@ mod tests {
     #[test]
     fn cdp_layout() {
         let p = Profile::load("icelake-sp").expect("builtin");
-        let m = Model::new(p, MountOpts { cdp: true, ..Default::default() }, None).expect("mount");
-        assert_eq!(r(&m, "schemata"), "L3DATA:0=fff;1=fff\nL3CODE:0=fff;1=fff\n    MB:0=100;1=100\n");
+        let m = Model::new(
+            p,
+            MountOpts {
+                cdp: true,
+                ..Default::default()
+            },
+            None,
+        )
+        .expect("mount");
+        assert_eq!(
+            r(&m, "schemata"),
+            "L3DATA:0=fff;1=fff\nL3CODE:0=fff;1=fff\n    MB:0=100;1=100\n"
+        );
         assert_eq!(r(&m, "info/L3DATA/num_closids"), "8\n");
-        assert!(Model::new(Profile::load("skylake-sp").expect("builtin"), MountOpts { cdp: true, ..Default::default() }, None).is_err());
+        assert!(
+            Model::new(
+                Profile::load("skylake-sp").expect("builtin"),
+                MountOpts {
+                    cdp: true,
+                    ..Default::default()
+                },
+                None
+            )
+            .is_err()
+        );
     }
 
     #[test]
@@ -1089,9 +1441,13 @@ mod tests {
         let p = Profile::load("epyc-milan").expect("builtin");
         let mut m = Model::new(p, MountOpts::default(), None).expect("mount");
         m.mkdir(&["g"]).expect("mkdir");
-        w(&mut m, "g/schemata", "L3:3=0;5=f0f\nMB:3=512\n").expect("AMD takes empty and sparse masks");
+        w(&mut m, "g/schemata", "L3:3=0;5=f0f\nMB:3=512\n")
+            .expect("AMD takes empty and sparse masks");
         assert_eq!(w(&mut m, "g/schemata", "MB:3=2049\n"), Err(EINVAL));
-        assert_eq!(r(&m, "info/last_cmd_status"), "MB value 2049 out of range [0,2048]\n");
+        assert_eq!(
+            r(&m, "info/last_cmd_status"),
+            "MB value 2049 out of range [0,2048]\n"
+        );
         assert!(r(&m, "g/schemata").contains("MB:0=2048;1=2048;2=2048;3=512;"));
     }
 }

@@ -51,7 +51,9 @@ pub enum ProfileError {
         message: String,
     },
     /// Neither a built-in name nor a file.
-    #[error("unknown profile {0:?} (built-in: skylake-sp, icelake-sp, sapphire-rapids, epyc-milan; or a path to a .toml file)")]
+    #[error(
+        "unknown profile {0:?} (built-in: skylake-sp, icelake-sp, sapphire-rapids, epyc-milan; or a path to a .toml file)"
+    )]
     Unknown(String),
 }
 
@@ -297,7 +299,12 @@ impl Profile {
     }
 
     fn check(&self, name: &str) -> Result<(), ProfileError> {
-        let bad = |m: String| Err(ProfileError::Invalid { name: name.to_string(), message: m });
+        let bad = |m: String| {
+            Err(ProfileError::Invalid {
+                name: name.to_string(),
+                message: m,
+            })
+        };
         if self.cpus == 0 || self.cpus > 4096 {
             return bad(format!("cpus must be in 1..=4096, not {}", self.cpus));
         }
@@ -307,19 +314,33 @@ impl Profile {
                 return bad(format!("{what}.cbm_mask {:?} is not hex", c.cbm_mask));
             };
             if m == 0 || !crate::cbm::is_contiguous(m) || m & 1 == 0 || m >> 32 != 0 {
-                return bad(format!("{what}.cbm_mask {:#x} must be contiguous ones from bit 0, at most 32 bits", m));
+                return bad(format!(
+                    "{what}.cbm_mask {:#x} must be contiguous ones from bit 0, at most 32 bits",
+                    m
+                ));
             }
             if crate::schemata::parse_hex(&c.shareable_bits).is_none_or(|s| s & !m != 0) {
-                return bad(format!("{what}.shareable_bits {:?} is not hex inside cbm_mask", c.shareable_bits));
+                return bad(format!(
+                    "{what}.shareable_bits {:?} is not hex inside cbm_mask",
+                    c.shareable_bits
+                ));
             }
             if c.num_closids == 0 || c.domains.is_empty() || c.min_cbm_bits > crate::cbm::ways(m) {
-                return bad(format!("{what} needs num_closids > 0, a domain, and min_cbm_bits <= ways"));
+                return bad(format!(
+                    "{what} needs num_closids > 0, a domain, and min_cbm_bits <= ways"
+                ));
             }
         }
-        if let Some(mb) = &self.mb {
-            if mb.num_closids == 0 || mb.domains.is_empty() || mb.bandwidth_gran == 0 || mb.max < mb.min_bandwidth {
-                return bad("mb needs num_closids > 0, a domain, bandwidth_gran > 0, max >= min_bandwidth".into());
-            }
+        if let Some(mb) = &self.mb
+            && (mb.num_closids == 0
+                || mb.domains.is_empty()
+                || mb.bandwidth_gran == 0
+                || mb.max < mb.min_bandwidth)
+        {
+            return bad(
+                "mb needs num_closids > 0, a domain, bandwidth_gran > 0, max >= min_bandwidth"
+                    .into(),
+            );
         }
         Ok(())
     }
@@ -343,7 +364,10 @@ mod tests {
 
     #[test]
     fn bad_profiles() {
-        assert!(matches!(Profile::load("nope"), Err(ProfileError::Unknown(_))));
+        assert!(matches!(
+            Profile::load("nope"),
+            Err(ProfileError::Unknown(_))
+        ));
         let e = Profile::from_toml("x", "name='x'\ncpus=4\n[l3]\ncbm_mask='f0f'\nnum_closids=4\nmin_cbm_bits=1\ndomains=[0]\ncache_bytes=1\n")
             .expect_err("sparse cbm_mask");
         assert!(e.to_string().contains("cbm_mask"), "{e}");

@@ -43,9 +43,16 @@ pub fn errno(e: &std::io::Error) -> i32 {
 pub struct Sleeper(pub std::process::Child);
 
 impl Sleeper {
+    /// Start `sleep 30`.
     pub fn start() -> Sleeper {
-        Sleeper(std::process::Command::new("sleep").arg("30").spawn().expect("spawn sleep"))
+        Sleeper(
+            std::process::Command::new("sleep")
+                .arg("30")
+                .spawn()
+                .expect("spawn sleep"),
+        )
     }
+    /// Its pid.
     pub fn pid(&self) -> u32 {
         self.0.id()
     }
