@@ -42,7 +42,10 @@ impl Tc {
     /// because recreating it would drop every class; delete the root
     /// ([`Tc::root_del`]) first if that is meant.
     pub fn ensure_root(&mut self, link: &Link, q: &HtbQdisc) -> Result<Change, HtbError> {
-        let root = self.root_get(link)?;
+        let Some(root) = self.root_get(link)? else {
+            self.qdisc_replace(link, q)?;
+            return Ok(Change::Created);
+        };
         if root.kind == "htb" {
             let mut diffs = Vec::new();
             if root.header.handle != q.handle {
@@ -81,7 +84,7 @@ impl Tc {
         }
         let before = format!("{} {}", root.kind, root.header.handle);
         self.qdisc_replace(link, q)?;
-        Ok(if root.kind == "noqueue" || root.header.handle == Handle::UNSPEC {
+        Ok(if root.header.handle == Handle::UNSPEC {
             Change::Created
         } else {
             Change::Replaced(before)

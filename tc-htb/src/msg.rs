@@ -83,6 +83,8 @@ pub const NLM_F_REQUEST: u16 = 0x1;
 pub const NLM_F_MULTI: u16 = 0x2;
 /// `NLM_F_ACK`.
 pub const NLM_F_ACK: u16 = 0x4;
+/// `NLM_F_ECHO`: send the result back to the asker too.
+pub const NLM_F_ECHO: u16 = 0x8;
 /// `NLM_F_REPLACE`.
 pub const NLM_F_REPLACE: u16 = 0x100;
 /// `NLM_F_EXCL`.
@@ -1102,7 +1104,15 @@ pub fn encode_filter(m: &mut MsgBuf, verb: Verb, seq: u32, ifindex: i32, f: &Fil
 /// Encodes a `RTM_GET*` request: a dump of `object`s on a link (`tc -s
 /// OBJECT show dev D [parent P]`) when `dump`, else one object by handle.
 pub fn encode_get(m: &mut MsgBuf, object: Object, dump: bool, seq: u32, header: &TcHeader) {
-    let flags = if dump { NLM_F_REQUEST | NLM_F_DUMP } else { NLM_F_REQUEST };
+    // A single get asks for an ECHO (the kernel answers `RTM_GETTCLASS`
+    // through `rtnetlink_send`, which unicasts to the asker only with
+    // NLM_F_ECHO) and an ACK (no object comes for a built-in root such as
+    // `noqueue`; the ACK then ends the wait).
+    let flags = if dump {
+        NLM_F_REQUEST | NLM_F_DUMP
+    } else {
+        NLM_F_REQUEST | NLM_F_ACK | NLM_F_ECHO
+    };
     m.begin(object.get_type(), flags, seq);
     m.tcmsg(header);
 }

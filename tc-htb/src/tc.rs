@@ -19,6 +19,10 @@ use crate::rate::Psched;
 
 const RECV_BUF: usize = 64 * 1024;
 
+/// How long to wait for the kernel's answer before giving up with `EAGAIN`
+/// (the kernel answers in microseconds; this only guards against a hang).
+pub const REPLY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// A network interface in the socket's namespace.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Link {
@@ -50,6 +54,9 @@ fn new_socket(netns: &str) -> Result<Socket, HtbError> {
     // Best effort: older kernels lack these; errors are then plain errnos.
     let _ = sock.set_ext_ack(true);
     let _ = sock.set_cap_ack(true);
+    let timeout = nix::sys::time::TimeVal::new(REPLY_TIMEOUT.as_secs() as _, 0);
+    nix::sys::socket::setsockopt(&sock, nix::sys::socket::sockopt::ReceiveTimeout, &timeout)
+        .map_err(|e| err(std::io::Error::from(e)))?;
     Ok(sock)
 }
 
@@ -204,7 +211,7 @@ impl Tc {
     }
 
     /// Sends the encoded get/dump request and collects the objects.
-    fn collect(&mut self, seq: u32, dump: bool, op: &dyn Fn(&Tc) -> String) -> Result<Vec<TcObject>, HtbError> {
+    fn collect(&mut self, seq: u32, op: &dyn Fn(&Tc) -> String) -> Result<Vec<TcObject>, HtbError> {
         self.send().map_err(|source| HtbError::Io { op: op(self), source })?;
         let mut out = Vec::new();
         loop {
@@ -225,15 +232,10 @@ impl Tc {
                         }
                         done = true;
                     }
-                    ty => {
-                        out.push(
-                            msg::decode_tc(ty, payload)
-                                .map_err(|source| HtbError::Msg { op: op(self), source })?,
-                        );
-                        if !dump {
-                            done = true;
-                        }
-                    }
+                    ty => out.push(
+                        msg::decode_tc(ty, payload)
+                            .map_err(|source| HtbError::Msg { op: op(self), source })?,
+                    ),
                 }
             }
             if done {
@@ -413,7 +415,7 @@ impl Tc {
             ..TcHeader::default()
         };
         msg::encode_get(&mut self.tx, object, true, seq, &header);
-        let mut out = self.collect(seq, true, &|tc| {
+        let mut out = self.collect(seq, &|tc| {
             tc.op(format_args!("-s {} show dev {}", object.as_str(), link.name))
         })?;
         out.retain(|o| o.header.ifindex == link.index);
@@ -436,7 +438,7 @@ impl Tc {
         self.dump(Object::Filter, link, parent)
     }
 
-    fn get_one(&mut self, object: Object, link: &Link, parent: Handle, handle: Handle) -> Result<TcObject, HtbError> {
+    fn get_one(&mut self, object: Object, link: &Link, parent: Handle, handle: Handle) -> Result<Option<TcObject>, HtbError> {
         let seq = self.next_seq();
         let header = TcHeader {
             ifindex: link.index,
@@ -454,18 +456,19 @@ impl Tc {
                 handle
             ))
         };
-        let mut objs = self.collect(seq, false, &op)?;
-        objs.pop().ok_or_else(|| HtbError::Kernel {
-            op: op(self),
-            message: Some("no object in the reply".into()),
-            source: std::io::Error::from_raw_os_error(libc::ENOENT),
-        })
+        Ok(self.collect(seq, &op)?.pop())
     }
 
     /// One class with its parameters and statistics (`tc -s class show dev
     /// D classid 1:10`), read with a single `RTM_GETTCLASS` (no dump).
     pub fn class_get(&mut self, link: &Link, classid: Handle) -> Result<TcObject, HtbError> {
-        self.get_one(Object::Class, link, Handle::UNSPEC, classid)
+        let op = |tc: &Tc| tc.op(format_args!("-s class show dev {} classid {classid}", link.name));
+        self.get_one(Object::Class, link, Handle::UNSPEC, classid)?
+            .ok_or_else(|| HtbError::Kernel {
+                op: op(self),
+                message: Some("the kernel sent no class".into()),
+                source: std::io::Error::from_raw_os_error(libc::ENOENT),
+            })
     }
 
     /// Statistics of one class: bytes, packets, drops, overlimits, backlog
@@ -476,7 +479,9 @@ impl Tc {
 
     /// The root qdisc of the link (`tc -s qdisc show dev D root`): kind,
     /// handle, options and statistics, including the link's total backlog.
-    pub fn root_get(&mut self, link: &Link) -> Result<TcObject, HtbError> {
+    /// `None` when the root is the kernel's built-in default (`noqueue`,
+    /// which the kernel does not report).
+    pub fn root_get(&mut self, link: &Link) -> Result<Option<TcObject>, HtbError> {
         self.get_one(Object::Qdisc, link, Handle::ROOT, Handle::UNSPEC)
     }
 }
