@@ -16,7 +16,7 @@ use crate::action::{Action, ActionError, Knob, Setting};
 use crate::backend::{self, BackendError, BandwidthShaper, CacheAllocator};
 use crate::bounds::{Bounds, BoundsError};
 use crate::caps::{self, CapsError, Need};
-use crate::cgroup::{self, CgroupError, CgroupFs};
+use crate::cgroup::{CgroupError, CgroupFs};
 use crate::journal::{Entry, Journal, JournalError, State};
 use crate::units::Limit;
 
@@ -426,7 +426,7 @@ impl Actuator {
             _ => {
                 let writes = self.cgroups.plan_writes(knob, from, to)?;
                 for (i, w) in writes.iter().enumerate() {
-                    cgroup::write_file(&w.path, &w.value)?;
+                    self.cgroups.write_path(&w.path, &w.value)?;
                     self.step(step(i + 1));
                 }
             }

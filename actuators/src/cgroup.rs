@@ -8,9 +8,12 @@
 //! the caller ([`CgroupFs::at`], [`CgroupFs::detect`]); only
 //! [`CgroupFs::discover`] reads the real `/proc/self/mountinfo`.
 
+use std::collections::HashMap;
 use std::fs;
 use std::io::{self, Write};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 
@@ -165,16 +168,51 @@ pub struct FileWrite {
 }
 
 /// A cgroup hierarchy root and its mode.
+///
+/// Clones share a cache of open file descriptors for cgroup files: opening
+/// a cgroupfs file costs several times more than the `read`/`write` itself,
+/// and kernfs regenerates a file on every read at offset 0 and applies every
+/// `write(2)` whole, so a kept descriptor behaves like a fresh open. Files on
+/// other filesystems (fake trees) are opened each time.
 #[derive(Debug, Clone)]
 pub struct CgroupFs {
     root: PathBuf,
     mode: CgroupMode,
+    fds: Arc<FdCache>,
 }
+
+/// Open descriptors of cgroup files, by (path, opened for writing).
+#[derive(Default)]
+struct FdCache {
+    map: Mutex<HashMap<(PathBuf, bool), Cached>>,
+}
+
+#[derive(Clone)]
+enum Cached {
+    /// A kernfs file kept open.
+    Kernfs(Arc<fs::File>),
+    /// Not on a cgroup filesystem: open it every time.
+    Plain,
+}
+
+impl std::fmt::Debug for FdCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let n = self.map.lock().map_or(0, |m| m.len());
+        write!(f, "FdCache({n} files)")
+    }
+}
+
+/// Most descriptors kept; the cache is emptied when it would grow past this.
+const FD_CACHE_MAX: usize = 512;
 
 impl CgroupFs {
     /// A hierarchy at `root` known to be in `mode` (used for fake trees).
     pub fn at(root: impl Into<PathBuf>, mode: CgroupMode) -> CgroupFs {
-        CgroupFs { root: root.into(), mode }
+        CgroupFs {
+            root: root.into(),
+            mode,
+            fds: Arc::default(),
+        }
     }
 
     /// Detects the mode of the hierarchy at `root` by filesystem magic.
@@ -189,7 +227,7 @@ impl CgroupFs {
         };
         let mode = CgroupMode::from_magic(magic, unified_magic)
             .ok_or(CgroupError::NotCgroup { path: root.clone(), magic })?;
-        Ok(CgroupFs { root, mode })
+        Ok(CgroupFs::at(root, mode))
     }
 
     /// Finds the host's cgroup root in `/proc/self/mountinfo` and detects it.
@@ -230,7 +268,58 @@ impl CgroupFs {
 
     /// Reads a cgroup file.
     pub fn read(&self, controller: Controller, rel: &str, file: &str) -> Result<String, CgroupError> {
-        read_file(&self.file(controller, rel, file))
+        self.read_path(&self.file(controller, rel, file))
+    }
+
+    fn cached(&self, path: &Path, write: bool) -> io::Result<Cached> {
+        let key = (path.to_path_buf(), write);
+        let mut map = self.fds.map.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(c) = map.get(&key) {
+            return Ok(c.clone());
+        }
+        let f = fs::OpenOptions::new().read(!write).write(write).open(path)?;
+        let magic = nix::sys::statfs::fstatfs(&f).map(|s| s.filesystem_type().0 as i64);
+        let c = match magic {
+            Ok(CGROUP_SUPER_MAGIC | CGROUP2_SUPER_MAGIC) => Cached::Kernfs(Arc::new(f)),
+            _ => Cached::Plain,
+        };
+        if map.len() >= FD_CACHE_MAX {
+            map.clear();
+        }
+        map.insert(key, c.clone());
+        Ok(c)
+    }
+
+    fn forget(&self, path: &Path, write: bool) {
+        let mut map = self.fds.map.lock().unwrap_or_else(|p| p.into_inner());
+        map.remove(&(path.to_path_buf(), write));
+    }
+
+    /// Reads a file of this hierarchy (through a kept descriptor when it is
+    /// a cgroup file).
+    pub fn read_path(&self, path: &Path) -> Result<String, CgroupError> {
+        if let Ok(Cached::Kernfs(f)) = self.cached(path, false) {
+            match pread_to_string(&f) {
+                Ok(s) => return Ok(s),
+                // Removed and maybe re-created cgroup: open afresh below.
+                Err(_) => self.forget(path, false),
+            }
+        }
+        read_file(path)
+    }
+
+    /// Writes `value` to a file of this hierarchy in one `write(2)` (through
+    /// a kept descriptor when it is a cgroup file).
+    pub fn write_path(&self, path: &Path, value: &str) -> Result<(), CgroupError> {
+        if let Ok(Cached::Kernfs(f)) = self.cached(path, true) {
+            match f.write_at(value.as_bytes(), 0) {
+                Ok(n) if n == value.len() => return Ok(()),
+                // A stale descriptor (cgroup removed) or a rejected value:
+                // retry once with a fresh open, which reports the error.
+                _ => self.forget(path, true),
+            }
+        }
+        write_file(path, value)
     }
 
     /// Memory currently charged to cgroup `rel` (`memory.usage_in_bytes` on
@@ -238,7 +327,7 @@ impl CgroupFs {
     pub fn memory_usage(&self, rel: &str) -> Result<u64, CgroupError> {
         let name = if self.mode.is_v1() { "memory.usage_in_bytes" } else { "memory.current" };
         let path = self.file(Controller::Memory, rel, name);
-        let text = read_file(&path)?;
+        let text = self.read_path(&path)?;
         text.trim().parse().map_err(|_| CgroupError::Format { path, content: text })
     }
 
@@ -250,42 +339,42 @@ impl CgroupFs {
                 if v1 {
                     let q = self.file(Controller::Cpu, cgroup, "cpu.cfs_quota_us");
                     let p = self.file(Controller::Cpu, cgroup, "cpu.cfs_period_us");
-                    let quota = parse_i64(&q)?;
-                    let period = parse_u64(&p)?;
+                    let quota = parse_i64(self, &q)?;
+                    let period = parse_u64(self, &p)?;
                     Ok(Setting::CpuMax {
                         quota_us: u64::try_from(quota).ok(),
                         period_us: period,
                     })
                 } else {
                     let path = self.file(Controller::Cpu, cgroup, "cpu.max");
-                    let text = read_file(&path)?;
+                    let text = self.read_path(&path)?;
                     parse_cpu_max(&text).ok_or(CgroupError::Format { path, content: text })
                 }
             }
             Knob::CpuWeight { cgroup } => {
                 if v1 {
                     let p = self.file(Controller::Cpu, cgroup, "cpu.shares");
-                    Ok(Setting::CpuShares { shares: parse_u64(&p)? })
+                    Ok(Setting::CpuShares { shares: parse_u64(self, &p)? })
                 } else {
                     let p = self.file(Controller::Cpu, cgroup, "cpu.weight");
-                    Ok(Setting::CpuWeight { weight: parse_u64(&p)? })
+                    Ok(Setting::CpuWeight { weight: parse_u64(self, &p)? })
                 }
             }
             Knob::Cpuset { cgroup } => {
                 let c = self.file(Controller::Cpuset, cgroup, "cpuset.cpus");
                 let m = self.file(Controller::Cpuset, cgroup, "cpuset.mems");
                 Ok(Setting::Cpuset {
-                    cpus: parse_list(&c)?,
-                    mems: parse_list(&m)?,
+                    cpus: parse_list(self, &c)?,
+                    mems: parse_list(self, &m)?,
                 })
             }
             Knob::Memory { cgroup } => {
                 if v1 {
                     let l = self.file(Controller::Memory, cgroup, "memory.limit_in_bytes");
                     let s = self.file(Controller::Memory, cgroup, "memory.memsw.limit_in_bytes");
-                    let limit = parse_limit(&l, Limit::parse_v1_bytes)?;
+                    let limit = parse_limit(self, &l, Limit::parse_v1_bytes)?;
                     let swap = if s.exists() {
-                        Some(parse_limit(&s, Limit::parse_v1_bytes)?)
+                        Some(parse_limit(self, &s, Limit::parse_v1_bytes)?)
                     } else {
                         None
                     };
@@ -293,8 +382,8 @@ impl CgroupFs {
                 } else {
                     let l = self.file(Controller::Memory, cgroup, "memory.max");
                     let s = self.file(Controller::Memory, cgroup, "memory.swap.max");
-                    let limit = parse_limit(&l, Limit::parse_v2)?;
-                    let swap = if s.exists() { Some(parse_limit(&s, Limit::parse_v2)?) } else { None };
+                    let limit = parse_limit(self, &l, Limit::parse_v2)?;
+                    let swap = if s.exists() { Some(parse_limit(self, &s, Limit::parse_v2)?) } else { None };
                     Ok(Setting::Memory { limit, swap })
                 }
             }
@@ -303,7 +392,7 @@ impl CgroupFs {
                     let mut vals = [Limit::Max; 4];
                     for (slot, name) in vals.iter_mut().zip(V1_IO_FILES) {
                         let p = self.file(Controller::Blkio, cgroup, name);
-                        let text = read_file(&p)?;
+                        let text = self.read_path(&p)?;
                         *slot = parse_v1_throttle(&text, *device)
                             .map_err(|source| CgroupError::Parse { path: p.clone(), source })?;
                     }
@@ -316,7 +405,7 @@ impl CgroupFs {
                     })
                 } else {
                     let p = self.file(Controller::Blkio, cgroup, "io.max");
-                    let text = read_file(&p)?;
+                    let text = self.read_path(&p)?;
                     parse_io_max(&text, *device).map_err(|source| CgroupError::Parse { path: p, source })
                 }
             }
@@ -324,11 +413,21 @@ impl CgroupFs {
         }
     }
 
-    /// Plans the file writes that move `knob` from `from` to `to`, in the order
-    /// the kernel accepts. Files whose value does not change are still
-    /// written (writes are idempotent, and a crash may have left them half
-    /// done), except where noted.
+    /// Plans the file writes that move `knob` from `from` (its value read
+    /// just before) to `to`, in the order the kernel accepts. Files that
+    /// already hold their new value are not written.
     pub fn plan_writes(&self, knob: &Knob, from: &Setting, to: &Setting) -> Result<Vec<FileWrite>, CgroupError> {
+        let mut writes = self.encode_writes(knob, from, to)?;
+        if std::mem::discriminant(from) == std::mem::discriminant(to)
+            && let Ok(same) = self.encode_writes(knob, from, from)
+        {
+            writes.retain(|w| !same.contains(w));
+        }
+        Ok(writes)
+    }
+
+    /// Every file write that sets `to`, in order (see [`CgroupFs::plan_writes`]).
+    fn encode_writes(&self, knob: &Knob, from: &Setting, to: &Setting) -> Result<Vec<FileWrite>, CgroupError> {
         let v1 = self.mode.is_v1();
         let w = |c, cg: &str, f: &str, v: String| FileWrite { path: self.file(c, cg, f), value: v };
         let bad = || CgroupError::NotCgroupKnob(format!("{knob} with value {to:?}"));
@@ -437,6 +536,23 @@ pub fn write_file(path: &Path, value: &str) -> Result<(), CgroupError> {
     f.write_all(value.as_bytes()).map_err(err)
 }
 
+fn pread_to_string(f: &fs::File) -> io::Result<String> {
+    let mut buf = vec![0u8; 4096];
+    let mut len = 0;
+    loop {
+        if len == buf.len() {
+            buf.resize(buf.len() * 2, 0);
+        }
+        let n = f.read_at(&mut buf[len..], len as u64)?;
+        if n == 0 {
+            break;
+        }
+        len += n;
+    }
+    buf.truncate(len);
+    String::from_utf8(buf).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+}
+
 /// Reads a whole cgroup file.
 pub fn read_file(path: &Path) -> Result<String, CgroupError> {
     fs::read_to_string(path).map_err(|source| CgroupError::Read {
@@ -445,32 +561,32 @@ pub fn read_file(path: &Path) -> Result<String, CgroupError> {
     })
 }
 
-fn parse_u64(path: &Path) -> Result<u64, CgroupError> {
-    let text = read_file(path)?;
+fn parse_u64(fs: &CgroupFs, path: &Path) -> Result<u64, CgroupError> {
+    let text = fs.read_path(path)?;
     text.trim().parse().map_err(|_| CgroupError::Format {
         path: path.to_path_buf(),
         content: text,
     })
 }
 
-fn parse_i64(path: &Path) -> Result<i64, CgroupError> {
-    let text = read_file(path)?;
+fn parse_i64(fs: &CgroupFs, path: &Path) -> Result<i64, CgroupError> {
+    let text = fs.read_path(path)?;
     text.trim().parse().map_err(|_| CgroupError::Format {
         path: path.to_path_buf(),
         content: text,
     })
 }
 
-fn parse_list(path: &Path) -> Result<CpuList, CgroupError> {
-    let text = read_file(path)?;
+fn parse_list(fs: &CgroupFs, path: &Path) -> Result<CpuList, CgroupError> {
+    let text = fs.read_path(path)?;
     text.parse().map_err(|source| CgroupError::Parse {
         path: path.to_path_buf(),
         source,
     })
 }
 
-fn parse_limit(path: &Path, f: fn(&str) -> Result<Limit, UnitError>) -> Result<Limit, CgroupError> {
-    let text = read_file(path)?;
+fn parse_limit(fs: &CgroupFs, path: &Path, f: fn(&str) -> Result<Limit, UnitError>) -> Result<Limit, CgroupError> {
+    let text = fs.read_path(path)?;
     f(&text).map_err(|source| CgroupError::Parse {
         path: path.to_path_buf(),
         source,
@@ -689,7 +805,12 @@ mod tests {
             quota_us: Some(25_000),
             period_us: 100_000,
         };
-        let w = fs.plan_writes(&cpu, &to, &to).expect("plan");
+        let none = Setting::CpuMax {
+            quota_us: None,
+            period_us: 100_000,
+        };
+        assert_eq!(fs.plan_writes(&cpu, &to, &to).expect("plan"), vec![]);
+        let w = fs.plan_writes(&cpu, &none, &to).expect("plan");
         assert_eq!(
             w,
             vec![FileWrite {
@@ -706,13 +827,27 @@ mod tests {
             riops: Limit::Max,
             wiops: Limit::Value(5),
         };
-        let w = fs.plan_writes(&io, &to, &to).expect("plan");
+        let unlimited = Setting::Io {
+            device: d,
+            rbps: Limit::Max,
+            wbps: Limit::Max,
+            riops: Limit::Max,
+            wiops: Limit::Max,
+        };
+        let w = fs.plan_writes(&io, &unlimited, &to).expect("plan");
         assert_eq!(w[0].value, "8:0 rbps=1024 wbps=max riops=max wiops=5");
         let v1 = CgroupFs::at("/r", CgroupMode::Hybrid);
-        let w = v1.plan_writes(&io, &to, &to).expect("plan");
-        assert_eq!(w.len(), 4);
+        // Only the two files that change are written.
+        let w = v1.plan_writes(&io, &unlimited, &to).expect("plan");
+        assert_eq!(w.len(), 2);
         assert_eq!(w[0].value, "8:0 1024");
+        assert!(w[1].path.ends_with("blkio.throttle.write_iops_device"));
+        assert_eq!(w[1].value, "8:0 5");
+        let w = v1.plan_writes(&io, &to, &unlimited).expect("plan back");
         assert_eq!(w[1].value, "8:0 0");
-        assert!(w[3].path.ends_with("blkio.throttle.write_iops_device"));
+        // v1 CPU quota with the same period: only the quota file.
+        let w = v1.plan_writes(&cpu, &none, &Setting::CpuMax { quota_us: Some(25_000), period_us: 100_000 }).expect("plan");
+        assert_eq!(w.len(), 1);
+        assert!(w[0].path.ends_with("cpu.cfs_quota_us"));
     }
 }

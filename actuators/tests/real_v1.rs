@@ -273,3 +273,24 @@ fn block_device() -> Option<DevNum> {
     devs.sort();
     devs.first().map(|(_, d)| *d)
 }
+
+#[test]
+fn kept_descriptors_survive_a_recreated_cgroup() {
+    let Some(cg) = TestCgroup::create("descriptor cache on a real cgroup") else {
+        return;
+    };
+    let fs = cg.cgroup_fs().clone();
+    let child = format!("{}/again", cg.rel());
+    let dir = fs.dir(Controller::Cpu, &child);
+    let quota = fs.file(Controller::Cpu, &child, "cpu.cfs_quota_us");
+    std::fs::create_dir(&dir).expect("mkdir child");
+    fs.write_path(&quota, "30000").expect("write through a new descriptor");
+    assert_eq!(fs.read_path(&quota).expect("read").trim(), "30000");
+    // The kept descriptors do not keep the cgroup alive.
+    std::fs::remove_dir(&dir).expect("rmdir with descriptors open");
+    std::fs::create_dir(&dir).expect("mkdir again");
+    assert_eq!(fs.read_path(&quota).expect("read the new cgroup").trim(), "-1");
+    fs.write_path(&quota, "40000").expect("write the new cgroup");
+    assert_eq!(std::fs::read_to_string(&quota).expect("read").trim(), "40000");
+    std::fs::remove_dir(&dir).expect("rmdir");
+}
