@@ -111,7 +111,10 @@ impl Tc {
                 self.netns()
             )
         };
-        if have.header.parent != class.parent {
+        // The kernel reports a class directly under the qdisc as `root`.
+        let same_parent = have.header.parent == class.parent
+            || (have.header.parent == Handle::ROOT && class.parent == class.classid.qdisc());
+        if !same_parent {
             return Err(HtbError::Mismatch {
                 op: op(),
                 reason: format!(
