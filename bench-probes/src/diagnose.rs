@@ -353,6 +353,30 @@ fn empty_evidence(probe: ProbeKind, status: Status, specific: bool) -> Evidence 
     }
 }
 
+/// Settings for a probe on `cpu`: real-time scheduling is dropped when the
+/// probe shares the target's CPU, where `SCHED_FIFO` would turn CPU
+/// time-sharing into a blackout of the target.
+pub fn settings_for(settings: &ProbeSettings, cpu: usize, target_cpu: usize) -> ProbeSettings {
+    let mut s = settings.clone();
+    if cpu == target_cpu {
+        s.realtime = None;
+    }
+    s
+}
+
+/// Measure how `probe` affects `target` (pinned to `cfg.target_cpu`) with
+/// the interleaved baseline/probe sequence of a diagnosis, without judging
+/// other resources: the building block of specificity matrices.
+pub fn measure(probe: &mut Probe, target: &mut dyn Target, cfg: &DiagnoseConfig) -> Result<Evidence, DiagnoseError> {
+    let _pin = PinGuard::pin(cfg.target_cpu)?;
+    let specific = true;
+    let (ev, _, _) = measure_resource(probe, target, cfg, specific).map_err(|source| DiagnoseError::Target {
+        target: target.describe(),
+        source,
+    })?;
+    Ok(ev)
+}
+
 /// Diagnose `target`: see the module documentation for the procedure.
 pub fn diagnose(target: &mut dyn Target, settings: &ProbeSettings, cfg: &DiagnoseConfig) -> Result<Diagnosis, DiagnoseError> {
     if cfg.intensities.len() < 3 {
@@ -419,7 +443,7 @@ pub fn diagnose(target: &mut dyn Target, settings: &ProbeSettings, cfg: &Diagnos
             }
             let cpu = placement.cpu_for(kind);
             let t0 = Instant::now();
-            let prepared = Probe::prepare(kind, settings, cpu);
+            let prepared = Probe::prepare(kind, &settings_for(settings, cpu, placement.target_cpu), cpu);
             setup += t0.elapsed();
             let mut probe = match prepared {
                 Ok(p) => p,

@@ -19,6 +19,7 @@
 
 pub mod counters;
 pub mod diagnose;
+mod kernels;
 mod mem;
 pub mod memlimit;
 pub mod probe;

@@ -25,7 +25,7 @@ pub enum VictimKind {
     Llc,
     /// A streaming read of 4 MiB from a 256 MiB buffer.
     Membw,
-    /// A sequential read of a file that fits in memory (page cache).
+    /// 4 KiB reads at every 128 KiB of a file kept in the page cache.
     Memcap,
     /// A 4 KiB write followed by `fdatasync`.
     Disk,
@@ -177,33 +177,19 @@ impl Victim {
             }
             Work::Llc { map, pos, steps } => {
                 let w = map.words_mut();
-                let mut p = *pos;
-                for _ in 0..*steps {
-                    p = w[p] as usize;
-                }
-                *pos = black_box(p);
+                *pos = black_box(crate::kernels::chase(w, *pos, *steps as u64));
             }
             Work::Membw { map, pos } => {
                 let w = map.words_mut();
                 let n = MEMBW_REQ / 8;
-                let s = &w[*pos..*pos + n];
-                let mut acc = [0u64; 8];
-                for c in s.chunks_exact(8) {
-                    for k in 0..8 {
-                        acc[k] = acc[k].wrapping_add(c[k]);
-                    }
-                }
-                black_box(acc);
+                black_box(crate::kernels::sum(&w[*pos..*pos + n]));
                 *pos = (*pos + n) % (w.len() - n);
             }
             Work::Memcap { file, len, buf } => {
                 let mut off = 0u64;
                 while off < *len {
-                    let n = file.read_at(buf, off).map_err(|e| format!("read memcap file: {e}"))?;
-                    if n == 0 {
-                        break;
-                    }
-                    off += n as u64;
+                    file.read_at(&mut buf[..4096], off).map_err(|e| format!("read memcap file: {e}"))?;
+                    off += 128 << 10;
                 }
             }
             Work::Disk { file, buf } => {

@@ -16,60 +16,78 @@ use crate::mem::{permutation, Mapping};
 const LINE: usize = 64;
 const WORDS_PER_LINE: usize = LINE / 8;
 
-/// A pointer chase over up to `max_bytes`, one line per node, in random order.
+/// A pointer chase over up to `max_bytes`, one line per node. For a
+/// footprint of `k` lines the chain is a random single cycle (Sattolo) over
+/// the first `k` lines of the buffer, so the footprint is contiguous.
 pub(crate) struct Chase {
     map: Mapping,
-    perm: Vec<usize>,
+    lines: usize,
+    built: usize,
     chains: usize,
 }
 
 impl Chase {
-    /// Build the chain over `max_bytes` (pre-faulted) followed by `chains`
-    /// independent walkers.
+    /// Map and fault `max_bytes` for `chains` independent walkers.
     pub(crate) fn new(max_bytes: u64, chains: usize) -> Result<Self, ProbeError> {
         let lines = (max_bytes as usize / LINE).max(16);
-        let perm = permutation(lines, 0x5eed ^ lines as u64);
-        let mut map = Mapping::anon(lines * LINE, true, true).map_err(|e| ProbeError::Sys {
+        let map = Mapping::anon(lines * LINE, true, true).map_err(|e| ProbeError::Sys {
             what: format!("map {} bytes for a pointer chase", lines * LINE),
             source: e,
         })?;
-        let w = map.words_mut();
-        for i in 0..lines {
-            w[perm[i] * WORDS_PER_LINE] = (perm[(i + 1) % lines] * WORDS_PER_LINE) as u64;
-        }
-        Ok(Chase {
+        let mut c = Chase {
             map,
-            perm,
+            lines,
+            built: 0,
             chains: chains.max(1),
-        })
+        };
+        c.build(lines);
+        Ok(c)
     }
 
-    /// Chase over the first `lines` nodes of the permutation until `end`, `steps`
-    /// per walker between clock reads. Returns the total steps.
-    fn walk(&mut self, lines: usize, stop: &AtomicBool, duration: Duration) -> (u64, Duration) {
-        let lines = lines.clamp(self.chains.max(2), self.perm.len());
-        let last = self.perm[lines - 1] * WORDS_PER_LINE;
-        let first = (self.perm[0] * WORDS_PER_LINE) as u64;
-        let chains = self.chains;
-        let mut starts = [0usize; 8];
-        for (j, s) in starts.iter_mut().enumerate().take(chains.min(8)) {
-            *s = self.perm[j * lines / chains] * WORDS_PER_LINE;
+    /// Link the first `k` lines into one random cycle.
+    fn build(&mut self, k: usize) {
+        if self.built == k {
+            return;
+        }
+        let mut rng = crate::mem::XorShift(0x5eed ^ k as u64);
+        let mut order: Vec<usize> = (0..k).collect();
+        // Sattolo: a uniformly random single cycle.
+        for i in (1..k).rev() {
+            let j = rng.below(i);
+            order.swap(i, j);
         }
         let w = self.map.words_mut();
-        let saved = w[last];
-        w[last] = first;
+        for i in 0..k {
+            w[i * WORDS_PER_LINE] = (order[i] * WORDS_PER_LINE) as u64;
+        }
+        self.built = k;
+    }
+
+    /// Chase over the first `lines` lines for `duration`; returns (steps, wall).
+    fn walk(&mut self, lines: usize, stop: &AtomicBool, duration: Duration) -> (u64, Duration) {
+        let lines = lines.clamp(self.chains.max(2), self.lines);
+        self.build(lines);
+        super::mark_window_started();
+        let chains = self.chains.min(8);
+        let w = self.map.words_mut();
+        // walkers start spread along the cycle
+        let mut starts = [0usize; 8];
+        let mut p = 0usize;
+        for (j, s) in starts.iter_mut().enumerate().take(chains) {
+            *s = p;
+            let hop = lines / chains;
+            for _ in 0..if j + 1 < chains { hop } else { 0 } {
+                p = w[p] as usize;
+            }
+        }
         let t0 = Instant::now();
         let stats = duty_loop(100, duration, super::DEFAULT_PERIOD, stop, |_| {
-            let mut p = starts;
-            for _ in 0..128 {
-                for pj in p.iter_mut().take(chains.min(8)) {
-                    *pj = w[*pj] as usize;
-                }
+            for pj in starts.iter_mut().take(chains) {
+                *pj = crate::kernels::chase(w, *pj, 256);
             }
-            starts = black_box(p);
-            128 * chains.min(8) as u64
+            black_box(&starts);
+            256 * chains as u64
         });
-        w[last] = saved;
         (stats.units, t0.elapsed())
     }
 
@@ -78,10 +96,13 @@ impl Chase {
             let s = duty_loop(0, duration, super::DEFAULT_PERIOD, stop, |_| 0);
             return report_from(s, "line-access", LINE as f64, 0);
         }
-        let lines = (self.perm.len() * usize::from(intensity.min(100))).div_ceil(100);
-        let lines = lines.clamp(self.chains.max(2), self.perm.len());
+        let t0 = Instant::now();
+        let lines = (self.lines * usize::from(intensity.min(100))).div_ceil(100);
+        let lines = lines.clamp(self.chains.max(2), self.lines);
+        self.build(lines);
+        let setup = t0.elapsed();
         let (steps, wall) = self.walk(lines, stop, duration);
-        report_from(
+        let mut r = report_from(
             super::DutyStats {
                 units: steps,
                 busy: wall,
@@ -90,7 +111,9 @@ impl Chase {
             "line-access",
             LINE as f64,
             (lines * LINE) as u64,
-        )
+        );
+        r.setup_ms = setup.as_secs_f64() * 1e3;
+        r
     }
 
     /// Mean latency of one dependent access over `lines` nodes, in ns.
@@ -98,7 +121,6 @@ impl Chase {
         let stop = AtomicBool::new(false);
         let chains = self.chains;
         self.chains = 1;
-        // warm up: one pass
         let _ = self.walk(lines, &stop, Duration::from_millis(2));
         let (steps, wall) = self.walk(lines, &stop, duration);
         self.chains = chains;
@@ -289,17 +311,19 @@ mod tests {
 
     #[test]
     fn chase_visits_every_line_once_per_cycle() {
-        let c = Chase::new(16 << 10, 1).unwrap();
-        let n = c.perm.len();
-        let mut map = c.map;
-        let w = map.words_mut();
-        let mut p = c.perm[0] * WORDS_PER_LINE;
-        let mut seen = std::collections::HashSet::new();
-        for _ in 0..n {
-            assert!(seen.insert(p));
-            p = w[p] as usize;
+        let mut c = Chase::new(16 << 10, 1).unwrap();
+        for k in [256usize, 100, 16] {
+            c.build(k);
+            let w = c.map.words_mut();
+            let mut p = 0usize;
+            let mut seen = std::collections::HashSet::new();
+            for _ in 0..k {
+                assert!(p < k * WORDS_PER_LINE, "chain leaves the footprint");
+                assert!(seen.insert(p));
+                p = w[p] as usize;
+            }
+            assert_eq!(p, 0, "cycle of length {k}");
         }
-        assert_eq!(p, c.perm[0] * WORDS_PER_LINE);
     }
 
     #[cfg(target_arch = "x86_64")]

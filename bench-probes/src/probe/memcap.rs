@@ -135,6 +135,8 @@ fn run_in_child(
         // buffers that live in this (copied) address space.
         unsafe {
             libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0);
+            let normal = libc::sched_param { sched_priority: 0 };
+            libc::sched_setscheduler(0, libc::SCHED_OTHER, &normal);
             let fd = libc::open(procs.as_ptr(), libc::O_WRONLY);
             if fd < 0 || libc::write(fd, b"0".as_ptr().cast(), 1) != 1 {
                 libc::_exit(3);

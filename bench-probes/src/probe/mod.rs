@@ -176,7 +176,7 @@ impl ProbeKind {
             ProbeKind::Llc => "last-level cache: random pointer chase, 1 chain (little bandwidth)",
             ProbeKind::Membw => "memory bandwidth: STREAM triad a=b+s*c over 3 arrays of 4x LLC",
             ProbeKind::Memcap => "memory capacity: holds and touches anonymous memory",
-            ProbeKind::Disk => "disk: 64 KiB writes with fdatasync every 1 MiB, in a capped file",
+            ProbeKind::Disk => "disk: 64 KiB O_DIRECT writes (buffered + writeback where unsupported), in a capped file",
             ProbeKind::Net => "network: bulk TCP send to a sink",
         }
     }
@@ -245,11 +245,15 @@ pub struct ProbeSettings {
     pub cgroup_root: PathBuf,
     /// This process's cgroup file (normally `/proc/self/cgroup`).
     pub proc_self_cgroup: PathBuf,
+    /// Run probe windows under `SCHED_FIFO` at this priority (1–99), so duty
+    /// cycles stay exact on a loaded machine (needs `CAP_SYS_NICE`; the
+    /// kernel's RT throttling still applies). `None`: normal scheduling.
+    pub realtime: Option<i32>,
 }
 
 impl ProbeSettings {
     /// Settings for this machine: sysfs topology, the system temp directory
-    /// with a 64 MiB cap, a loopback sink, half of MemAvailable up to 1 GiB.
+    /// with a 64 MiB cap, a loopback sink, half of MemAvailable up to 256 MiB.
     pub fn discover() -> Result<Self, ProbeError> {
         Ok(Self::with_topology(Topology::discover()?))
     }
@@ -264,11 +268,12 @@ impl ProbeSettings {
             disk_cap: 64 << 20,
             net_sink: None,
             mem_share: 0.5,
-            mem_max: 1 << 30,
+            mem_max: 256 << 20,
             mem_cgroup: None,
             meminfo: PathBuf::from("/proc/meminfo"),
             cgroup_root: PathBuf::from("/sys/fs/cgroup"),
             proc_self_cgroup: PathBuf::from("/proc/self/cgroup"),
+            realtime: None,
         }
     }
 
@@ -449,6 +454,49 @@ impl Drop for PinGuard {
     }
 }
 
+/// Puts the calling thread under `SCHED_FIFO` and restores its policy on drop.
+pub(crate) struct RtGuard {
+    policy: libc::c_int,
+    param: libc::sched_param,
+}
+
+impl RtGuard {
+    pub(crate) fn enter(priority: i32) -> Result<Self, ProbeError> {
+        if !(1..=99).contains(&priority) {
+            return Err(ProbeError::Config(format!("realtime priority {priority} is not in 1..=99")));
+        }
+        // SAFETY: querying and setting the scheduling policy of the calling
+        // thread (pid 0) with valid sched_param values.
+        unsafe {
+            let policy = libc::sched_getscheduler(0);
+            let mut param = libc::sched_param { sched_priority: 0 };
+            libc::sched_getparam(0, &mut param);
+            let new = libc::sched_param {
+                sched_priority: priority,
+            };
+            if libc::sched_setscheduler(0, libc::SCHED_FIFO, &new) != 0 {
+                return Err(ProbeError::Sys {
+                    what: format!("set SCHED_FIFO priority {priority} (needs CAP_SYS_NICE)"),
+                    source: std::io::Error::last_os_error(),
+                });
+            }
+            Ok(RtGuard {
+                policy: policy.max(0),
+                param,
+            })
+        }
+    }
+}
+
+impl Drop for RtGuard {
+    fn drop(&mut self) {
+        // SAFETY: restoring the calling thread's previous policy and parameters.
+        unsafe {
+            libc::sched_setscheduler(0, self.policy, &self.param);
+        }
+    }
+}
+
 enum State {
     Cpu,
     Fpu,
@@ -465,6 +513,7 @@ pub struct Probe {
     kind: ProbeKind,
     cpu: usize,
     period: Duration,
+    realtime: Option<i32>,
     state: State,
 }
 
@@ -504,6 +553,7 @@ impl Probe {
             kind,
             cpu,
             period: settings.period,
+            realtime: settings.realtime,
             state,
         })
     }
@@ -547,6 +597,7 @@ impl Probe {
             return Err(ProbeError::Config(format!("intensity {intensity} is above 100")));
         }
         let _pin = PinGuard::pin(self.cpu)?;
+        let _rt = self.realtime.map(RtGuard::enter).transpose()?;
         let period = self.period;
         let mut out = match &mut self.state {
             State::Cpu => compute::run_cpu(intensity, duration, period, stop),
