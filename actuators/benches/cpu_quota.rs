@@ -19,7 +19,9 @@ use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use seer_actuators::test_util::{FakeCgroupFs, TestCgroup};
-use seer_actuators::{Action, Actuator, CgroupFs, CgroupMode, Controller, Durability, Journal, Knob};
+use seer_actuators::{
+    Action, Actuator, CgroupFs, CgroupMode, Controller, Durability, Journal, Knob,
+};
 
 struct Target {
     fs: CgroupFs,
@@ -38,7 +40,9 @@ fn target() -> Target {
             _fake: None,
         };
     }
-    println!("target: fake v2 tree (no writable v1 hierarchy): figures are file-system, not cgroup, writes");
+    println!(
+        "target: fake v2 tree (no writable v1 hierarchy): figures are file-system, not cgroup, writes"
+    );
     let fake = FakeCgroupFs::new(CgroupMode::V2);
     fake.add("/bench");
     Target {
@@ -76,9 +80,13 @@ fn bench(c: &mut Criterion) {
     println!("docker update: not measured (no Docker engine on this host)");
 
     let mut g = c.benchmark_group("cpu_quota_action");
-    g.measurement_time(Duration::from_secs(4)).warm_up_time(Duration::from_secs(1));
+    g.measurement_time(Duration::from_secs(4))
+        .warm_up_time(Duration::from_secs(1));
 
-    for (name, durability) in [("seer_apply_nofsync", Durability::NoSync), ("seer_apply_fsync", Durability::Fsync)] {
+    for (name, durability) in [
+        ("seer_apply_nofsync", Durability::NoSync),
+        ("seer_apply_fsync", Durability::Fsync),
+    ] {
         let dir = journal_dir();
         let j = Journal::open(dir.path().join("actions.jsonl"), durability).expect("journal");
         let mut act = Actuator::new(t.fs.clone(), j);
@@ -98,17 +106,23 @@ fn bench(c: &mut Criterion) {
 
     {
         let dir = journal_dir();
-        let j = Journal::open(dir.path().join("actions.jsonl"), Durability::NoSync).expect("journal");
+        let j =
+            Journal::open(dir.path().join("actions.jsonl"), Durability::NoSync).expect("journal");
         let mut act = Actuator::new(t.fs.clone(), j);
-        let knob = Knob::CpuMax { cgroup: t.rel.clone() };
-        g.bench_function("read_knob", |b| b.iter(|| black_box(act.read(&knob).expect("read"))));
+        let knob = Knob::CpuMax {
+            cgroup: t.rel.clone(),
+        };
+        g.bench_function("read_knob", |b| {
+            b.iter(|| black_box(act.read(&knob).expect("read")))
+        });
     }
 
     let mut i = 0usize;
     g.bench_function("raw_file_write", |b| {
         b.iter(|| {
             i += 1;
-            seer_actuators::cgroup::write_file(&quota_file, if i % 2 == 0 { v_a } else { v_b }).expect("write")
+            seer_actuators::cgroup::write_file(&quota_file, if i.is_multiple_of(2) { v_a } else { v_b })
+                .expect("write")
         })
     });
     let mut i = 0usize;
@@ -116,7 +130,8 @@ fn bench(c: &mut Criterion) {
     g.bench_function("kept_fd_write", |b| {
         b.iter(|| {
             i += 1;
-            kept.write_path(&quota_file, if i % 2 == 0 { v_a } else { v_b }).expect("write")
+            kept.write_path(&quota_file, if i.is_multiple_of(2) { v_a } else { v_b })
+                .expect("write")
         })
     });
 
@@ -125,7 +140,7 @@ fn bench(c: &mut Criterion) {
     g.bench_function("shell_echo", |b| {
         b.iter(|| {
             i += 1;
-            let v = if i % 2 == 0 { v_a } else { v_b };
+            let v = if i.is_multiple_of(2) { v_a } else { v_b };
             let st = Command::new("sh")
                 .arg("-c")
                 .arg(format!("echo {v} > {}", quota_file.display()))
@@ -135,7 +150,14 @@ fn bench(c: &mut Criterion) {
         })
     });
     g.finish();
-    let _ = seer_actuators::cgroup::write_file(&quota_file, if t.fs.mode().is_v1() { "-1" } else { "max 100000" });
+    let _ = seer_actuators::cgroup::write_file(
+        &quota_file,
+        if t.fs.mode().is_v1() {
+            "-1"
+        } else {
+            "max 100000"
+        },
+    );
 }
 
 criterion_group!(benches, bench);

@@ -296,15 +296,25 @@ impl Action {
     /// The knob this action changes.
     pub fn knob(&self) -> Knob {
         match self {
-            Action::CpuQuota { cgroup, .. } => Knob::CpuMax { cgroup: cgroup.clone() },
-            Action::CpuShares { cgroup, .. } => Knob::CpuWeight { cgroup: cgroup.clone() },
-            Action::Cpuset { cgroup, .. } => Knob::Cpuset { cgroup: cgroup.clone() },
-            Action::Memory { cgroup, .. } => Knob::Memory { cgroup: cgroup.clone() },
+            Action::CpuQuota { cgroup, .. } => Knob::CpuMax {
+                cgroup: cgroup.clone(),
+            },
+            Action::CpuShares { cgroup, .. } => Knob::CpuWeight {
+                cgroup: cgroup.clone(),
+            },
+            Action::Cpuset { cgroup, .. } => Knob::Cpuset {
+                cgroup: cgroup.clone(),
+            },
+            Action::Memory { cgroup, .. } => Knob::Memory {
+                cgroup: cgroup.clone(),
+            },
             Action::IoThrottle { cgroup, device, .. } => Knob::Io {
                 cgroup: cgroup.clone(),
                 device: *device,
             },
-            Action::LlcWays { group, cache_id, .. } => Knob::L3 {
+            Action::LlcWays {
+                group, cache_id, ..
+            } => Knob::L3 {
                 group: group.clone(),
                 cache_id: *cache_id,
             },
@@ -336,7 +346,12 @@ impl Action {
             current: format!("{current:?}"),
         };
         Ok(match (self, current) {
-            (Action::CpuQuota { cores, period_us, .. }, Setting::CpuMax { .. }) => {
+            (
+                Action::CpuQuota {
+                    cores, period_us, ..
+                },
+                Setting::CpuMax { .. },
+            ) => {
                 // `docker update --cpus` always uses the 100 ms period.
                 let period = period_us.unwrap_or(units::DEFAULT_PERIOD_US);
                 let quota = match cores {
@@ -400,7 +415,11 @@ impl Action {
                     ..
                 },
                 Setting::Io {
-                    rbps, wbps, riops, wiops, ..
+                    rbps,
+                    wbps,
+                    riops,
+                    wiops,
+                    ..
                 },
             ) => Setting::Io {
                 device: *device,
@@ -418,7 +437,12 @@ impl Action {
                 }
                 Setting::MbPercent { percent: *percent }
             }
-            (Action::NetRate { rate_bps, ceil_bps, .. }, Setting::HtbRate { .. }) => {
+            (
+                Action::NetRate {
+                    rate_bps, ceil_bps, ..
+                },
+                Setting::HtbRate { .. },
+            ) => {
                 let ceil = ceil_bps.unwrap_or(*rate_bps);
                 if *rate_bps == 0 || ceil < *rate_bps {
                     return Err(ActionError::Invalid {
@@ -448,7 +472,10 @@ mod tests {
             period_us: None,
         };
         let j = serde_json::to_string(&a).expect("json");
-        assert_eq!(j, r#"{"kind":"cpu_quota","cgroup":"/docker/abc","cores":0.5}"#);
+        assert_eq!(
+            j,
+            r#"{"kind":"cpu_quota","cgroup":"/docker/abc","cores":0.5}"#
+        );
         let back: Action = serde_json::from_str(&j).expect("parse");
         assert_eq!(back, a);
         let m: Action = serde_json::from_str(
@@ -491,10 +518,16 @@ mod tests {
             })
         );
         // Without swap accounting the swap part is dropped.
-        let no_swap = Setting::Memory { limit: Limit::Max, swap: None };
+        let no_swap = Setting::Memory {
+            limit: Limit::Max,
+            swap: None,
+        };
         assert_eq!(
             m.plan(&no_swap, true),
-            Ok(Setting::Memory { limit: Limit::Value(1 << 30), swap: None })
+            Ok(Setting::Memory {
+                limit: Limit::Value(1 << 30),
+                swap: None
+            })
         );
     }
 
@@ -520,8 +553,14 @@ mod tests {
             cgroup: "/a".into(),
             shares: 1024,
         };
-        assert_eq!(shares.plan(&Setting::CpuWeight { weight: 100 }, false), Ok(Setting::CpuWeight { weight: 39 }));
-        assert!(matches!(shares.plan(&cur, true), Err(ActionError::Mismatch { .. })));
+        assert_eq!(
+            shares.plan(&Setting::CpuWeight { weight: 100 }, false),
+            Ok(Setting::CpuWeight { weight: 39 })
+        );
+        assert!(matches!(
+            shares.plan(&cur, true),
+            Err(ActionError::Mismatch { .. })
+        ));
     }
 
     #[test]

@@ -327,20 +327,28 @@ impl Actuator {
         match knob {
             Knob::L3 { group, cache_id } => {
                 let c = self.cache_mut(knob)?;
-                let mask = c.l3_mask(group, *cache_id).map_err(|e| backend("read", e))?;
+                let mask = c
+                    .l3_mask(group, *cache_id)
+                    .map_err(|e| backend("read", e))?;
                 Ok(Setting::L3Mask { mask })
             }
             Knob::Mb { group, domain } => {
                 let c = self.cache_mut(knob)?;
-                let percent = c.mb_percent(group, *domain).map_err(|e| backend("read", e))?;
+                let percent = c
+                    .mb_percent(group, *domain)
+                    .map_err(|e| backend("read", e))?;
                 Ok(Setting::MbPercent { percent })
             }
             Knob::Htb { iface, class } => {
-                let s = self.shaper.as_mut().ok_or_else(|| ActuatorError::NoBackend {
-                    what: "bandwidth shaper",
-                    knob: knob.to_string(),
-                })?;
-                let (rate_bps, ceil_bps) = s.class_rate(iface, class).map_err(|e| backend("read", e))?;
+                let s = self
+                    .shaper
+                    .as_mut()
+                    .ok_or_else(|| ActuatorError::NoBackend {
+                        what: "bandwidth shaper",
+                        knob: knob.to_string(),
+                    })?;
+                let (rate_bps, ceil_bps) =
+                    s.class_rate(iface, class).map_err(|e| backend("read", e))?;
                 Ok(Setting::HtbRate { rate_bps, ceil_bps })
             }
             _ => Ok(self.cgroups.read_setting(knob)?),
@@ -359,21 +367,24 @@ impl Actuator {
         if let Action::LlcWays { cache_id, ways, .. } = action {
             let knob = action.knob();
             let c = self.cache_mut(&knob)?;
-            let (cbm, min) = c.l3_geometry(*cache_id).map_err(|source| ActuatorError::Backend {
-                op: "read the geometry of",
-                knob: knob.to_string(),
-                source,
-            })?;
+            let (cbm, min) = c
+                .l3_geometry(*cache_id)
+                .map_err(|source| ActuatorError::Backend {
+                    op: "read the geometry of",
+                    knob: knob.to_string(),
+                    source,
+                })?;
             let anchor = match current {
                 Setting::L3Mask { mask } => *mask,
                 _ => 0,
             };
-            let mask = backend::contiguous_mask(*ways, cbm, min, anchor).ok_or(ActuatorError::Ways {
-                ways: *ways,
-                cache_id: *cache_id,
-                cbm,
-                min,
-            })?;
+            let mask =
+                backend::contiguous_mask(*ways, cbm, min, anchor).ok_or(ActuatorError::Ways {
+                    ways: *ways,
+                    cache_id: *cache_id,
+                    cbm,
+                    min,
+                })?;
             return Ok(Setting::L3Mask { mask });
         }
         let mut new = action.plan(current, self.cgroups.mode().is_v1())?;
@@ -393,7 +404,14 @@ impl Actuator {
 
     /// Writes `to` into `knob` (which holds `from`), running the hook after
     /// each kernel write.
-    fn write(&mut self, knob: &Knob, from: &Setting, to: &Setting, id: u64, revert: bool) -> Result<(), ActuatorError> {
+    fn write(
+        &mut self,
+        knob: &Knob,
+        from: &Setting,
+        to: &Setting,
+        id: u64,
+        revert: bool,
+    ) -> Result<(), ActuatorError> {
         let step = |n| {
             if revert {
                 Step::RevertWrote { id, n }
@@ -408,19 +426,27 @@ impl Actuator {
         };
         match (knob, to) {
             (Knob::L3 { group, cache_id }, Setting::L3Mask { mask }) => {
-                self.cache_mut(knob)?.set_l3_mask(group, *cache_id, *mask).map_err(backend)?;
+                self.cache_mut(knob)?
+                    .set_l3_mask(group, *cache_id, *mask)
+                    .map_err(backend)?;
                 self.step(step(1));
             }
             (Knob::Mb { group, domain }, Setting::MbPercent { percent }) => {
-                self.cache_mut(knob)?.set_mb_percent(group, *domain, *percent).map_err(backend)?;
+                self.cache_mut(knob)?
+                    .set_mb_percent(group, *domain, *percent)
+                    .map_err(backend)?;
                 self.step(step(1));
             }
             (Knob::Htb { iface, class }, Setting::HtbRate { rate_bps, ceil_bps }) => {
-                let s = self.shaper.as_mut().ok_or_else(|| ActuatorError::NoBackend {
-                    what: "bandwidth shaper",
-                    knob: knob.to_string(),
-                })?;
-                s.set_class_rate(iface, class, *rate_bps, *ceil_bps).map_err(backend)?;
+                let s = self
+                    .shaper
+                    .as_mut()
+                    .ok_or_else(|| ActuatorError::NoBackend {
+                        what: "bandwidth shaper",
+                        knob: knob.to_string(),
+                    })?;
+                s.set_class_rate(iface, class, *rate_bps, *ceil_bps)
+                    .map_err(backend)?;
                 self.step(step(1));
             }
             _ => {
@@ -439,12 +465,22 @@ impl Actuator {
     /// value. Applying the same action twice leaves the node as once; a
     /// second action on the same knob supersedes the first and keeps its
     /// baseline, so reverting it restores the value from before both.
-    pub fn apply(&mut self, action: &Action, ttl: Option<Duration>) -> Result<Applied, ActuatorError> {
+    pub fn apply(
+        &mut self,
+        action: &Action,
+        ttl: Option<Duration>,
+    ) -> Result<Applied, ActuatorError> {
         let knob = action.knob();
         let current = self.read(&knob)?;
         let new = self.plan(action, &current)?;
         self.bounds.check(&knob.to_string(), &current, &new)?;
-        if let (Action::Memory { force: false, .. }, Setting::Memory { limit: Limit::Value(l), .. }) = (action, &new)
+        if let (
+            Action::Memory { force: false, .. },
+            Setting::Memory {
+                limit: Limit::Value(l),
+                ..
+            },
+        ) = (action, &new)
             && let Some(cg) = knob.cgroup()
         {
             let usage = self.cgroups.memory_usage(cg)?;
@@ -465,7 +501,11 @@ impl Actuator {
         let now = self.clock.now();
         let entry = Entry {
             id: 0,
-            state: if self.dry_run { State::DryRun } else { State::Pending },
+            state: if self.dry_run {
+                State::DryRun
+            } else {
+                State::Pending
+            },
             action: action.clone(),
             target: knob.to_string(),
             previous: current.clone(),
@@ -493,7 +533,8 @@ impl Actuator {
                 .and_then(|now_val| self.write(&knob, &now_val, &current, id, false));
             return match restore {
                 Ok(()) => {
-                    self.journal.transition(id, State::RolledBack, self.clock.now())?;
+                    self.journal
+                        .transition(id, State::RolledBack, self.clock.now())?;
                     Err(e)
                 }
                 Err(r) => Err(ActuatorError::RestoreFailed {
@@ -502,7 +543,8 @@ impl Actuator {
                 }),
             };
         }
-        self.journal.transition(id, State::Applied, self.clock.now())?;
+        self.journal
+            .transition(id, State::Applied, self.clock.now())?;
         self.step(Step::ApplyDone { id });
         Ok(Applied {
             id,
@@ -533,7 +575,8 @@ impl Actuator {
         }
         let knob = entry.knob();
         if entry.state == State::Applied {
-            self.journal.transition(id, State::Reverting, self.clock.now())?;
+            self.journal
+                .transition(id, State::Reverting, self.clock.now())?;
             self.step(Step::RevertRecorded { id });
         }
         let current = self.read(&knob)?;
@@ -571,9 +614,13 @@ impl Actuator {
         for e in entries {
             let expired = e.expires_at.is_some_and(|t| t <= now);
             let result = match e.state {
-                State::Pending => self.finish(&e, false).map(|()| report.rolled_back.push(e.id)),
+                State::Pending => self
+                    .finish(&e, false)
+                    .map(|()| report.rolled_back.push(e.id)),
                 State::Reverting => self.finish(&e, true).map(|()| report.reverted.push(e.id)),
-                State::Applied if expired => self.finish(&e, true).map(|()| report.reverted.push(e.id)),
+                State::Applied if expired => {
+                    self.finish(&e, true).map(|()| report.reverted.push(e.id))
+                }
                 State::Applied => self.readopt(&e).map(|repaired| {
                     report.readopted.push(e.id);
                     if repaired {
@@ -600,7 +647,8 @@ impl Actuator {
             let knob = e.knob();
             let current = self.read(&knob)?;
             self.write(&knob, &current, &e.previous, e.id, true)?;
-            self.journal.transition(e.id, State::RolledBack, self.clock.now())?;
+            self.journal
+                .transition(e.id, State::RolledBack, self.clock.now())?;
             Ok(())
         }
     }
@@ -620,7 +668,12 @@ impl Actuator {
 
     /// Live `applied` entries whose knob does not hold the journaled value.
     pub fn verify(&mut self) -> Result<Vec<Mismatch>, ActuatorError> {
-        let entries: Vec<Entry> = self.journal.live().filter(|e| e.state == State::Applied).cloned().collect();
+        let entries: Vec<Entry> = self
+            .journal
+            .live()
+            .filter(|e| e.state == State::Applied)
+            .cloned()
+            .collect();
         let mut out = Vec::new();
         for e in entries {
             let found = self.read(&e.knob())?;

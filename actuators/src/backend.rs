@@ -23,7 +23,12 @@ pub trait CacheAllocator: Send {
     fn mb_percent(&mut self, group: &str, domain: u32) -> Result<u32, BackendError>;
 
     /// Sets the memory-bandwidth percent (`echo "MB:<id>=<pct>" > schemata`).
-    fn set_mb_percent(&mut self, group: &str, domain: u32, percent: u32) -> Result<(), BackendError>;
+    fn set_mb_percent(
+        &mut self,
+        group: &str,
+        domain: u32,
+        percent: u32,
+    ) -> Result<(), BackendError>;
 }
 
 /// Reads and sets the rate and ceil of HTB classes.
@@ -32,7 +37,13 @@ pub trait BandwidthShaper: Send {
     fn class_rate(&mut self, iface: &str, class: &str) -> Result<(u64, u64), BackendError>;
 
     /// `tc class change dev <iface> classid <class> htb rate <rate>bit ceil <ceil>bit`.
-    fn set_class_rate(&mut self, iface: &str, class: &str, rate_bps: u64, ceil_bps: u64) -> Result<(), BackendError>;
+    fn set_class_rate(
+        &mut self,
+        iface: &str,
+        class: &str,
+        rate_bps: u64,
+        ceil_bps: u64,
+    ) -> Result<(), BackendError>;
 }
 
 /// A contiguous mask of `ways` bits inside `cbm_mask`, placed at the lowest
@@ -43,7 +54,11 @@ pub fn contiguous_mask(ways: u32, cbm_mask: u64, min_bits: u32, anchor: u64) -> 
     if ways == 0 || ways < min_bits || ways > 64 {
         return None;
     }
-    let run = if ways == 64 { u64::MAX } else { (1u64 << ways) - 1 };
+    let run = if ways == 64 {
+        u64::MAX
+    } else {
+        (1u64 << ways) - 1
+    };
     let fits = |start: u32| start + ways <= 64 && (run << start) & !cbm_mask == 0;
     let anchor_start = (anchor & cbm_mask != 0).then(|| (anchor & cbm_mask).trailing_zeros());
     if let Some(s) = anchor_start
@@ -52,7 +67,9 @@ pub fn contiguous_mask(ways: u32, cbm_mask: u64, min_bits: u32, anchor: u64) -> 
         return Some(run << s);
     }
     // Else the lowest start that fits.
-    (0..=64u32.saturating_sub(ways)).find(|s| fits(*s)).map(|s| run << s)
+    (0..=64u32.saturating_sub(ways))
+        .find(|s| fits(*s))
+        .map(|s| run << s)
 }
 
 #[cfg(test)]

@@ -21,7 +21,9 @@ pub enum BoundsError {
         min: f64,
     },
     /// CPU step too large.
-    #[error("cpu change on {knob} from {from:.3} to {to:.3} cores exceeds the maximum step of {max:.3} cores")]
+    #[error(
+        "cpu change on {knob} from {from:.3} to {to:.3} cores exceeds the maximum step of {max:.3} cores"
+    )]
     CpuStep {
         /// Knob.
         knob: String,
@@ -55,7 +57,9 @@ pub enum BoundsError {
         max: u64,
     },
     /// Memory limit below what the cgroup uses now.
-    #[error("memory limit {limit} on {knob} is below current usage {usage} bytes; set force to apply anyway")]
+    #[error(
+        "memory limit {limit} on {knob} is below current usage {usage} bytes; set force to apply anyway"
+    )]
     BelowUsage {
         /// Knob.
         knob: String,
@@ -115,7 +119,9 @@ impl Bounds {
                     period_us: p1,
                 },
             ) => {
-                let cores = |q: &Option<u64>, p: &u64| q.map_or(self.node_cores, |q| q as f64 / (*p).max(1) as f64);
+                let cores = |q: &Option<u64>, p: &u64| {
+                    q.map_or(self.node_cores, |q| q as f64 / (*p).max(1) as f64)
+                };
                 let (c0, c1) = (cores(q0, p0), cores(q1, p1));
                 if q1.is_some() && c1 < self.min_cpu_cores - 1e-9 {
                     return Err(BoundsError::CpuBelowMin {
@@ -184,27 +190,42 @@ mod tests {
             node_cores: 4.0,
             ..Bounds::default()
         };
-        assert!(b.check("k", &cpu(Some(100_000)), &cpu(Some(50_000))).is_ok());
+        assert!(
+            b.check("k", &cpu(Some(100_000)), &cpu(Some(50_000)))
+                .is_ok()
+        );
         assert!(matches!(
             b.check("k", &cpu(Some(100_000)), &cpu(Some(25_000))),
             Err(BoundsError::CpuBelowMin { .. })
         ));
         // Unlimited counts as the node's 4 cores: 4 → 1 is a 3-core step.
-        let e = b.check("k", &cpu(None), &cpu(Some(100_000))).expect_err("step");
-        assert!(e.to_string().contains("exceeds the maximum step of 1.000 cores"), "{e}");
+        let e = b
+            .check("k", &cpu(None), &cpu(Some(100_000)))
+            .expect_err("step");
+        assert!(
+            e.to_string()
+                .contains("exceeds the maximum step of 1.000 cores"),
+            "{e}"
+        );
         assert!(b.check("k", &cpu(Some(300_000)), &cpu(None)).is_ok());
     }
 
     #[test]
     fn memory_bounds() {
-        let m = |l| Setting::Memory { limit: l, swap: None };
+        let m = |l| Setting::Memory {
+            limit: l,
+            swap: None,
+        };
         let b = Bounds {
             min_memory_bytes: 100,
             max_memory_step_bytes: Some(1000),
             node_memory_bytes: None,
             ..Bounds::default()
         };
-        assert!(b.check("k", &m(Limit::Value(500)), &m(Limit::Value(1400))).is_ok());
+        assert!(
+            b.check("k", &m(Limit::Value(500)), &m(Limit::Value(1400)))
+                .is_ok()
+        );
         assert!(matches!(
             b.check("k", &m(Limit::Value(500)), &m(Limit::Value(99))),
             Err(BoundsError::MemoryBelowMin { .. })
@@ -224,7 +245,8 @@ mod tests {
 
     #[test]
     fn bounds_from_toml() {
-        let b: Bounds = serde_json::from_str(r#"{"min_cpu_cores":0.25,"max_cpu_step_cores":2.0}"#).expect("parse");
+        let b: Bounds = serde_json::from_str(r#"{"min_cpu_cores":0.25,"max_cpu_step_cores":2.0}"#)
+            .expect("parse");
         assert_eq!(b.min_cpu_cores, 0.25);
         assert_eq!(b.max_cpu_step_cores, Some(2.0));
         assert!(serde_json::from_str::<Bounds>(r#"{"min_cpu":1}"#).is_err());

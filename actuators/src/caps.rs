@@ -8,7 +8,9 @@ use caps::{CapSet, Capability};
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum CapsError {
     /// A needed capability is not in the effective set.
-    #[error("missing capability {cap} (needed for {purpose}); run as root or grant it, e.g. `setcap {lower}+ep`")]
+    #[error(
+        "missing capability {cap} (needed for {purpose}); run as root or grant it, e.g. `setcap {lower}+ep`"
+    )]
     Missing {
         /// The capability, e.g. `CAP_NET_ADMIN`.
         cap: String,
@@ -80,10 +82,16 @@ mod tests {
     #[test]
     fn names_the_missing_capability() {
         let only_admin = |c| c == Capability::CAP_SYS_ADMIN;
-        assert_eq!(check_with(&[Need::Cgroups, Need::Resctrl], only_admin), Ok(()));
+        assert_eq!(
+            check_with(&[Need::Cgroups, Need::Resctrl], only_admin),
+            Ok(())
+        );
         let e = check_with(&[Need::Cgroups, Need::Tc], only_admin).expect_err("no net admin");
         let msg = e.to_string();
-        assert!(msg.starts_with("missing capability CAP_NET_ADMIN (needed for network rate shaping"), "{msg}");
+        assert!(
+            msg.starts_with("missing capability CAP_NET_ADMIN (needed for network rate shaping"),
+            "{msg}"
+        );
         assert!(msg.contains("setcap cap_net_admin+ep"), "{msg}");
         let e = check_with(&[Need::Cgroups], |_| false).expect_err("none");
         assert!(e.to_string().contains("CAP_SYS_ADMIN"));
@@ -92,7 +100,8 @@ mod tests {
     #[test]
     fn this_process() {
         // Whatever we are, the check agrees with caps::has_cap.
-        let has = caps::has_cap(None, CapSet::Effective, Capability::CAP_NET_ADMIN).expect("read caps");
+        let has =
+            caps::has_cap(None, CapSet::Effective, Capability::CAP_NET_ADMIN).expect("read caps");
         assert_eq!(check_effective(&[Need::Tc]).is_ok(), has);
     }
 }

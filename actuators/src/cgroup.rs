@@ -225,8 +225,10 @@ impl CgroupFs {
         } else {
             None
         };
-        let mode = CgroupMode::from_magic(magic, unified_magic)
-            .ok_or(CgroupError::NotCgroup { path: root.clone(), magic })?;
+        let mode = CgroupMode::from_magic(magic, unified_magic).ok_or(CgroupError::NotCgroup {
+            path: root.clone(),
+            magic,
+        })?;
         Ok(CgroupFs::at(root, mode))
     }
 
@@ -267,7 +269,12 @@ impl CgroupFs {
     }
 
     /// Reads a cgroup file.
-    pub fn read(&self, controller: Controller, rel: &str, file: &str) -> Result<String, CgroupError> {
+    pub fn read(
+        &self,
+        controller: Controller,
+        rel: &str,
+        file: &str,
+    ) -> Result<String, CgroupError> {
         self.read_path(&self.file(controller, rel, file))
     }
 
@@ -277,8 +284,11 @@ impl CgroupFs {
         if let Some(c) = map.get(&key) {
             return Ok(c.clone());
         }
-        let f = fs::OpenOptions::new().read(!write).write(write).open(path)?;
-        let magic = nix::sys::statfs::fstatfs(&f).map(|s| s.filesystem_type().0 as i64);
+        let f = fs::OpenOptions::new()
+            .read(!write)
+            .write(write)
+            .open(path)?;
+        let magic = nix::sys::statfs::fstatfs(&f).map(|s| fs_magic(&s));
         let c = match magic {
             Ok(CGROUP_SUPER_MAGIC | CGROUP2_SUPER_MAGIC) => Cached::Kernfs(Arc::new(f)),
             _ => Cached::Plain,
@@ -325,10 +335,17 @@ impl CgroupFs {
     /// Memory currently charged to cgroup `rel` (`memory.usage_in_bytes` on
     /// v1, `memory.current` on v2).
     pub fn memory_usage(&self, rel: &str) -> Result<u64, CgroupError> {
-        let name = if self.mode.is_v1() { "memory.usage_in_bytes" } else { "memory.current" };
+        let name = if self.mode.is_v1() {
+            "memory.usage_in_bytes"
+        } else {
+            "memory.current"
+        };
         let path = self.file(Controller::Memory, rel, name);
         let text = self.read_path(&path)?;
-        text.trim().parse().map_err(|_| CgroupError::Format { path, content: text })
+        text.trim().parse().map_err(|_| CgroupError::Format {
+            path,
+            content: text,
+        })
     }
 
     /// Reads the current value of a cgroup knob.
@@ -348,16 +365,23 @@ impl CgroupFs {
                 } else {
                     let path = self.file(Controller::Cpu, cgroup, "cpu.max");
                     let text = self.read_path(&path)?;
-                    parse_cpu_max(&text).ok_or(CgroupError::Format { path, content: text })
+                    parse_cpu_max(&text).ok_or(CgroupError::Format {
+                        path,
+                        content: text,
+                    })
                 }
             }
             Knob::CpuWeight { cgroup } => {
                 if v1 {
                     let p = self.file(Controller::Cpu, cgroup, "cpu.shares");
-                    Ok(Setting::CpuShares { shares: parse_u64(self, &p)? })
+                    Ok(Setting::CpuShares {
+                        shares: parse_u64(self, &p)?,
+                    })
                 } else {
                     let p = self.file(Controller::Cpu, cgroup, "cpu.weight");
-                    Ok(Setting::CpuWeight { weight: parse_u64(self, &p)? })
+                    Ok(Setting::CpuWeight {
+                        weight: parse_u64(self, &p)?,
+                    })
                 }
             }
             Knob::Cpuset { cgroup } => {
@@ -383,7 +407,11 @@ impl CgroupFs {
                     let l = self.file(Controller::Memory, cgroup, "memory.max");
                     let s = self.file(Controller::Memory, cgroup, "memory.swap.max");
                     let limit = parse_limit(self, &l, Limit::parse_v2)?;
-                    let swap = if s.exists() { Some(parse_limit(self, &s, Limit::parse_v2)?) } else { None };
+                    let swap = if s.exists() {
+                        Some(parse_limit(self, &s, Limit::parse_v2)?)
+                    } else {
+                        None
+                    };
                     Ok(Setting::Memory { limit, swap })
                 }
             }
@@ -393,8 +421,12 @@ impl CgroupFs {
                     for (slot, name) in vals.iter_mut().zip(V1_IO_FILES) {
                         let p = self.file(Controller::Blkio, cgroup, name);
                         let text = self.read_path(&p)?;
-                        *slot = parse_v1_throttle(&text, *device)
-                            .map_err(|source| CgroupError::Parse { path: p.clone(), source })?;
+                        *slot = parse_v1_throttle(&text, *device).map_err(|source| {
+                            CgroupError::Parse {
+                                path: p.clone(),
+                                source,
+                            }
+                        })?;
                     }
                     Ok(Setting::Io {
                         device: *device,
@@ -406,7 +438,8 @@ impl CgroupFs {
                 } else {
                     let p = self.file(Controller::Blkio, cgroup, "io.max");
                     let text = self.read_path(&p)?;
-                    parse_io_max(&text, *device).map_err(|source| CgroupError::Parse { path: p, source })
+                    parse_io_max(&text, *device)
+                        .map_err(|source| CgroupError::Parse { path: p, source })
                 }
             }
             other => Err(CgroupError::NotCgroupKnob(other.to_string())),
@@ -416,7 +449,12 @@ impl CgroupFs {
     /// Plans the file writes that move `knob` from `from` (its value read
     /// just before) to `to`, in the order the kernel accepts. Files that
     /// already hold their new value are not written.
-    pub fn plan_writes(&self, knob: &Knob, from: &Setting, to: &Setting) -> Result<Vec<FileWrite>, CgroupError> {
+    pub fn plan_writes(
+        &self,
+        knob: &Knob,
+        from: &Setting,
+        to: &Setting,
+    ) -> Result<Vec<FileWrite>, CgroupError> {
         let mut writes = self.encode_writes(knob, from, to)?;
         if std::mem::discriminant(from) == std::mem::discriminant(to)
             && let Ok(same) = self.encode_writes(knob, from, from)
@@ -427,23 +465,47 @@ impl CgroupFs {
     }
 
     /// Every file write that sets `to`, in order (see [`CgroupFs::plan_writes`]).
-    fn encode_writes(&self, knob: &Knob, from: &Setting, to: &Setting) -> Result<Vec<FileWrite>, CgroupError> {
+    fn encode_writes(
+        &self,
+        knob: &Knob,
+        from: &Setting,
+        to: &Setting,
+    ) -> Result<Vec<FileWrite>, CgroupError> {
         let v1 = self.mode.is_v1();
-        let w = |c, cg: &str, f: &str, v: String| FileWrite { path: self.file(c, cg, f), value: v };
+        let w = |c, cg: &str, f: &str, v: String| FileWrite {
+            path: self.file(c, cg, f),
+            value: v,
+        };
         let bad = || CgroupError::NotCgroupKnob(format!("{knob} with value {to:?}"));
         let out = match (knob, to) {
-            (Knob::CpuMax { cgroup }, Setting::CpuMax { quota_us, period_us }) => {
+            (
+                Knob::CpuMax { cgroup },
+                Setting::CpuMax {
+                    quota_us,
+                    period_us,
+                },
+            ) => {
                 if v1 {
                     let quota = quota_us.map_or("-1".to_string(), |q| q.to_string());
                     // Period first: runc's order; quota is checked against
                     // the hierarchy, the period only for its range.
                     vec![
-                        w(Controller::Cpu, cgroup, "cpu.cfs_period_us", period_us.to_string()),
+                        w(
+                            Controller::Cpu,
+                            cgroup,
+                            "cpu.cfs_period_us",
+                            period_us.to_string(),
+                        ),
                         w(Controller::Cpu, cgroup, "cpu.cfs_quota_us", quota),
                     ]
                 } else {
                     let quota = quota_us.map_or("max".to_string(), |q| q.to_string());
-                    vec![w(Controller::Cpu, cgroup, "cpu.max", format!("{quota} {period_us}"))]
+                    vec![w(
+                        Controller::Cpu,
+                        cgroup,
+                        "cpu.max",
+                        format!("{quota} {period_us}"),
+                    )]
                 }
             }
             (Knob::CpuWeight { cgroup }, Setting::CpuShares { shares }) if v1 => {
@@ -480,7 +542,16 @@ impl CgroupFs {
                     }
                 }
             }
-            (Knob::Io { cgroup, device }, Setting::Io { rbps, wbps, riops, wiops, .. }) => {
+            (
+                Knob::Io { cgroup, device },
+                Setting::Io {
+                    rbps,
+                    wbps,
+                    riops,
+                    wiops,
+                    ..
+                },
+            ) => {
                 if v1 {
                     // `<dev> 0` removes a v1 throttle rule.
                     let enc = |l: Limit| format!("{device} {}", l.value().unwrap_or(0));
@@ -532,7 +603,11 @@ pub fn write_file(path: &Path, value: &str) -> Result<(), CgroupError> {
         value: value.to_string(),
         source,
     };
-    let mut f = fs::OpenOptions::new().write(true).truncate(true).open(path).map_err(err)?;
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .truncate(true)
+        .open(path)
+        .map_err(err)?;
     f.write_all(value.as_bytes()).map_err(err)
 }
 
@@ -585,7 +660,11 @@ fn parse_list(fs: &CgroupFs, path: &Path) -> Result<CpuList, CgroupError> {
     })
 }
 
-fn parse_limit(fs: &CgroupFs, path: &Path, f: fn(&str) -> Result<Limit, UnitError>) -> Result<Limit, CgroupError> {
+fn parse_limit(
+    fs: &CgroupFs,
+    path: &Path,
+    f: fn(&str) -> Result<Limit, UnitError>,
+) -> Result<Limit, CgroupError> {
     let text = fs.read_path(path)?;
     f(&text).map_err(|source| CgroupError::Parse {
         path: path.to_path_buf(),
@@ -640,9 +719,18 @@ pub fn parse_io_max(text: &str, device: DevNum) -> Result<Setting, UnitError> {
         if d.parse::<DevNum>()? != device {
             continue;
         }
-        if let Setting::Io { rbps, wbps, riops, wiops, .. } = &mut s {
+        if let Setting::Io {
+            rbps,
+            wbps,
+            riops,
+            wiops,
+            ..
+        } = &mut s
+        {
             for kv in it {
-                let (k, v) = kv.split_once('=').ok_or_else(|| UnitError::Limit(kv.to_string()))?;
+                let (k, v) = kv
+                    .split_once('=')
+                    .ok_or_else(|| UnitError::Limit(kv.to_string()))?;
                 let v = Limit::parse_v2(v)?;
                 match k {
                     "rbps" => *rbps = v,
@@ -669,7 +757,9 @@ pub fn root_from_mountinfo(text: &str) -> Option<PathBuf> {
         let mount_point = PathBuf::from(left.split_whitespace().nth(4)?);
         match fstype {
             "cgroup2" if v2.is_none() => v2 = Some(mount_point),
-            "cgroup" if v1_parent.is_none() => v1_parent = mount_point.parent().map(Path::to_path_buf),
+            "cgroup" if v1_parent.is_none() => {
+                v1_parent = mount_point.parent().map(Path::to_path_buf)
+            }
             _ => {}
         }
     }
@@ -685,7 +775,13 @@ fn statfs_magic(path: &Path) -> Result<i64, CgroupError> {
         path: path.to_path_buf(),
         source,
     })?;
-    Ok(st.filesystem_type().0 as i64)
+    Ok(fs_magic(&st))
+}
+
+// `f_type` is a C long: i64 here, i32 on 32-bit targets.
+#[allow(clippy::unnecessary_cast)]
+fn fs_magic(st: &nix::sys::statfs::Statfs) -> i64 {
+    st.filesystem_type().0 as i64
 }
 
 #[cfg(test)]
@@ -694,12 +790,18 @@ mod tests {
 
     #[test]
     fn mode_from_magic_rules() {
-        assert_eq!(CgroupMode::from_magic(CGROUP2_SUPER_MAGIC, None), Some(CgroupMode::V2));
+        assert_eq!(
+            CgroupMode::from_magic(CGROUP2_SUPER_MAGIC, None),
+            Some(CgroupMode::V2)
+        );
         assert_eq!(
             CgroupMode::from_magic(TMPFS_MAGIC, Some(CGROUP2_SUPER_MAGIC)),
             Some(CgroupMode::Hybrid)
         );
-        assert_eq!(CgroupMode::from_magic(TMPFS_MAGIC, None), Some(CgroupMode::V1));
+        assert_eq!(
+            CgroupMode::from_magic(TMPFS_MAGIC, None),
+            Some(CgroupMode::V1)
+        );
         assert_eq!(CgroupMode::from_magic(0xEF53, None), None);
     }
 
@@ -713,7 +815,10 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let err = CgroupFs::detect(dir.path()).expect_err("not a cgroup fs");
         let msg = err.to_string();
-        assert!(msg.contains("is not a cgroup filesystem") || msg.contains("statfs"), "{msg}");
+        assert!(
+            msg.contains("is not a cgroup filesystem") || msg.contains("statfs"),
+            "{msg}"
+        );
     }
 
     #[test]
@@ -724,21 +829,36 @@ mod tests {
 36 35 0:31 / /sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw
 40 35 0:35 / /sys/fs/cgroup/cpu rw - cgroup cgroup rw,cpu
 ";
-        assert_eq!(root_from_mountinfo(hybrid), Some(PathBuf::from("/sys/fs/cgroup")));
+        assert_eq!(
+            root_from_mountinfo(hybrid),
+            Some(PathBuf::from("/sys/fs/cgroup"))
+        );
         let v2 = "30 24 0:26 / /sys/fs/cgroup rw,nosuid shared:4 - cgroup2 cgroup2 rw,nsdelegate\n";
-        assert_eq!(root_from_mountinfo(v2), Some(PathBuf::from("/sys/fs/cgroup")));
-        assert_eq!(root_from_mountinfo("1 0 0:1 / / rw - ext4 /dev/vda rw\n"), None);
+        assert_eq!(
+            root_from_mountinfo(v2),
+            Some(PathBuf::from("/sys/fs/cgroup"))
+        );
+        assert_eq!(
+            root_from_mountinfo("1 0 0:1 / / rw - ext4 /dev/vda rw\n"),
+            None
+        );
     }
 
     #[test]
     fn cpu_max_golden() {
         assert_eq!(
             parse_cpu_max("max 100000\n"),
-            Some(Setting::CpuMax { quota_us: None, period_us: 100_000 })
+            Some(Setting::CpuMax {
+                quota_us: None,
+                period_us: 100_000
+            })
         );
         assert_eq!(
             parse_cpu_max("25000 50000"),
-            Some(Setting::CpuMax { quota_us: Some(25_000), period_us: 50_000 })
+            Some(Setting::CpuMax {
+                quota_us: Some(25_000),
+                period_us: 50_000
+            })
         );
         assert_eq!(parse_cpu_max("x 1"), None);
     }
@@ -758,15 +878,26 @@ mod tests {
             })
         );
         let other: DevNum = "254:0".parse().expect("dev");
-        assert!(matches!(parse_io_max(text, other), Ok(Setting::Io { rbps: Limit::Max, .. })));
-        assert_eq!(parse_v1_throttle("8:16 1048576\n254:0 10\n", other), Ok(Limit::Value(10)));
+        assert!(matches!(
+            parse_io_max(text, other),
+            Ok(Setting::Io {
+                rbps: Limit::Max,
+                ..
+            })
+        ));
+        assert_eq!(
+            parse_v1_throttle("8:16 1048576\n254:0 10\n", other),
+            Ok(Limit::Value(10))
+        );
         assert_eq!(parse_v1_throttle("", other), Ok(Limit::Max));
     }
 
     #[test]
     fn v1_memory_write_order() {
         let fs = CgroupFs::at("/r", CgroupMode::V1);
-        let knob = Knob::Memory { cgroup: "/a".into() };
+        let knob = Knob::Memory {
+            cgroup: "/a".into(),
+        };
         let from = Setting::Memory {
             limit: Limit::Value(100),
             swap: Some(Limit::Value(200)),
@@ -777,15 +908,24 @@ mod tests {
             swap: Some(Limit::Value(600)),
         };
         let w = fs.plan_writes(&knob, &from, &up).expect("plan");
-        assert_eq!(w[0].path, PathBuf::from("/r/memory/a/memory.memsw.limit_in_bytes"));
-        assert_eq!(w[1].path, PathBuf::from("/r/memory/a/memory.limit_in_bytes"));
+        assert_eq!(
+            w[0].path,
+            PathBuf::from("/r/memory/a/memory.memsw.limit_in_bytes")
+        );
+        assert_eq!(
+            w[1].path,
+            PathBuf::from("/r/memory/a/memory.limit_in_bytes")
+        );
         // Shrinking: memory first.
         let down = Setting::Memory {
             limit: Limit::Value(50),
             swap: Some(Limit::Value(100)),
         };
         let w = fs.plan_writes(&knob, &from, &down).expect("plan");
-        assert_eq!(w[0].path, PathBuf::from("/r/memory/a/memory.limit_in_bytes"));
+        assert_eq!(
+            w[0].path,
+            PathBuf::from("/r/memory/a/memory.limit_in_bytes")
+        );
         assert_eq!(w[0].value, "50");
         // Back to unlimited: memsw first, spelled -1.
         let max = Setting::Memory {
@@ -800,7 +940,9 @@ mod tests {
     #[test]
     fn v2_writes_golden() {
         let fs = CgroupFs::at("/r", CgroupMode::V2);
-        let cpu = Knob::CpuMax { cgroup: "/x.scope".into() };
+        let cpu = Knob::CpuMax {
+            cgroup: "/x.scope".into(),
+        };
         let to = Setting::CpuMax {
             quota_us: Some(25_000),
             period_us: 100_000,
@@ -819,7 +961,10 @@ mod tests {
             }]
         );
         let d: DevNum = "8:0".parse().expect("dev");
-        let io = Knob::Io { cgroup: "/x".into(), device: d };
+        let io = Knob::Io {
+            cgroup: "/x".into(),
+            device: d,
+        };
         let to = Setting::Io {
             device: d,
             rbps: Limit::Value(1024),
@@ -846,7 +991,16 @@ mod tests {
         let w = v1.plan_writes(&io, &to, &unlimited).expect("plan back");
         assert_eq!(w[1].value, "8:0 0");
         // v1 CPU quota with the same period: only the quota file.
-        let w = v1.plan_writes(&cpu, &none, &Setting::CpuMax { quota_us: Some(25_000), period_us: 100_000 }).expect("plan");
+        let w = v1
+            .plan_writes(
+                &cpu,
+                &none,
+                &Setting::CpuMax {
+                    quota_us: Some(25_000),
+                    period_us: 100_000,
+                },
+            )
+            .expect("plan");
         assert_eq!(w.len(), 1);
         assert!(w[0].path.ends_with("cpu.cfs_quota_us"));
     }

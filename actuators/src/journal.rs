@@ -41,7 +41,9 @@ pub enum JournalError {
     #[error("journal {0} is locked by another process (is another agent running?)")]
     Locked(PathBuf),
     /// A record written by a newer version.
-    #[error("journal {path} line {line} was written by format version {found}; this build reads up to version {supported}: upgrade seer or move the journal aside")]
+    #[error(
+        "journal {path} line {line} was written by format version {found}; this build reads up to version {supported}: upgrade seer or move the journal aside"
+    )]
     NewerVersion {
         /// The file.
         path: PathBuf,
@@ -235,7 +237,8 @@ impl Journal {
         };
         if report.torn_bytes > 0 {
             tracing::warn!(path = %path.display(), bytes = report.torn_bytes, "cutting torn last journal line");
-            file.set_len(good_len as u64).map_err(|e| io("truncate", e))?;
+            file.set_len(good_len as u64)
+                .map_err(|e| io("truncate", e))?;
             file.sync_all().map_err(|e| io("fsync", e))?;
         }
         Ok(Journal {
@@ -293,8 +296,14 @@ impl Journal {
         entry.id = self.next_id;
         let id = entry.id;
         self.buf.clear();
-        serde_json::to_writer(&mut self.buf, &IntentOut { v: FORMAT_VERSION, entry: &entry })
-            .map_err(|source| JournalError::Encode { id, source })?;
+        serde_json::to_writer(
+            &mut self.buf,
+            &IntentOut {
+                v: FORMAT_VERSION,
+                entry: &entry,
+            },
+        )
+        .map_err(|source| JournalError::Encode { id, source })?;
         self.buf.push(b'\n');
         self.append()?;
         self.next_id += 1;
@@ -308,7 +317,12 @@ impl Journal {
 
     /// Records a state change and syncs it. An entry reaching `Applied`
     /// supersedes the one it names.
-    pub fn transition(&mut self, id: u64, state: State, at: SystemTime) -> Result<(), JournalError> {
+    pub fn transition(
+        &mut self,
+        id: u64,
+        state: State,
+        at: SystemTime,
+    ) -> Result<(), JournalError> {
         if !self.live.contains_key(&id) {
             return Err(JournalError::UnknownId {
                 path: self.path.clone(),
@@ -340,7 +354,9 @@ impl Journal {
         };
         // One write(2) on an O_APPEND file: a crash leaves the record whole
         // or torn at the end, never interleaved.
-        self.file.write_all(&self.buf).map_err(|e| io("append to", e))?;
+        self.file
+            .write_all(&self.buf)
+            .map_err(|e| io("append to", e))?;
         if self.durability == Durability::Fsync {
             self.file.sync_data().map_err(|e| io("fsync", e))?;
         }
@@ -362,8 +378,14 @@ impl Journal {
             let state = e.state;
             let mut first = e.clone();
             first.state = State::Pending;
-            serde_json::to_writer(&mut out, &IntentOut { v: FORMAT_VERSION, entry: &first })
-                .map_err(|source| JournalError::Encode { id: e.id, source })?;
+            serde_json::to_writer(
+                &mut out,
+                &IntentOut {
+                    v: FORMAT_VERSION,
+                    entry: &first,
+                },
+            )
+            .map_err(|source| JournalError::Encode { id: e.id, source })?;
             out.push(b'\n');
             if state != State::Pending {
                 serde_json::to_writer(
@@ -390,11 +412,18 @@ impl Journal {
             .append(true)
             .open(&tmp)
             .map_err(|e| io("open compacted", e))?;
-        let new = Flock::lock(new, FlockArg::LockExclusiveNonblock).map_err(|(_, e)| io("lock compacted", e.into()))?;
+        let new = Flock::lock(new, FlockArg::LockExclusiveNonblock)
+            .map_err(|(_, e)| io("lock compacted", e.into()))?;
         fs::rename(&tmp, &self.path).map_err(|e| io("rename compacted", e))?;
         if let Some(dir) = self.path.parent() {
-            let dir = if dir.as_os_str().is_empty() { Path::new(".") } else { dir };
-            File::open(dir).and_then(|d| d.sync_all()).map_err(|e| io("fsync directory of", e))?;
+            let dir = if dir.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                dir
+            };
+            File::open(dir)
+                .and_then(|d| d.sync_all())
+                .map_err(|e| io("fsync directory of", e))?;
         }
         self.file = new;
         self.finished.clear();
@@ -402,7 +431,12 @@ impl Journal {
     }
 }
 
-fn apply_transition(live: &mut BTreeMap<u64, Entry>, finished: &mut HashMap<u64, State>, id: u64, state: State) {
+fn apply_transition(
+    live: &mut BTreeMap<u64, Entry>,
+    finished: &mut HashMap<u64, State>,
+    id: u64,
+    state: State,
+) {
     let mut superseded = None;
     if let Some(e) = live.get_mut(&id) {
         e.state = state;
@@ -464,7 +498,10 @@ fn replay(path: &Path, bytes: &[u8]) -> Result<(Replay, usize), JournalError> {
             Ok(_) => return Err(corrupt("missing newline".into())),
             Err(e) => return Err(corrupt(e.to_string())),
         };
-        let v = value.get("v").and_then(serde_json::Value::as_u64).ok_or_else(|| corrupt("no format version \"v\"".into()))?;
+        let v = value
+            .get("v")
+            .and_then(serde_json::Value::as_u64)
+            .ok_or_else(|| corrupt("no format version \"v\"".into()))?;
         if v > u64::from(FORMAT_VERSION) {
             return Err(JournalError::NewerVersion {
                 path: path.to_path_buf(),
@@ -482,7 +519,8 @@ fn replay(path: &Path, bytes: &[u8]) -> Result<(Replay, usize), JournalError> {
                 r.live.insert(e.id, e);
             }
         } else {
-            let t: Transition = serde_json::from_value(value).map_err(|e| corrupt(e.to_string()))?;
+            let t: Transition =
+                serde_json::from_value(value).map_err(|e| corrupt(e.to_string()))?;
             if !r.live.contains_key(&t.id) && !r.finished.contains_key(&t.id) {
                 return Err(corrupt(format!("state change for unknown id {}", t.id)));
             }
@@ -525,7 +563,9 @@ mod rfc3339_opt {
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<SystemTime>, D::Error> {
         match Option::<String>::deserialize(d)? {
-            Some(s) => humantime::parse_rfc3339(&s).map(Some).map_err(D::Error::custom),
+            Some(s) => humantime::parse_rfc3339(&s)
+                .map(Some)
+                .map_err(D::Error::custom),
             None => Ok(None),
         }
     }
@@ -573,14 +613,18 @@ mod tests {
         let mut j = Journal::open(&p, Durability::Fsync).expect("open");
         let id = j.begin(entry("/a", 25_000)).expect("begin");
         assert_eq!(id, 1);
-        j.transition(id, State::Applied, SystemTime::UNIX_EPOCH).expect("applied");
+        j.transition(id, State::Applied, SystemTime::UNIX_EPOCH)
+            .expect("applied");
         let text = fs::read_to_string(&p).expect("read");
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(
             lines[0],
             r#"{"v":1,"id":1,"state":"pending","action":{"kind":"cpu_quota","cgroup":"/a","cores":0.25},"target":"cgroup:/a#cpu.max","previous":{"kind":"cpu_max","quota_us":null,"period_us":100000},"baseline":{"kind":"cpu_max","quota_us":null,"period_us":100000},"new":{"kind":"cpu_max","quota_us":25000,"period_us":100000},"applied_at":"2027-01-15T08:00:00.000000Z","expires_at":"2027-01-15T08:00:05.000000Z"}"#
         );
-        assert_eq!(lines[1], r#"{"v":1,"id":1,"state":"applied","at":"1970-01-01T00:00:00.000000Z"}"#);
+        assert_eq!(
+            lines[1],
+            r#"{"v":1,"id":1,"state":"applied","at":"1970-01-01T00:00:00.000000Z"}"#
+        );
     }
 
     #[test]
@@ -590,15 +634,24 @@ mod tests {
         {
             let mut j = Journal::open(&p, Durability::NoSync).expect("open");
             let a = j.begin(entry("/a", 25_000)).expect("a");
-            j.transition(a, State::Applied, SystemTime::now()).expect("a applied");
+            j.transition(a, State::Applied, SystemTime::now())
+                .expect("a applied");
             let mut e = entry("/a", 50_000);
             e.supersedes = Some(a);
             let b = j.begin(e).expect("b");
-            assert_eq!(j.active_on(&Knob::CpuMax { cgroup: "/a".into() }).map(|e| e.id), Some(a));
-            j.transition(b, State::Applied, SystemTime::now()).expect("b applied");
+            assert_eq!(
+                j.active_on(&Knob::CpuMax {
+                    cgroup: "/a".into()
+                })
+                .map(|e| e.id),
+                Some(a)
+            );
+            j.transition(b, State::Applied, SystemTime::now())
+                .expect("b applied");
             assert_eq!(j.finished_state(a), Some(State::Superseded));
             let c = j.begin(entry("/c", 10_000)).expect("c");
-            j.transition(c, State::Reverting, SystemTime::now()).expect("c reverting");
+            j.transition(c, State::Reverting, SystemTime::now())
+                .expect("c reverting");
         }
         let j = Journal::open(&p, Durability::NoSync).expect("reopen");
         assert_eq!(j.open_report().records, 6);
@@ -615,7 +668,8 @@ mod tests {
         {
             let mut j = Journal::open(&p, Durability::NoSync).expect("open");
             let a = j.begin(entry("/a", 25_000)).expect("a");
-            j.transition(a, State::Applied, SystemTime::now()).expect("applied");
+            j.transition(a, State::Applied, SystemTime::now())
+                .expect("applied");
         }
         let good = fs::read(&p).expect("read").len();
         // Every prefix of a record, with and without garbage, is cut back.
@@ -643,7 +697,11 @@ mod tests {
     fn corrupt_middle_line_is_an_error() {
         let dir = tempfile::tempdir().expect("tempdir");
         let p = dir.path().join("j.jsonl");
-        fs::write(&p, "{\"v\":1,\"id\":1,\"state\":\"applied\"\nnot json\n{\"v\":1}\n").expect("write");
+        fs::write(
+            &p,
+            "{\"v\":1,\"id\":1,\"state\":\"applied\"\nnot json\n{\"v\":1}\n",
+        )
+        .expect("write");
         let e = Journal::open(&p, Durability::NoSync).expect_err("corrupt");
         assert!(e.to_string().contains("line 1 is corrupt"), "{e}");
     }
@@ -652,13 +710,23 @@ mod tests {
     fn newer_version_is_refused() {
         let dir = tempfile::tempdir().expect("tempdir");
         let p = dir.path().join("j.jsonl");
-        fs::write(&p, "{\"v\":2,\"id\":1,\"state\":\"hibernating\",\"at\":\"x\"}\n{\"v\":1}\n").expect("write");
+        fs::write(
+            &p,
+            "{\"v\":2,\"id\":1,\"state\":\"hibernating\",\"at\":\"x\"}\n{\"v\":1}\n",
+        )
+        .expect("write");
         let e = Journal::open(&p, Durability::NoSync).expect_err("newer");
         let msg = e.to_string();
-        assert!(msg.contains("format version 2") && msg.contains("up to version 1"), "{msg}");
+        assert!(
+            msg.contains("format version 2") && msg.contains("up to version 1"),
+            "{msg}"
+        );
         // Even as the last line (it parses, so it is not torn).
         fs::write(&p, "{\"v\":9,\"id\":1}\n").expect("write");
-        assert!(matches!(Journal::open(&p, Durability::NoSync), Err(JournalError::NewerVersion { found: 9, .. })));
+        assert!(matches!(
+            Journal::open(&p, Durability::NoSync),
+            Err(JournalError::NewerVersion { found: 9, .. })
+        ));
     }
 
     #[test]
@@ -666,7 +734,10 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let p = dir.path().join("j.jsonl");
         let _j = Journal::open(&p, Durability::NoSync).expect("open");
-        assert!(matches!(Journal::open(&p, Durability::NoSync), Err(JournalError::Locked(_))));
+        assert!(matches!(
+            Journal::open(&p, Durability::NoSync),
+            Err(JournalError::Locked(_))
+        ));
     }
 
     #[test]
@@ -676,9 +747,11 @@ mod tests {
         let mut j = Journal::open(&p, Durability::Fsync).expect("open");
         for i in 0..10 {
             let id = j.begin(entry("/a", 10_000 + i)).expect("begin");
-            j.transition(id, State::Applied, SystemTime::now()).expect("applied");
+            j.transition(id, State::Applied, SystemTime::now())
+                .expect("applied");
             if i % 2 == 0 {
-                j.transition(id, State::Reverted, SystemTime::now()).expect("reverted");
+                j.transition(id, State::Reverted, SystemTime::now())
+                    .expect("reverted");
             }
         }
         let before = fs::metadata(&p).expect("meta").len();
@@ -691,6 +764,12 @@ mod tests {
         let live: Vec<u64> = j.live().map(|e| e.id).collect();
         // Odd i (ids 2, 4, ..) stayed applied; even ones were reverted.
         assert_eq!(live, vec![2, 4, 6, 8, 10, 11]);
-        assert_eq!(j.get(10).map(|e| e.new.clone()), Some(Setting::CpuMax { quota_us: Some(10_009), period_us: 100_000 }));
+        assert_eq!(
+            j.get(10).map(|e| e.new.clone()),
+            Some(Setting::CpuMax {
+                quota_us: Some(10_009),
+                period_us: 100_000
+            })
+        );
     }
 }

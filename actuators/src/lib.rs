@@ -35,7 +35,9 @@ pub mod test_util;
 pub mod units;
 
 pub use action::{Action, ActionError, Knob, Setting};
-pub use actuator::{Actuator, ActuatorError, Applied, Clock, Mismatch, ReconcileReport, Reverted, Step, SystemClock};
+pub use actuator::{
+    Actuator, ActuatorError, Applied, Clock, Mismatch, ReconcileReport, Reverted, Step, SystemClock,
+};
 pub use backend::{BackendError, BandwidthShaper, CacheAllocator};
 pub use bounds::{Bounds, BoundsError};
 pub use caps::{CapsError, Need};

@@ -32,7 +32,9 @@ pub enum LocateError {
         line: String,
     },
     /// The task is in different v1 cgroups per controller.
-    #[error("pid {pid} is in different cgroups per controller ({paths}); name the cgroup path instead")]
+    #[error(
+        "pid {pid} is in different cgroups per controller ({paths}); name the cgroup path instead"
+    )]
     Split {
         /// The pid.
         pid: u32,
@@ -181,7 +183,10 @@ impl Locator {
                 let p = format!("/{}", path.trim_start_matches('/'));
                 self.first_existing(task, &[p])
             }
-            TaskRef::Nomad { alloc_id, task: name } => {
+            TaskRef::Nomad {
+                alloc_id,
+                task: name,
+            } => {
                 check_name("nomad allocation id", alloc_id)?;
                 check_name("nomad task name", name)?;
                 let c = if self.fs.mode().is_v1() {
@@ -211,14 +216,20 @@ impl Locator {
         let id = id.to_ascii_lowercase();
         // cgroupfs driver: /docker/<id>; systemd driver: /system.slice/docker-<id>.scope.
         let mut found = Vec::new();
-        for (parent, prefix, suffix) in [("/docker", "", ""), ("/system.slice", "docker-", ".scope")] {
+        for (parent, prefix, suffix) in
+            [("/docker", "", ""), ("/system.slice", "docker-", ".scope")]
+        {
             let dir = self.fs.dir(Controller::Cpu, parent);
             let Ok(rd) = fs::read_dir(&dir) else { continue };
             for e in rd.flatten() {
                 let name = e.file_name().to_string_lossy().into_owned();
-                let rest = name
-                    .strip_prefix(prefix)
-                    .and_then(|r| if suffix.is_empty() { Some(r) } else { r.strip_suffix(suffix) });
+                let rest = name.strip_prefix(prefix).and_then(|r| {
+                    if suffix.is_empty() {
+                        Some(r)
+                    } else {
+                        r.strip_suffix(suffix)
+                    }
+                });
                 let Some(rest) = rest else { continue };
                 if rest.starts_with(&id) && rest.len() == 64 && e.path().is_dir() {
                     found.push(format!("{parent}/{name}"));
@@ -310,7 +321,11 @@ impl Locator {
             [one] => Ok((*one).clone()),
             _ => Err(LocateError::Split {
                 pid,
-                paths: paths.iter().map(|(c, p)| format!("{c}:{p}")).collect::<Vec<_>>().join(", "),
+                paths: paths
+                    .iter()
+                    .map(|(c, p)| format!("{c}:{p}"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
             }),
         }
     }
@@ -374,7 +389,10 @@ mod tests {
         // This machine (hybrid v1).
         let text = "9:name=systemd:/\n8:pids:/\n4:memory:/process_api/6dec\n3:cpuset:/\n2:cpuacct:/\n1:cpu:/\n0::/\n";
         let p = parse_proc_cgroup(text).expect("parse");
-        assert_eq!(p.v1.get("memory").map(String::as_str), Some("/process_api/6dec"));
+        assert_eq!(
+            p.v1.get("memory").map(String::as_str),
+            Some("/process_api/6dec")
+        );
         assert_eq!(p.v1.get("name=systemd").map(String::as_str), Some("/"));
         assert_eq!(p.v2.as_deref(), Some("/"));
         // A Docker container on a systemd v1 host.

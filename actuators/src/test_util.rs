@@ -121,7 +121,11 @@ impl FakeCgroupFs {
         let parts: Vec<&str> = rel.split('/').filter(|p| !p.is_empty()).collect();
         let mut levels = vec![String::new()];
         for p in parts {
-            cur = if cur.is_empty() { p.to_string() } else { format!("{cur}/{p}") };
+            cur = if cur.is_empty() {
+                p.to_string()
+            } else {
+                format!("{cur}/{p}")
+            };
             levels.push(cur.clone());
         }
         for level in levels {
@@ -215,7 +219,10 @@ impl TestCgroup {
         let fs = match CgroupFs::detect("/sys/fs/cgroup") {
             Ok(fs) if fs.mode().is_v1() => fs,
             Ok(fs) => {
-                println!("SKIPPED: {purpose}: host cgroups are {:?}, not v1/hybrid", fs.mode());
+                println!(
+                    "SKIPPED: {purpose}: host cgroups are {:?}, not v1/hybrid",
+                    fs.mode()
+                );
                 return None;
             }
             Err(e) => {
@@ -247,8 +254,11 @@ impl TestCgroup {
         }
         // A new v1 cpuset has no cpus or mems; give it the parent's.
         for f in ["cpuset.cpus", "cpuset.mems"] {
-            let parent = fs.read(Controller::Cpuset, "/", f).expect("read root cpuset");
-            fs::write(fs.file(Controller::Cpuset, &rel, f), parent.trim()).expect("init test cpuset");
+            let parent = fs
+                .read(Controller::Cpuset, "/", f)
+                .expect("read root cpuset");
+            fs::write(fs.file(Controller::Cpuset, &rel, f), parent.trim())
+                .expect("init test cpuset");
         }
         Some(g)
     }
@@ -271,19 +281,26 @@ impl TestCgroup {
     /// Moves thread `tid` into the test cgroup of `controller`.
     pub fn add_task(&self, controller: Controller, tid: u32) {
         let p = self.fs.file(controller, &self.rel, "tasks");
-        fs::write(&p, tid.to_string()).unwrap_or_else(|e| panic!("move {tid} into {}: {e}", p.display()));
+        fs::write(&p, tid.to_string())
+            .unwrap_or_else(|e| panic!("move {tid} into {}: {e}", p.display()));
     }
 
     /// Every directory this guard made, as absolute paths.
     pub fn dirs(&self) -> Vec<PathBuf> {
-        TEST_CONTROLLERS.iter().map(|c| self.fs.dir(*c, &self.rel)).collect()
+        TEST_CONTROLLERS
+            .iter()
+            .map(|c| self.fs.dir(*c, &self.rel))
+            .collect()
     }
 }
 
 impl Drop for TestCgroup {
     fn drop(&mut self) {
         for pid in &self.kill {
-            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(*pid as i32), nix::sys::signal::SIGKILL);
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(*pid as i32),
+                nix::sys::signal::SIGKILL,
+            );
         }
         for c in TEST_CONTROLLERS {
             remove_tree(&self.fs.dir(c, &self.rel), &self.fs.file(c, "/", "tasks"));
@@ -311,7 +328,10 @@ fn remove_tree(dir: &Path, parent_tasks: &Path) {
         }
         match fs::remove_dir(dir) {
             Ok(()) => return,
-            Err(e) if attempt == 49 => eprintln!("warning: could not remove test cgroup {}: {e}", dir.display()),
+            Err(e) if attempt == 49 => eprintln!(
+                "warning: could not remove test cgroup {}: {e}",
+                dir.display()
+            ),
             Err(_) => std::thread::sleep(std::time::Duration::from_millis(20)),
         }
     }
@@ -376,13 +396,18 @@ impl Default for Recording {
 impl CacheAllocator for Recording {
     fn l3_mask(&mut self, group: &str, cache_id: u32) -> Result<u64, BackendError> {
         let full = self.cbm_mask;
-        Ok(*self.lock().l3.entry((group.into(), cache_id)).or_insert(full))
+        Ok(*self
+            .lock()
+            .l3
+            .entry((group.into(), cache_id))
+            .or_insert(full))
     }
 
     fn set_l3_mask(&mut self, group: &str, cache_id: u32, mask: u64) -> Result<(), BackendError> {
         let mut st = self.lock();
         self.check_fail(&mut st)?;
-        st.calls.push(format!("set_l3 {group} {cache_id} {mask:#x}"));
+        st.calls
+            .push(format!("set_l3 {group} {cache_id} {mask:#x}"));
         st.l3.insert((group.into(), cache_id), mask);
         Ok(())
     }
@@ -395,7 +420,12 @@ impl CacheAllocator for Recording {
         Ok(*self.lock().mb.entry((group.into(), domain)).or_insert(100))
     }
 
-    fn set_mb_percent(&mut self, group: &str, domain: u32, percent: u32) -> Result<(), BackendError> {
+    fn set_mb_percent(
+        &mut self,
+        group: &str,
+        domain: u32,
+        percent: u32,
+    ) -> Result<(), BackendError> {
         let mut st = self.lock();
         self.check_fail(&mut st)?;
         st.calls.push(format!("set_mb {group} {domain} {percent}"));
@@ -413,11 +443,19 @@ impl BandwidthShaper for Recording {
             .or_insert((1_000_000_000, 1_000_000_000)))
     }
 
-    fn set_class_rate(&mut self, iface: &str, class: &str, rate_bps: u64, ceil_bps: u64) -> Result<(), BackendError> {
+    fn set_class_rate(
+        &mut self,
+        iface: &str,
+        class: &str,
+        rate_bps: u64,
+        ceil_bps: u64,
+    ) -> Result<(), BackendError> {
         let mut st = self.lock();
         self.check_fail(&mut st)?;
-        st.calls.push(format!("set_htb {iface} {class} {rate_bps} {ceil_bps}"));
-        st.htb.insert((iface.into(), class.into()), (rate_bps, ceil_bps));
+        st.calls
+            .push(format!("set_htb {iface} {class} {rate_bps} {ceil_bps}"));
+        st.htb
+            .insert((iface.into(), class.into()), (rate_bps, ceil_bps));
         Ok(())
     }
 }

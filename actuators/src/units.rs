@@ -112,7 +112,9 @@ impl Limit {
         if t == "max" {
             return Ok(Limit::Max);
         }
-        t.parse().map(Limit::Value).map_err(|_| UnitError::Limit(s.to_string()))
+        t.parse()
+            .map(Limit::Value)
+            .map_err(|_| UnitError::Limit(s.to_string()))
     }
 
     /// The cgroup v2 spelling: `max` or the number.
@@ -330,9 +332,15 @@ mod tests {
         assert_eq!(Limit::parse_v2("max\n"), Ok(Limit::Max));
         assert_eq!(Limit::parse_v2("4096"), Ok(Limit::Value(4096)));
         assert!(Limit::parse_v2("-1").is_err());
-        assert_eq!(Limit::parse_v1_bytes("9223372036854771712\n"), Ok(Limit::Max));
+        assert_eq!(
+            Limit::parse_v1_bytes("9223372036854771712\n"),
+            Ok(Limit::Max)
+        );
         assert_eq!(Limit::parse_v1_bytes("-1"), Ok(Limit::Max));
-        assert_eq!(Limit::parse_v1_bytes("268435456"), Ok(Limit::Value(268_435_456)));
+        assert_eq!(
+            Limit::parse_v1_bytes("268435456"),
+            Ok(Limit::Value(268_435_456))
+        );
         assert_eq!(Limit::Max.to_v1(), "-1");
     }
 
@@ -342,10 +350,19 @@ mod tests {
         assert_eq!(l.to_string(), "0-3,5,7-8");
         assert_eq!(l.len(), 7);
         assert_eq!("".parse::<CpuList>().expect("empty").to_string(), "");
-        assert_eq!("3,1,2".parse::<CpuList>().expect("unordered").to_string(), "1-3");
+        assert_eq!(
+            "3,1,2".parse::<CpuList>().expect("unordered").to_string(),
+            "1-3"
+        );
         assert!("3-1".parse::<CpuList>().is_err());
         assert!("a".parse::<CpuList>().is_err());
-        assert_eq!("254:0".parse::<DevNum>(), Ok(DevNum { major: 254, minor: 0 }));
+        assert_eq!(
+            "254:0".parse::<DevNum>(),
+            Ok(DevNum {
+                major: 254,
+                minor: 0
+            })
+        );
         assert!("254".parse::<DevNum>().is_err());
     }
 

@@ -13,7 +13,8 @@ use std::process::Command;
 
 use seer_actuators::test_util::{FakeCgroupFs, TestCgroup};
 use seer_actuators::{
-    Action, Actuator, CgroupFs, CgroupMode, CpuList, Durability, Journal, Knob, Limit, Setting, State, Step,
+    Action, Actuator, CgroupFs, CgroupMode, CpuList, Durability, Journal, Knob, Limit, Setting,
+    State, Step,
 };
 
 const ENV_CHILD: &str = "SEER_CRASH_CHILD";
@@ -43,8 +44,14 @@ fn scenario(act: &mut Actuator, cg: &str) {
             None,
         )
         .expect("memory");
-    act.apply(&Action::CpuShares { cgroup: cg.into(), shares: 512 }, None)
-        .expect("shares");
+    act.apply(
+        &Action::CpuShares {
+            cgroup: cg.into(),
+            shares: 512,
+        },
+        None,
+    )
+    .expect("shares");
     let q2 = act.apply(&quota(0.25), None).expect("quota 0.25");
     assert_eq!(q2.baseline, q1.previous);
     act.revert(q2.id).expect("revert quota");
@@ -101,7 +108,8 @@ fn crash_child() {
         seen += 1;
         if seen == at {
             // The boundary: die here, with no chance to clean up.
-            let _ = std::io::stderr().write_all(format!("killed at step {seen}: {s:?}\n").as_bytes());
+            let _ =
+                std::io::stderr().write_all(format!("killed at step {seen}: {s:?}\n").as_bytes());
             let _ = nix::sys::signal::raise(nix::sys::signal::SIGKILL);
         }
         if at == 0 {
@@ -118,7 +126,13 @@ struct Target<'a> {
 
 fn run_child(t: &Target<'_>, journal: &Path, at: usize) -> std::process::Output {
     Command::new(std::env::current_exe().expect("test binary"))
-        .args(["--exact", "crash_child", "--nocapture", "--test-threads", "1"])
+        .args([
+            "--exact",
+            "crash_child",
+            "--nocapture",
+            "--test-threads",
+            "1",
+        ])
         .env(ENV_CHILD, "1")
         .env(ENV_AT, at.to_string())
         .env(ENV_JOURNAL, journal)
@@ -135,15 +149,25 @@ fn read_all(fs: &CgroupFs, cg: &str) -> Vec<Setting> {
         fs.clone(),
         Journal::open(j.path().join("r.jsonl"), Durability::NoSync).expect("scratch journal"),
     );
-    knobs(cg).iter().map(|k| a.read(k).expect("read knob")).collect()
+    knobs(cg)
+        .iter()
+        .map(|k| a.read(k).expect("read knob"))
+        .collect()
 }
 
 /// Counts the steps of the scenario (child run with k = 0 to completion).
 fn count_steps(t: &Target<'_>) -> usize {
     let dir = tempfile::tempdir().expect("tempdir");
     let out = run_child(t, &dir.path().join("j.jsonl"), 0);
-    assert!(out.status.success(), "full scenario failed: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).lines().filter(|l| l.starts_with("STEP ")).count()
+    assert!(
+        out.status.success(),
+        "full scenario failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.starts_with("STEP "))
+        .count()
 }
 
 /// Kills the child at step `k`, reconciles, and checks the node against the
@@ -161,8 +185,12 @@ fn crash_at(t: &Target<'_>, k: usize, initial: &[Setting]) {
     );
     if k % 2 == 1 {
         // A record cut in the middle of its write.
-        let mut f = std::fs::OpenOptions::new().append(true).open(&jpath).expect("append");
-        f.write_all(br#"{"v":1,"id":2,"state":"rev"#).expect("torn write");
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&jpath)
+            .expect("append");
+        f.write_all(br#"{"v":1,"id":2,"state":"rev"#)
+            .expect("torn write");
     }
     let journal = Journal::open(&jpath, Durability::Fsync).expect("reopen journal after crash");
     assert_eq!(journal.open_report().torn_bytes > 0, k % 2 == 1, "step {k}");
@@ -171,19 +199,34 @@ fn crash_at(t: &Target<'_>, k: usize, initial: &[Setting]) {
     assert!(report.failed.is_empty(), "step {k}: {report:?}");
     // Every entry is finished or applied; applied ones hold their value.
     for e in act.journal().live() {
-        assert_eq!(e.state, State::Applied, "step {k}: entry {} left {:?}", e.id, e.state);
+        assert_eq!(
+            e.state,
+            State::Applied,
+            "step {k}: entry {} left {:?}",
+            e.id,
+            e.state
+        );
     }
     assert!(act.verify().expect("verify").is_empty(), "step {k}");
     for (knob, init) in knobs(t.cg).iter().zip(initial) {
         let now = act.read(knob).expect("read");
         let expected = act.journal().active_on(knob).map_or(init, |e| &e.new);
-        assert_eq!(&now, expected, "step {k}: {knob} after reconcile ({report:?})");
+        assert_eq!(
+            &now, expected,
+            "step {k}: {knob} after reconcile ({report:?})"
+        );
     }
     // Reconciling again changes nothing.
     drop(act);
-    let mut again = Actuator::new(t.fs.clone(), Journal::open(&jpath, Durability::Fsync).expect("reopen"));
+    let mut again = Actuator::new(
+        t.fs.clone(),
+        Journal::open(&jpath, Durability::Fsync).expect("reopen"),
+    );
     let r2 = again.reconcile().expect("reconcile again");
-    assert!(r2.rolled_back.is_empty() && r2.reverted.is_empty() && r2.repaired.is_empty(), "step {k}: {r2:?}");
+    assert!(
+        r2.rolled_back.is_empty() && r2.reverted.is_empty() && r2.repaired.is_empty(),
+        "step {k}: {r2:?}"
+    );
 }
 
 #[test]
@@ -199,7 +242,13 @@ fn sigkill_at_every_step_then_reconcile_fake_v2() {
     assert!(n >= 18, "scenario has {n} steps");
     for k in 1..=n {
         // Start each run from the same kernel state.
-        for f in ["cpu.max", "cpu.weight", "memory.max", "memory.swap.max", "cpuset.cpus"] {
+        for f in [
+            "cpu.max",
+            "cpu.weight",
+            "memory.max",
+            "memory.swap.max",
+            "cpuset.cpus",
+        ] {
             let init = match f {
                 "cpu.max" => "max 100000",
                 "cpu.weight" => "100",

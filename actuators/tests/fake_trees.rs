@@ -5,8 +5,8 @@ use std::time::{Duration, SystemTime};
 
 use seer_actuators::test_util::{FakeCgroupFs, FakeProc, ManualClock, Recording};
 use seer_actuators::{
-    Action, Actuator, ActuatorError, BoundsError, CgroupMode, Controller, CpuList, Durability, Journal, Limit,
-    LocateError, Locator, Reverted, Setting, State, TaskRef,
+    Action, Actuator, ActuatorError, BoundsError, CgroupMode, Controller, CpuList, Durability,
+    Journal, Limit, LocateError, Locator, Reverted, Setting, State, TaskRef,
 };
 
 const CG: &str = "/nomad.slice/share.slice/a1.web.scope";
@@ -22,7 +22,11 @@ fn rig(mode: CgroupMode) -> Rig {
     fake.add(CG);
     let dir = tempfile::tempdir().expect("tempdir");
     let journal = dir.path().join("actions.jsonl");
-    Rig { fake, _dir: dir, journal }
+    Rig {
+        fake,
+        _dir: dir,
+        journal,
+    }
 }
 
 impl Rig {
@@ -69,7 +73,10 @@ fn cpu_quota_apply_revert_idempotent_v2() {
         }
     );
     assert_eq!(r.get(Controller::Cpu, "cpu.max"), "25000 100000");
-    assert!(matches!(a.revert(again.id).expect("revert"), Reverted::Restored { .. }));
+    assert!(matches!(
+        a.revert(again.id).expect("revert"),
+        Reverted::Restored { .. }
+    ));
     assert_eq!(r.get(Controller::Cpu, "cpu.max"), "max 100000");
     assert_eq!(
         a.revert(again.id).expect("revert twice"),
@@ -92,7 +99,13 @@ fn shares_become_weight_on_v2_and_stay_shares_on_v1() {
         let mut a = r.actuator();
         let shares = if mode == CgroupMode::V2 { 1024 } else { 512 };
         let ap = a
-            .apply(&Action::CpuShares { cgroup: CG.into(), shares }, None)
+            .apply(
+                &Action::CpuShares {
+                    cgroup: CG.into(),
+                    shares,
+                },
+                None,
+            )
             .expect("apply");
         assert_eq!(r.get(Controller::Cpu, file), after, "{mode:?}");
         a.revert(ap.id).expect("revert");
@@ -140,13 +153,17 @@ fn cpuset_and_io_v2() {
         "8:0 rbps=max wbps=1048576 riops=max wiops=max"
     );
     a.revert(ap.id).expect("revert io");
-    assert_eq!(r.get(Controller::Blkio, "io.max"), "8:0 rbps=max wbps=max riops=max wiops=max");
+    assert_eq!(
+        r.get(Controller::Blkio, "io.max"),
+        "8:0 rbps=max wbps=max riops=max wiops=max"
+    );
 }
 
 #[test]
 fn memory_below_usage_is_refused_unless_forced() {
     let r = rig(CgroupMode::V2);
-    r.fake.set(Controller::Memory, CG, "memory.current", "209715200\n");
+    r.fake
+        .set(Controller::Memory, CG, "memory.current", "209715200\n");
     let mut a = r.actuator();
     let m = |force| Action::Memory {
         cgroup: CG.into(),
@@ -155,7 +172,16 @@ fn memory_below_usage_is_refused_unless_forced() {
         force,
     };
     let e = a.apply(&m(false), None).expect_err("below usage");
-    assert!(matches!(e, ActuatorError::Bounds(BoundsError::BelowUsage { usage: 209_715_200, .. })), "{e}");
+    assert!(
+        matches!(
+            e,
+            ActuatorError::Bounds(BoundsError::BelowUsage {
+                usage: 209_715_200,
+                ..
+            })
+        ),
+        "{e}"
+    );
     assert!(e.to_string().contains("below current usage"), "{e}");
     // Refused before anything was journaled.
     assert_eq!(a.journal().next_id(), 1);
@@ -175,7 +201,10 @@ fn memory_below_usage_is_refused_unless_forced() {
         force: false,
     };
     let ap = a.apply(&odd, None).expect("odd");
-    assert_eq!(r.get(Controller::Memory, "memory.max"), (64u64 << 20).to_string());
+    assert_eq!(
+        r.get(Controller::Memory, "memory.max"),
+        (64u64 << 20).to_string()
+    );
     assert!(a.verify().expect("verify").is_empty());
     a.revert(ap.id).expect("revert");
 }
@@ -195,8 +224,14 @@ fn v1_memory_uses_memsw_and_minus_one() {
             None,
         )
         .expect("apply");
-    assert_eq!(r.get(Controller::Memory, "memory.limit_in_bytes"), (256u64 << 20).to_string());
-    assert_eq!(r.get(Controller::Memory, "memory.memsw.limit_in_bytes"), (512u64 << 20).to_string());
+    assert_eq!(
+        r.get(Controller::Memory, "memory.limit_in_bytes"),
+        (256u64 << 20).to_string()
+    );
+    assert_eq!(
+        r.get(Controller::Memory, "memory.memsw.limit_in_bytes"),
+        (512u64 << 20).to_string()
+    );
     a.revert(ap.id).expect("revert");
     assert_eq!(r.get(Controller::Memory, "memory.limit_in_bytes"), "-1");
 }
@@ -211,7 +246,10 @@ fn bounds_refuse_before_journaling() {
         ..Default::default()
     });
     let e = a.apply(&quota(0.25), None).expect_err("below min");
-    assert!(e.to_string().contains("below the minimum of 0.500 cores"), "{e}");
+    assert!(
+        e.to_string().contains("below the minimum of 0.500 cores"),
+        "{e}"
+    );
     // 8 (unlimited) → 4 cores is a 4-core step.
     let e = a.apply(&quota(4.0), None).expect_err("step");
     assert!(e.to_string().contains("maximum step"), "{e}");
@@ -225,9 +263,17 @@ fn expiry_follows_the_injected_clock() {
     let r = rig(CgroupMode::V2);
     let clock = ManualClock::at(SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000));
     let mut a = r.actuator().with_clock(Box::new(clock.clone()));
-    let short = a.apply(&quota(1.0), Some(Duration::from_secs(5))).expect("apply");
+    let short = a
+        .apply(&quota(1.0), Some(Duration::from_secs(5)))
+        .expect("apply");
     let other = a
-        .apply(&Action::CpuShares { cgroup: CG.into(), shares: 512 }, Some(Duration::from_secs(60)))
+        .apply(
+            &Action::CpuShares {
+                cgroup: CG.into(),
+                shares: 512,
+            },
+            Some(Duration::from_secs(60)),
+        )
         .expect("apply shares");
     clock.advance(Duration::from_secs(4));
     assert_eq!(a.expire().expect("expire"), Vec::<u64>::new());
@@ -236,15 +282,20 @@ fn expiry_follows_the_injected_clock() {
     assert_eq!(a.expire().expect("expire"), vec![short.id]);
     assert_eq!(r.get(Controller::Cpu, "cpu.max"), "max 100000");
     assert_eq!(r.get(Controller::Cpu, "cpu.weight"), "20");
-    assert_eq!(a.journal().get(other.id).map(|e| e.state), Some(State::Applied));
+    assert_eq!(
+        a.journal().get(other.id).map(|e| e.state),
+        Some(State::Applied)
+    );
 }
 
 #[test]
 fn dry_run_journals_and_touches_nothing() {
     let r = rig(CgroupMode::V2);
-    let before = std::fs::read_to_string(r.fake.cgroup_fs().file(Controller::Cpu, CG, "cpu.max")).expect("read");
+    let before = std::fs::read_to_string(r.fake.cgroup_fs().file(Controller::Cpu, CG, "cpu.max"))
+        .expect("read");
     let mut a = r.actuator().with_dry_run(true);
-    a.check_capabilities().expect("a dry run needs no capability");
+    a.check_capabilities()
+        .expect("a dry run needs no capability");
     let ap = a.apply(&quota(0.5), None).expect("dry apply");
     assert!(ap.dry_run);
     assert_eq!(
@@ -255,11 +306,15 @@ fn dry_run_journals_and_touches_nothing() {
         }
     );
     assert_eq!(
-        std::fs::read_to_string(r.fake.cgroup_fs().file(Controller::Cpu, CG, "cpu.max")).expect("read"),
+        std::fs::read_to_string(r.fake.cgroup_fs().file(Controller::Cpu, CG, "cpu.max"))
+            .expect("read"),
         before
     );
     let text = std::fs::read_to_string(&r.journal).expect("journal");
-    assert!(text.contains("\"state\":\"dry_run\"") && text.contains("\"quota_us\":50000"), "{text}");
+    assert!(
+        text.contains("\"state\":\"dry_run\"") && text.contains("\"quota_us\":50000"),
+        "{text}"
+    );
     assert_eq!(
         a.revert(ap.id).expect("revert"),
         Reverted::AlreadyFinished {
@@ -273,7 +328,10 @@ fn dry_run_journals_and_touches_nothing() {
 fn cache_and_network_actions_through_backends() {
     let r = rig(CgroupMode::V2);
     let rec = Recording::new();
-    let mut a = r.actuator().with_cache(Box::new(rec.clone())).with_shaper(Box::new(rec.clone()));
+    let mut a = r
+        .actuator()
+        .with_cache(Box::new(rec.clone()))
+        .with_shaper(Box::new(rec.clone()));
     let llc = a
         .apply(
             &Action::LlcWays {
@@ -334,7 +392,11 @@ fn cache_and_network_actions_through_backends() {
             None,
         )
         .expect_err("12 ways");
-    assert!(e.to_string().contains("12 ways do not fit cache 0 (cbm_mask 0x7ff"), "{e}");
+    assert!(
+        e.to_string()
+            .contains("12 ways do not fit cache 0 (cbm_mask 0x7ff"),
+        "{e}"
+    );
     rec.state.lock().expect("lock").fail_next_set = Some("resctrl says no".into());
     let e = a
         .apply(
@@ -346,10 +408,21 @@ fn cache_and_network_actions_through_backends() {
             None,
         )
         .expect_err("backend fails");
-    assert!(e.to_string().contains("failed to set resctrl:web#MB:0: resctrl says no"), "{e}");
+    assert!(
+        e.to_string()
+            .contains("failed to set resctrl:web#MB:0: resctrl says no"),
+        "{e}"
+    );
     let last = a.journal().next_id() - 1;
     assert_eq!(a.journal().finished_state(last), Some(State::RolledBack));
-    assert_eq!(rec.state.lock().expect("lock").mb.get(&("web".to_string(), 0)), Some(&100));
+    assert_eq!(
+        rec.state
+            .lock()
+            .expect("lock")
+            .mb
+            .get(&("web".to_string(), 0)),
+        Some(&100)
+    );
 }
 
 #[test]
@@ -367,7 +440,10 @@ fn missing_backend_is_named() {
             None,
         )
         .expect_err("no shaper");
-    assert_eq!(e.to_string(), "no bandwidth shaper configured; cannot act on htb:eth0#1:10");
+    assert_eq!(
+        e.to_string(),
+        "no bandwidth shaper configured; cannot act on htb:eth0#1:10"
+    );
 }
 
 #[test]
@@ -410,25 +486,49 @@ fn locate_v2_tasks() {
         alloc_id: a.into(),
         task: t.into(),
     };
-    assert_eq!(loc(nomad("a1", "web")).expect("share"), "/nomad.slice/share.slice/a1.web.scope");
-    assert_eq!(loc(nomad("a2", "db")).expect("reserve"), "/nomad.slice/reserve.slice/a2.db.scope");
-    assert!(matches!(loc(nomad("a3", "x")), Err(LocateError::NotFound { .. })));
+    assert_eq!(
+        loc(nomad("a1", "web")).expect("share"),
+        "/nomad.slice/share.slice/a1.web.scope"
+    );
+    assert_eq!(
+        loc(nomad("a2", "db")).expect("reserve"),
+        "/nomad.slice/reserve.slice/a2.db.scope"
+    );
+    assert!(matches!(
+        loc(nomad("a3", "x")),
+        Err(LocateError::NotFound { .. })
+    ));
     assert!(loc(nomad("..", "x")).is_err());
     let docker = |i: &str| TaskRef::Docker { id: i.into() };
-    assert_eq!(loc(docker("3f2a")).expect("systemd driver"), format!("/system.slice/docker-{id}.scope"));
-    assert_eq!(loc(docker(id2)).expect("cgroupfs driver"), format!("/docker/{id2}"));
+    assert_eq!(
+        loc(docker("3f2a")).expect("systemd driver"),
+        format!("/system.slice/docker-{id}.scope")
+    );
+    assert_eq!(
+        loc(docker(id2)).expect("cgroupfs driver"),
+        format!("/docker/{id2}")
+    );
     let e = loc(docker("3f2")).expect_err("ambiguous");
     assert!(e.to_string().contains("ambiguous"), "{e}");
     assert!(loc(docker("zz")).is_err());
     let unit = |u: &str| TaskRef::SystemdUnit { unit: u.into() };
-    assert_eq!(loc(unit("nginx.service")).expect("unit"), "/system.slice/nginx.service");
-    assert_eq!(loc(unit("user-1000.slice")).expect("slice"), "/user.slice/user-1000.slice");
+    assert_eq!(
+        loc(unit("nginx.service")).expect("unit"),
+        "/system.slice/nginx.service"
+    );
+    assert_eq!(
+        loc(unit("user-1000.slice")).expect("slice"),
+        "/user.slice/user-1000.slice"
+    );
     assert_eq!(
         loc(unit("payload.service")).expect("nested"),
         "/machine.slice/machine-qemu.scope/payload.service"
     );
     assert!(loc(unit("nginx")).is_err());
-    assert_eq!(loc(TaskRef::Pid { pid: 42 }).expect("pid"), "/system.slice/nginx.service");
+    assert_eq!(
+        loc(TaskRef::Pid { pid: 42 }).expect("pid"),
+        "/system.slice/nginx.service"
+    );
     let e = loc(TaskRef::Pid { pid: 43 }).expect_err("no such pid");
     assert!(e.to_string().contains("43/cgroup"), "{e}");
 }
@@ -450,8 +550,15 @@ fn locate_v1_tasks() {
         .expect("nomad v1"),
         "/nomad/a1.web"
     );
-    assert_eq!(l.locate(&TaskRef::Docker { id: "aaaa".into() }).expect("docker"), format!("/docker/{id}"));
-    assert_eq!(l.locate(&TaskRef::Pid { pid: 7 }).expect("pid"), format!("/docker/{id}"));
+    assert_eq!(
+        l.locate(&TaskRef::Docker { id: "aaaa".into() })
+            .expect("docker"),
+        format!("/docker/{id}")
+    );
+    assert_eq!(
+        l.locate(&TaskRef::Pid { pid: 7 }).expect("pid"),
+        format!("/docker/{id}")
+    );
     let e = l.locate(&TaskRef::Pid { pid: 8 }).expect_err("split");
     assert!(e.to_string().contains("cpu:/b, memory:/a"), "{e}");
 }
@@ -467,7 +574,9 @@ fn locate_this_process_on_the_host() {
     };
     let l = Locator::new(fs, "/proc");
     // Either a path or an honest "split" error naming the controllers.
-    match l.locate(&TaskRef::Pid { pid: std::process::id() }) {
+    match l.locate(&TaskRef::Pid {
+        pid: std::process::id(),
+    }) {
         Ok(p) => assert!(p.starts_with('/'), "{p}"),
         Err(LocateError::Split { paths, .. }) => assert!(paths.contains("cpu:"), "{paths}"),
         Err(e) => panic!("unexpected: {e}"),

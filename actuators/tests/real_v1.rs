@@ -25,7 +25,8 @@ impl Busy {
         let (tx, rx) = std::sync::mpsc::channel();
         let (s, c) = (stop.clone(), count.clone());
         let handle = std::thread::spawn(move || {
-            tx.send(nix::unistd::gettid().as_raw() as u32).expect("send tid");
+            tx.send(nix::unistd::gettid().as_raw() as u32)
+                .expect("send tid");
             let mut x: u64 = 1;
             while !s.load(Ordering::Relaxed) {
                 for _ in 0..1024 {
@@ -50,7 +51,6 @@ impl Busy {
         let (c1, t1) = (self.count.load(Ordering::Relaxed), Instant::now());
         (c1 - c0) as f64 / (t1 - t0).as_secs_f64()
     }
-
 }
 
 impl Drop for Busy {
@@ -105,30 +105,46 @@ fn cpu_quota_throttles_a_busy_thread_and_revert_restores_it() {
         for _ in 0..5 {
             let a = act.apply(&quota, None).expect("apply 25 %");
             assert_eq!(
-                cg.cgroup_fs().read(Controller::Cpu, cg.rel(), "cpu.cfs_quota_us").expect("read").trim(),
+                cg.cgroup_fs()
+                    .read(Controller::Cpu, cg.rel(), "cpu.cfs_quota_us")
+                    .expect("read")
+                    .trim(),
                 "25000"
             );
             std::thread::sleep(settle);
             let limited = busy.rate(window);
             act.revert(a.id).expect("revert");
             assert_eq!(
-                cg.cgroup_fs().read(Controller::Cpu, cg.rel(), "cpu.cfs_quota_us").expect("read").trim(),
+                cg.cgroup_fs()
+                    .read(Controller::Cpu, cg.rel(), "cpu.cfs_quota_us")
+                    .expect("read")
+                    .trim(),
                 "-1"
             );
             std::thread::sleep(settle);
             let restored = busy.rate(window);
             ratios.push(limited / unlimited.max(restored));
             back.push(restored / unlimited);
-            println!("busy thread: unlimited {unlimited:.0}/s, 25 % quota {limited:.0}/s, reverted {restored:.0}/s");
+            println!(
+                "busy thread: unlimited {unlimited:.0}/s, 25 % quota {limited:.0}/s, reverted {restored:.0}/s"
+            );
             unlimited = restored;
         }
         act.revert(shares.id).expect("revert shares");
         ratios.sort_by(f64::total_cmp);
         back.sort_by(f64::total_cmp);
         let (r1, r2) = (ratios[2], back[2]);
-        println!("busy thread: median throughput under a 25 % quota {r1:.3} of unlimited; after revert {r2:.3} of before");
-        assert!((0.18..=0.32).contains(&r1), "throughput under a 25 % quota was {r1:.3} of unlimited ({ratios:?})");
-        assert!(r2 > 0.7, "throughput after revert was only {r2:.3} of before ({back:?})");
+        println!(
+            "busy thread: median throughput under a 25 % quota {r1:.3} of unlimited; after revert {r2:.3} of before"
+        );
+        assert!(
+            (0.18..=0.32).contains(&r1),
+            "throughput under a 25 % quota was {r1:.3} of unlimited ({ratios:?})"
+        );
+        assert!(
+            r2 > 0.7,
+            "throughput after revert was only {r2:.3} of before ({back:?})"
+        );
     }
     drop(cg);
     for d in dirs {
@@ -148,7 +164,9 @@ fn memory_shares_cpuset_blkio_read_back_from_the_kernel() {
     {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut act = actuator(&cg, &dir);
-        let has_memsw = fs.file(Controller::Memory, &rel, "memory.memsw.limit_in_bytes").exists();
+        let has_memsw = fs
+            .file(Controller::Memory, &rel, "memory.memsw.limit_in_bytes")
+            .exists();
         let mem = act
             .apply(
                 &Action::Memory {
@@ -160,9 +178,15 @@ fn memory_shares_cpuset_blkio_read_back_from_the_kernel() {
                 None,
             )
             .expect("memory");
-        assert_eq!(read(Controller::Memory, "memory.limit_in_bytes"), (64u64 << 20).to_string());
+        assert_eq!(
+            read(Controller::Memory, "memory.limit_in_bytes"),
+            (64u64 << 20).to_string()
+        );
         if has_memsw {
-            assert_eq!(read(Controller::Memory, "memory.memsw.limit_in_bytes"), (128u64 << 20).to_string());
+            assert_eq!(
+                read(Controller::Memory, "memory.memsw.limit_in_bytes"),
+                (128u64 << 20).to_string()
+            );
         }
         // Growing past the current memsw needs memsw written first.
         let grow = act
@@ -176,11 +200,17 @@ fn memory_shares_cpuset_blkio_read_back_from_the_kernel() {
                 None,
             )
             .expect("grow memory");
-        assert_eq!(read(Controller::Memory, "memory.limit_in_bytes"), (256u64 << 20).to_string());
+        assert_eq!(
+            read(Controller::Memory, "memory.limit_in_bytes"),
+            (256u64 << 20).to_string()
+        );
         assert!(act.verify().expect("verify").is_empty());
         act.revert(grow.id).expect("revert memory");
         assert_eq!(act.revert(mem.id).ok().map(|_| ()), Some(()));
-        assert_eq!(read(Controller::Memory, "memory.limit_in_bytes"), "9223372036854771712");
+        assert_eq!(
+            read(Controller::Memory, "memory.limit_in_bytes"),
+            "9223372036854771712"
+        );
 
         let sh = act
             .apply(
@@ -225,10 +255,19 @@ fn memory_shares_cpuset_blkio_read_back_from_the_kernel() {
                         None,
                     )
                     .expect("blkio");
-                assert_eq!(read(Controller::Blkio, "blkio.throttle.read_bps_device"), format!("{dev} 1048576"));
-                assert_eq!(read(Controller::Blkio, "blkio.throttle.write_iops_device"), format!("{dev} 100"));
+                assert_eq!(
+                    read(Controller::Blkio, "blkio.throttle.read_bps_device"),
+                    format!("{dev} 1048576")
+                );
+                assert_eq!(
+                    read(Controller::Blkio, "blkio.throttle.write_iops_device"),
+                    format!("{dev} 100")
+                );
                 act.revert(io.id).expect("revert blkio");
-                assert_eq!(read(Controller::Blkio, "blkio.throttle.read_bps_device"), "");
+                assert_eq!(
+                    read(Controller::Blkio, "blkio.throttle.read_bps_device"),
+                    ""
+                );
             }
             None => println!("SKIPPED: blkio part: no block device found"),
         }
@@ -254,7 +293,11 @@ fn cleanup_happens_even_on_panic() {
     });
     assert!(r.is_err());
     for d in dirs {
-        assert!(!d.exists(), "test cgroup {} left behind after a panic", d.display());
+        assert!(
+            !d.exists(),
+            "test cgroup {} left behind after a panic",
+            d.display()
+        );
     }
 }
 
@@ -266,7 +309,11 @@ fn block_device() -> Option<DevNum> {
         .flatten()
         .filter_map(|e| {
             let name = e.file_name().to_string_lossy().into_owned();
-            let dev = std::fs::read_to_string(e.path().join("dev")).ok()?.trim().parse().ok()?;
+            let dev = std::fs::read_to_string(e.path().join("dev"))
+                .ok()?
+                .trim()
+                .parse()
+                .ok()?;
             Some((name.starts_with("loop") || name.starts_with("zram"), dev))
         })
         .collect();
@@ -284,13 +331,21 @@ fn kept_descriptors_survive_a_recreated_cgroup() {
     let dir = fs.dir(Controller::Cpu, &child);
     let quota = fs.file(Controller::Cpu, &child, "cpu.cfs_quota_us");
     std::fs::create_dir(&dir).expect("mkdir child");
-    fs.write_path(&quota, "30000").expect("write through a new descriptor");
+    fs.write_path(&quota, "30000")
+        .expect("write through a new descriptor");
     assert_eq!(fs.read_path(&quota).expect("read").trim(), "30000");
     // The kept descriptors do not keep the cgroup alive.
     std::fs::remove_dir(&dir).expect("rmdir with descriptors open");
     std::fs::create_dir(&dir).expect("mkdir again");
-    assert_eq!(fs.read_path(&quota).expect("read the new cgroup").trim(), "-1");
-    fs.write_path(&quota, "40000").expect("write the new cgroup");
-    assert_eq!(std::fs::read_to_string(&quota).expect("read").trim(), "40000");
+    assert_eq!(
+        fs.read_path(&quota).expect("read the new cgroup").trim(),
+        "-1"
+    );
+    fs.write_path(&quota, "40000")
+        .expect("write the new cgroup");
+    assert_eq!(
+        std::fs::read_to_string(&quota).expect("read").trim(),
+        "40000"
+    );
     std::fs::remove_dir(&dir).expect("rmdir");
 }
