@@ -121,8 +121,11 @@ fn bench(c: &mut Criterion) {
     g.bench_function("raw_file_write", |b| {
         b.iter(|| {
             i += 1;
-            seer_actuators::cgroup::write_file(&quota_file, if i.is_multiple_of(2) { v_a } else { v_b })
-                .expect("write")
+            seer_actuators::cgroup::write_file(
+                &quota_file,
+                if i.is_multiple_of(2) { v_a } else { v_b },
+            )
+            .expect("write")
         })
     });
     let mut i = 0usize;

@@ -192,7 +192,13 @@ pub struct ReconcileReport {
     pub repaired: Vec<u64>,
     /// Entries that could not be reconciled (they stay as they were).
     pub failed: Vec<(u64, String)>,
+    /// True when the journal was compacted afterwards.
+    pub compacted: bool,
 }
+
+/// `reconcile` compacts the journal when it holds at least this many
+/// finished entries.
+pub const COMPACT_AFTER: usize = 10_000;
 
 /// A live entry whose knob does not hold the value the journal says.
 #[derive(Debug, Clone, PartialEq)]
@@ -634,7 +640,18 @@ impl Actuator {
                 report.failed.push((e.id, err.to_string()));
             }
         }
+        if !self.dry_run && self.journal.finished_count() >= COMPACT_AFTER {
+            self.journal.compact()?;
+            report.compacted = true;
+        }
         Ok(report)
+    }
+
+    /// Rewrites the journal with only its live entries (see
+    /// [`Journal::compact`]); `reconcile` does this on its own once
+    /// `COMPACT_AFTER` finished entries have piled up.
+    pub fn compact_journal(&mut self) -> Result<(), ActuatorError> {
+        Ok(self.journal.compact()?)
     }
 
     fn finish(&mut self, e: &Entry, to_baseline: bool) -> Result<(), ActuatorError> {

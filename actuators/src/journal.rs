@@ -278,6 +278,12 @@ impl Journal {
         self.finished.get(&id).copied()
     }
 
+    /// How many finished entries the file holds that [`Journal::compact`]
+    /// would drop (counted since open or the last compaction).
+    pub fn finished_count(&self) -> usize {
+        self.finished.len()
+    }
+
     /// The applied entry currently in force on `knob`, if any.
     pub fn active_on(&self, knob: &Knob) -> Option<&Entry> {
         self.live

@@ -31,7 +31,10 @@ fn rig(mode: CgroupMode) -> Rig {
 
 impl Rig {
     fn actuator(&self) -> Actuator {
-        let j = Journal::open(&self.journal, Durability::Fsync).expect("open journal");
+        self.actuator_with(Durability::Fsync)
+    }
+    fn actuator_with(&self, d: Durability) -> Actuator {
+        let j = Journal::open(&self.journal, d).expect("open journal");
         Actuator::new(self.fake.cgroup_fs(), j)
     }
     fn get(&self, c: Controller, f: &str) -> String {
@@ -580,5 +583,95 @@ fn locate_this_process_on_the_host() {
         Ok(p) => assert!(p.starts_with('/'), "{p}"),
         Err(LocateError::Split { paths, .. }) => assert!(paths.contains("cpu:"), "{paths}"),
         Err(e) => panic!("unexpected: {e}"),
+    }
+}
+
+mod model {
+    //! Random sequences of applies, reverts, expiries and restarts: after
+    //! every step each knob holds the journaled value of its active entry
+    //! (or the value from before any action), and a reopened journal agrees
+    //! with the one in memory.
+
+    use super::*;
+    use proptest::prelude::*;
+    use seer_actuators::Knob;
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Quota(u8),
+        Shares(u16),
+        Memory(u8),
+        Revert(u8),
+        Advance(u8),
+        Restart,
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            (1u8..=16).prop_map(Op::Quota),
+            (2u16..=4096).prop_map(Op::Shares),
+            (1u8..=8).prop_map(Op::Memory),
+            any::<u8>().prop_map(Op::Revert),
+            (0u8..=10).prop_map(Op::Advance),
+            Just(Op::Restart),
+        ]
+    }
+
+    fn check(a: &mut Actuator, initial: &[(Knob, Setting)]) {
+        for (knob, init) in initial {
+            let now = a.read(knob).expect("read");
+            let expected = a.journal().active_on(knob).map_or(init, |e| &e.new);
+            assert_eq!(&now, expected, "{knob}");
+        }
+        assert!(a.journal().live().all(|e| e.state == State::Applied));
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]
+        #[test]
+        fn node_always_matches_journal(ops in proptest::collection::vec(op(), 1..40)) {
+            let r = rig(CgroupMode::V2);
+            let clock = ManualClock::at(SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000));
+            let open = |r: &Rig| r.actuator_with(Durability::NoSync).with_clock(Box::new(clock.clone()));
+            let mut a = open(&r);
+            let knobs = [
+                Knob::CpuMax { cgroup: CG.into() },
+                Knob::CpuWeight { cgroup: CG.into() },
+                Knob::Memory { cgroup: CG.into() },
+            ];
+            let initial: Vec<(Knob, Setting)> = knobs.iter().map(|k| (k.clone(), a.read(k).expect("read"))).collect();
+            let ttl = |n: u8| Some(Duration::from_secs(u64::from(n % 7) + 1));
+            for op in ops {
+                match op {
+                    Op::Quota(n) => { a.apply(&quota(f64::from(n) / 4.0), ttl(n)).expect("quota"); }
+                    Op::Shares(s) => { a.apply(&Action::CpuShares { cgroup: CG.into(), shares: u64::from(s) }, None).expect("shares"); }
+                    Op::Memory(n) => {
+                        a.apply(&Action::Memory { cgroup: CG.into(), limit: Limit::Value(u64::from(n) << 24), swap: None, force: false }, ttl(n)).expect("memory");
+                    }
+                    Op::Revert(i) => {
+                        let next = a.journal().next_id();
+                        let id = u64::from(i) % next.max(1) + 1;
+                        match a.revert(id) {
+                            Ok(_) => {}
+                            Err(ActuatorError::UnknownId(x)) => prop_assert_eq!(x, next),
+                            Err(e) => panic!("revert {id}: {e}"),
+                        }
+                    }
+                    Op::Advance(s) => {
+                        clock.advance(Duration::from_secs(u64::from(s)));
+                        a.expire().expect("expire");
+                    }
+                    Op::Restart => {
+                        let live: Vec<_> = a.journal().live().cloned().collect();
+                        drop(a);
+                        a = open(&r);
+                        let back: Vec<_> = a.journal().live().cloned().collect();
+                        prop_assert_eq!(back, live);
+                        a.reconcile().expect("reconcile");
+                    }
+                }
+                check(&mut a, &initial);
+            }
+        }
     }
 }
