@@ -23,6 +23,7 @@ const ENV_JOURNAL: &str = "SEER_CRASH_JOURNAL";
 const ENV_ROOT: &str = "SEER_CRASH_ROOT";
 const ENV_MODE: &str = "SEER_CRASH_MODE";
 const ENV_CGROUP: &str = "SEER_CRASH_CGROUP";
+const ENV_PHASE: &str = "SEER_CRASH_PHASE";
 
 /// The scenario the child runs: overlapping applies (one supersedes
 /// another), reverts, multi-file writes.
@@ -116,7 +117,12 @@ fn crash_child() {
             println!("STEP {seen} {s:?}");
         }
     }));
-    scenario(&mut act, &var(ENV_CGROUP));
+    if std::env::var(ENV_PHASE).as_deref() == Ok("reconcile") {
+        let report = act.reconcile().expect("reconcile in child");
+        assert!(report.failed.is_empty(), "{report:?}");
+    } else {
+        scenario(&mut act, &var(ENV_CGROUP));
+    }
 }
 
 struct Target<'a> {
@@ -125,7 +131,12 @@ struct Target<'a> {
 }
 
 fn run_child(t: &Target<'_>, journal: &Path, at: usize) -> std::process::Output {
+    run_child_phase(t, journal, at, "scenario")
+}
+
+fn run_child_phase(t: &Target<'_>, journal: &Path, at: usize, phase: &str) -> std::process::Output {
     Command::new(std::env::current_exe().expect("test binary"))
+        .env(ENV_PHASE, phase)
         .args([
             "--exact",
             "crash_child",
@@ -288,4 +299,80 @@ fn sigkill_at_every_step_then_reconcile_real_v1() {
         }
     }
     println!("real v1: killed at each of {n} steps, reconciled every time");
+}
+
+/// A crash during `reconcile` itself: after the scenario is killed at step
+/// k, a second child reconciles and is killed at each of its own steps j;
+/// a final reconcile must still converge.
+#[test]
+fn sigkill_during_reconcile_fake_v2() {
+    let fake = FakeCgroupFs::new(CgroupMode::V2);
+    let cg = "/system.slice/docker-recon.scope";
+    fake.add(cg);
+    fake.set(seer_actuators::Controller::Cpuset, cg, "cpuset.mems", "0\n");
+    let fs = fake.cgroup_fs();
+    let t = Target { fs: fs.clone(), cg };
+    let dir_of_cg = fs.dir(seer_actuators::Controller::Cpu, cg);
+    let snapshot = || -> Vec<(std::path::PathBuf, Vec<u8>)> {
+        std::fs::read_dir(&dir_of_cg)
+            .expect("list")
+            .flatten()
+            .filter(|e| e.path().is_file())
+            .map(|e| (e.path(), std::fs::read(e.path()).expect("read")))
+            .collect()
+    };
+    let restore = |snap: &[(std::path::PathBuf, Vec<u8>)]| {
+        for (p, b) in snap {
+            std::fs::write(p, b).expect("restore");
+        }
+    };
+    let pristine = snapshot();
+    let initial = read_all(&fs, cg);
+    let n = count_steps(&t);
+    let mut runs = 0;
+    for k in 1..=n {
+        restore(&pristine);
+        let dir = tempfile::tempdir().expect("tempdir");
+        let jpath = dir.path().join("actions.jsonl");
+        let out = run_child(&t, &jpath, k);
+        assert_eq!(
+            out.status.signal(),
+            Some(libc::SIGKILL),
+            "scenario not killed at {k}"
+        );
+        let after_crash = snapshot();
+        let journal_after_crash = std::fs::read(&jpath).expect("journal");
+        for j in 1.. {
+            restore(&after_crash);
+            std::fs::write(&jpath, &journal_after_crash).expect("journal copy");
+            let out = run_child_phase(&t, &jpath, j, "reconcile");
+            runs += 1;
+            let killed = out.status.signal() == Some(libc::SIGKILL);
+            assert!(
+                killed || out.status.success(),
+                "reconcile child failed at k={k} j={j}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            // Whatever happened, one more reconcile converges.
+            let mut act = Actuator::new(
+                fs.clone(),
+                Journal::open(&jpath, Durability::Fsync).expect("reopen"),
+            );
+            let report = act.reconcile().expect("final reconcile");
+            assert!(report.failed.is_empty(), "k={k} j={j}: {report:?}");
+            assert!(
+                act.journal().live().all(|e| e.state == State::Applied),
+                "k={k} j={j}"
+            );
+            for (knob, init) in knobs(cg).iter().zip(&initial) {
+                let now = act.read(knob).expect("read");
+                let expected = act.journal().active_on(knob).map_or(init, |e| &e.new);
+                assert_eq!(&now, expected, "k={k} j={j}: {knob}");
+            }
+            if !killed {
+                break;
+            }
+        }
+    }
+    println!("fake v2: {runs} reconcile runs killed at every step of their own, all converged");
 }
