@@ -1,0 +1,258 @@
+//! The simulator's built-in monitor: exact per-service counters (time-weighted
+//! queue length, waits, sojourn times) and the last closed tick, for validation
+//! and for controllers that act on a running simulation.
+//!
+//! The monitor measures the same thing the trace pipeline does (server spans
+//! outstanding), but exactly and without going through spans.
+
+/// Cumulative counters of one service since the start of the run.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct ServiceTotals {
+    /// Requests outstanding now (waiting or in service, or blocked on callees).
+    pub outstanding: u32,
+    /// Requests that arrived.
+    pub arrivals: u64,
+    /// Requests that got a worker.
+    pub started: u64,
+    /// Requests that replied.
+    pub completions: u64,
+    /// Sum of waits for a worker, ns.
+    pub wait_ns: f64,
+    /// Sum of sojourn times (arrival to reply), ns.
+    pub sojourn_ns: f64,
+    /// Time integral of `outstanding`, request·ns.
+    pub area: f64,
+    last_t: u64,
+}
+
+impl ServiceTotals {
+    /// Mean number outstanding over `[0, t_ns)` (call after the run reached `t_ns`).
+    pub fn mean_outstanding(&self, t_ns: u64) -> f64 {
+        let extra = self.outstanding as f64 * t_ns.saturating_sub(self.last_t) as f64;
+        (self.area + extra) / t_ns as f64
+    }
+
+    /// Mean wait for a worker, ns.
+    pub fn mean_wait_ns(&self) -> f64 {
+        self.wait_ns / self.started.max(1) as f64
+    }
+
+    /// Mean sojourn time, ns.
+    pub fn mean_sojourn_ns(&self) -> f64 {
+        self.sojourn_ns / self.completions.max(1) as f64
+    }
+
+    #[inline]
+    fn advance(&mut self, t: u64) {
+        self.area += self.outstanding as f64 * (t - self.last_t) as f64;
+        self.last_t = t;
+    }
+}
+
+/// One service during the last closed tick.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct ServiceTickStat {
+    /// Time-weighted mean outstanding.
+    pub queue_mean: f64,
+    /// Most outstanding at once.
+    pub queue_max: u32,
+    /// Arrivals.
+    pub arrivals: u32,
+    /// Completions.
+    pub completions: u32,
+}
+
+/// One entry point during the last closed tick.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct ApiTickStat {
+    /// Requests completed.
+    pub requests: u32,
+    /// Of which failed.
+    pub errors: u32,
+    /// Median end-to-end latency, ms (`NaN` when none).
+    pub p50_ms: f64,
+    /// 99th percentile end-to-end latency, ms (`NaN` when none).
+    pub p99_ms: f64,
+}
+
+/// The last closed tick.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TickSnapshot {
+    /// Tick number since the start of the run.
+    pub index: u64,
+    /// Start, ns since the epoch.
+    pub start_ns: u64,
+    /// Per service id.
+    pub services: Vec<ServiceTickStat>,
+    /// Per API id.
+    pub apis: Vec<ApiTickStat>,
+}
+
+#[derive(Debug, Clone, Default)]
+struct ServiceTick {
+    area_start: f64,
+    max: u32,
+    arrivals: u32,
+    completions: u32,
+}
+
+/// Counters and the last tick.
+#[derive(Debug, Clone)]
+pub struct Monitor {
+    tick_ns: u64,
+    epoch_ns: u64,
+    next_boundary: u64,
+    index: u64,
+    totals: Vec<ServiceTotals>,
+    cur: Vec<ServiceTick>,
+    lat: Vec<Vec<u64>>,
+    errors: Vec<u32>,
+    latest: Option<TickSnapshot>,
+}
+
+fn quantile_ms(v: &mut [u64], q: f64) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    let k = ((v.len() as f64 * q).ceil() as usize).clamp(1, v.len()) - 1;
+    let (_, x, _) = v.select_nth_unstable(k);
+    *x as f64 / 1e6
+}
+
+impl Monitor {
+    /// A monitor for `n_services` and `n_apis` with ticks of `tick_ns`.
+    pub fn new(n_services: usize, n_apis: usize, tick_ns: u64, epoch_ns: u64) -> Self {
+        Self {
+            tick_ns,
+            epoch_ns,
+            next_boundary: tick_ns,
+            index: 0,
+            totals: vec![ServiceTotals::default(); n_services],
+            cur: vec![ServiceTick::default(); n_services],
+            lat: vec![Vec::new(); n_apis],
+            errors: vec![0; n_apis],
+            latest: None,
+        }
+    }
+
+    /// End of the current tick, ns since the start of the run.
+    #[inline]
+    pub fn next_boundary(&self) -> u64 {
+        self.next_boundary
+    }
+
+    /// Cumulative counters per service id.
+    pub fn totals(&self) -> &[ServiceTotals] {
+        &self.totals
+    }
+
+    /// The last closed tick.
+    pub fn latest(&self) -> Option<&TickSnapshot> {
+        self.latest.as_ref()
+    }
+
+    /// Closes every tick that ends at or before `t`.
+    pub fn roll_to(&mut self, t: u64) {
+        while self.next_boundary <= t {
+            let b = self.next_boundary;
+            let snap = self.latest.get_or_insert_with(TickSnapshot::default);
+            snap.index = self.index;
+            snap.start_ns = self.epoch_ns + b - self.tick_ns;
+            snap.services.clear();
+            for (tot, cur) in self.totals.iter_mut().zip(self.cur.iter_mut()) {
+                tot.advance(b);
+                snap.services.push(ServiceTickStat {
+                    queue_mean: (tot.area - cur.area_start) / self.tick_ns as f64,
+                    queue_max: cur.max,
+                    arrivals: cur.arrivals,
+                    completions: cur.completions,
+                });
+                *cur = ServiceTick {
+                    area_start: tot.area,
+                    max: tot.outstanding,
+                    arrivals: 0,
+                    completions: 0,
+                };
+            }
+            snap.apis.clear();
+            for (lat, err) in self.lat.iter_mut().zip(self.errors.iter_mut()) {
+                snap.apis.push(ApiTickStat {
+                    requests: lat.len() as u32,
+                    errors: *err,
+                    p50_ms: quantile_ms(lat, 0.5),
+                    p99_ms: quantile_ms(lat, 0.99),
+                });
+                lat.clear();
+                *err = 0;
+            }
+            self.index += 1;
+            self.next_boundary += self.tick_ns;
+        }
+    }
+
+    #[inline]
+    pub(crate) fn arrive(&mut self, sid: usize, now: u64) {
+        let t = &mut self.totals[sid];
+        t.advance(now);
+        t.outstanding += 1;
+        t.arrivals += 1;
+        let c = &mut self.cur[sid];
+        c.arrivals += 1;
+        c.max = c.max.max(t.outstanding);
+    }
+
+    #[inline]
+    pub(crate) fn start(&mut self, sid: usize, waited_ns: u64) {
+        let t = &mut self.totals[sid];
+        t.started += 1;
+        t.wait_ns += waited_ns as f64;
+    }
+
+    #[inline]
+    pub(crate) fn complete(&mut self, sid: usize, now: u64, sojourn_ns: u64) {
+        let t = &mut self.totals[sid];
+        t.advance(now);
+        t.outstanding -= 1;
+        t.completions += 1;
+        t.sojourn_ns += sojourn_ns as f64;
+        self.cur[sid].completions += 1;
+    }
+
+    #[inline]
+    pub(crate) fn request(&mut self, api: usize, latency_ns: u64, error: bool) {
+        self.lat[api].push(latency_ns);
+        if error {
+            self.errors[api] += 1;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tick_queue_mean_is_time_weighted() {
+        let mut m = Monitor::new(1, 1, 100, 1000);
+        m.arrive(0, 10); // 1 outstanding from 10
+        m.arrive(0, 60); // 2 from 60
+        m.complete(0, 80, 70); // 1 from 80
+        m.request(0, 5_000_000, false);
+        m.roll_to(100);
+        let s = m.latest().unwrap();
+        // 1*50 + 2*20 + 1*20 = 110 over 100 ns
+        assert!((s.services[0].queue_mean - 1.1).abs() < 1e-12);
+        assert_eq!(s.services[0].queue_max, 2);
+        assert_eq!(s.services[0].arrivals, 2);
+        assert_eq!(s.apis[0].requests, 1);
+        assert_eq!(s.apis[0].p99_ms, 5.0);
+        assert_eq!(s.start_ns, 1000);
+        m.roll_to(250);
+        let s = m.latest().unwrap();
+        assert_eq!(s.index, 1);
+        assert!((s.services[0].queue_mean - 1.0).abs() < 1e-12);
+        assert_eq!(s.services[0].queue_max, 1);
+        assert!(s.apis[0].p99_ms.is_nan());
+        assert!((m.totals()[0].mean_outstanding(200) - (110.0 + 100.0) / 200.0).abs() < 1e-12);
+    }
+}
