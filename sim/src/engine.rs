@@ -247,6 +247,8 @@ enum EvKind {
     WorkDone(u32),
     Reply(u32),
     Apply(u32),
+    /// (child slot, child generation)
+    Timeout(u32, u32),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -274,9 +276,15 @@ const F_CYCLE_DONE: u8 = 4;
 const F_CHILD_ERR: u8 = 8;
 const F_ERROR: u8 = 16;
 const F_EXTERNAL: u8 = 32;
+/// The reply event has been delivered (set just before `child_done`).
+const F_REPLIED: u8 = 64;
+/// Sent asynchronously (through a message queue).
+const F_ASYNC: u8 = 128;
 
 #[derive(Debug, Clone, Copy, Default)]
 struct Req {
+    /// Bumped when the slot is released, so that stale timeouts are recognised.
+    generation: u32,
     op: u32,
     station: u32,
     parent: u32,
@@ -333,10 +341,14 @@ pub struct RunStats {
     pub rpcs: u64,
     /// Spans emitted (client spans included).
     pub spans: u64,
+    /// Server spans with an error status (failed attempts, retried or not).
+    pub error_spans: u64,
     /// Events processed.
     pub events: u64,
     /// Actions applied.
     pub actions: u64,
+    /// Synchronous calls that timed out.
+    pub timeouts: u64,
 }
 
 /// A simulation in progress. Create with [`Sim::new`], then [`Sim::run`] to the
@@ -742,6 +754,7 @@ impl Sim {
                 EvKind::WorkDone(r) => self.on_work_done(r, sink),
                 EvKind::Reply(r) => self.on_reply(r, sink),
                 EvKind::Apply(a) => self.on_apply(a),
+                EvKind::Timeout(r, g) => self.on_timeout(r, g, sink),
             }
         }
         if t_ns > self.now {
@@ -873,6 +886,7 @@ impl Sim {
         r.span_id = self.new_span_id();
         match self.free.pop() {
             Some(i) => {
+                r.generation = self.reqs[i as usize].generation;
                 self.reqs[i as usize] = r;
                 i
             }
@@ -885,6 +899,8 @@ impl Sim {
 
     #[inline]
     fn release(&mut self, r: u32) {
+        let q = &mut self.reqs[r as usize];
+        q.generation = q.generation.wrapping_add(1);
         self.free.push(r);
     }
 
@@ -922,6 +938,12 @@ impl Sim {
         });
         let lat = self.hop_ns(from_service, to);
         self.push(self.now + lat, EvKind::CallArrive(r));
+        if parent != NONE
+            && let Some(t) = self.topo.call_timeout_ns
+        {
+            let g = self.reqs[r as usize].generation;
+            self.push(self.now + t, EvKind::Timeout(r, g));
+        }
     }
 
     fn on_call_arrive(&mut self, r: u32) {
@@ -1071,7 +1093,15 @@ impl Sim {
                 }
                 for _ in 0..c.count {
                     if c.asynchronous {
-                        self.send_call(c.op, NONE, from, child);
+                        self.send_call(
+                            c.op,
+                            NONE,
+                            from,
+                            Req {
+                                flags: F_ASYNC,
+                                ..child
+                            },
+                        );
                     } else {
                         pending += 1;
                         self.send_call(c.op, r, from, child);
@@ -1158,7 +1188,7 @@ impl Sim {
             self.reqs[r as usize].flags |= F_ERROR;
         }
         // Only a message taken from a queue (an asynchronous call) is a consumer span.
-        let kind = if q.parent == NONE && q.api == NONE && q.flags & F_EXTERNAL == 0 {
+        let kind = if q.flags & F_ASYNC != 0 {
             SpanKind::Consumer
         } else {
             SpanKind::Server
@@ -1181,6 +1211,9 @@ impl Sim {
             error,
         };
         self.stats.rpcs += 1;
+        if error {
+            self.stats.error_spans += 1;
+        }
         self.emit(span, sink);
         self.monitor.complete(sid, self.now, self.now - q.start_ns);
         // Free the worker and take the next request.
@@ -1221,6 +1254,29 @@ impl Sim {
 
     fn on_reply<S: SpanSink + ?Sized>(&mut self, child: u32, sink: &mut S) {
         let c = self.reqs[child as usize];
+        if c.parent == NONE {
+            // The caller gave up (timeout): nobody waits for this reply.
+            self.release(child);
+            return;
+        }
+        let failed = c.flags & F_ERROR != 0;
+        self.reqs[child as usize].flags |= F_REPLIED;
+        self.child_done(child, failed, sink);
+    }
+
+    fn on_timeout<S: SpanSink + ?Sized>(&mut self, child: u32, generation: u32, sink: &mut S) {
+        let c = self.reqs[child as usize];
+        if c.generation != generation || c.parent == NONE {
+            return; // replied already (slot released or reused), or orphaned
+        }
+        self.stats.timeouts += 1;
+        self.child_done(child, true, sink);
+    }
+
+    /// A synchronous call is over for its caller: replied (`failed` when the reply
+    /// is an error) or timed out. Retries failures, else resumes the caller.
+    fn child_done<S: SpanSink + ?Sized>(&mut self, child: u32, failed: bool, sink: &mut S) {
+        let c = self.reqs[child as usize];
         let p = c.parent;
         let parent_sid = self.topo.ops[self.reqs[p as usize].op as usize].service;
         if self.client_spans {
@@ -1238,12 +1294,17 @@ impl Sim {
                 kind: SpanKind::Client,
                 start_ns: self.epoch_ns + c.sent_ns,
                 end_ns: self.epoch_ns + self.now,
-                error: c.flags & F_ERROR != 0,
+                error: failed,
             };
             self.emit(span, sink);
         }
-        self.release(child);
-        if c.flags & F_ERROR != 0 {
+        if self.reqs[child as usize].flags & F_REPLIED != 0 {
+            self.release(child);
+        } else {
+            // Timed out: the callee carries on and its reply will be dropped.
+            self.reqs[child as usize].parent = NONE;
+        }
+        if failed {
             if c.attempt < self.topo.max_retries {
                 let template = Req {
                     trace: c.trace,

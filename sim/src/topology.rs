@@ -92,6 +92,12 @@ pub struct TopologyFile {
     /// Errors come from the `retry_storm` fault; retries are what make it a storm.
     #[serde(default = "default_max_retries")]
     pub max_retries: u8,
+    /// Timeout of a synchronous call, ms (default: none). A call that has not
+    /// replied by then fails for the caller (and is retried like an error reply);
+    /// the callee still finishes the work. Without a timeout a synchronous cycle
+    /// can deadlock its services, as blocking thread pools do.
+    #[serde(default)]
+    pub call_timeout_ms: Option<f64>,
     /// The services (`[[service]]` tables).
     #[serde(rename = "service")]
     pub services: Vec<ServiceSpec>,
@@ -293,6 +299,8 @@ pub struct Topology {
     pub apis: Vec<Api>,
     /// Retries of a call that returned an error.
     pub max_retries: u8,
+    /// Timeout of a synchronous call, ns.
+    pub call_timeout_ns: Option<u64>,
 }
 
 /// A compiled service.
@@ -552,6 +560,11 @@ impl TopologyFile {
             ops,
             apis,
             max_retries: self.max_retries,
+            call_timeout_ns: match self.call_timeout_ms {
+                None => None,
+                Some(ms) if ms.is_finite() && ms > 0.0 => Some((ms * 1e6) as u64),
+                Some(ms) => return Err(bad(format!("call_timeout_ms must be positive, got {ms}"))),
+            },
         })
     }
 }

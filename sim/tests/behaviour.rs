@@ -86,13 +86,13 @@ fn a_slow_callee_fills_its_blocking_callers() {
 #[test]
 fn same_seed_same_bytes_other_seed_other_bytes() {
     let run = |seed: u64| {
-        let mut c = cfg("social-network", 600.0, 20);
+        let mut c = cfg("social-network", 400.0, 10);
         c.seed = seed;
         c.client_spans = true;
         let camp = Campaign {
-            warmup_ns: 2 * S,
-            quiet_ns: (S, 2 * S),
-            duration_ns: (2 * S, 4 * S),
+            warmup_ns: S,
+            quiet_ns: (S / 2, S),
+            duration_ns: (S, 2 * S),
             ..Campaign::default()
         };
         c.injections = camp.generate(&c.topology, c.duration_ns, seed).unwrap();
@@ -100,9 +100,9 @@ fn same_seed_same_bytes_other_seed_other_bytes() {
         let mut sim = Sim::new(c).unwrap();
         let mut sink = CsvSink::new(Vec::new());
         // Step by step, acting in the middle: still deterministic.
-        for k in 1..=200u64 {
+        for k in 1..=100u64 {
             sim.run_until(k * 100_000_000, &mut sink);
-            if k == 100 {
+            if k == 50 {
                 sim.scale_out("post-storage-service", 2).unwrap();
             }
         }
@@ -111,7 +111,7 @@ fn same_seed_same_bytes_other_seed_other_bytes() {
     let a = run(7);
     let b = run(7);
     let c = run(8);
-    assert!(a.len() > 1_000_000, "{} bytes", a.len());
+    assert!(a.len() > 5_000_000, "{} bytes", a.len());
     assert!(a == b, "same seed gave different output");
     assert!(a != c);
 }
@@ -203,23 +203,64 @@ fn app_faults_act_as_documented() {
     // Expected attempts per call with 3 retries: 1 + p + p^2 + p^3.
     let want = 1.0 + 0.3 + 0.09 + 0.027;
     assert!((amp - want).abs() < 0.05, "amplification {amp} vs {want}");
-    assert!(storm.stats().failed > 0);
-    assert_eq!(base.stats().failed, 0);
-    // Lock: every request serialised on one lock -> back behaves as one worker.
-    let lock = injected("chain", 800.0, 10, Some("back:lock@0s+10s,intensity=1"));
-    assert!(mean_outstanding(&lock, "back") > 1.5 * mean_outstanding(&base, "back"));
-    // Cycle between middle and back: back gets extra calls, middle holds workers.
-    let cyc = injected(
-        "chain",
-        500.0,
-        10,
-        Some("middle:cycle@0s+10s,intensity=0.5,peer=back"),
+    // Failed attempts are error spans; retries hide them from the client.
+    assert!(
+        storm.stats().error_spans as f64 > 0.25 * arr(&storm, 2),
+        "{:?}",
+        storm.stats()
     );
-    let base5 = injected("chain", 500.0, 10, None);
-    let calls = arr(&cyc, 2) / arr(&base5, 2);
-    // middle -> back always, + cycle calls: back gets 1 + I/(1-I^2) x ... > 1.5
-    assert!(calls > 1.5, "{calls}");
-    assert!(mean_outstanding(&cyc, "middle") > 1.5 * mean_outstanding(&base5, "middle"));
+    assert_eq!(base.stats().error_spans, 0);
+    // Lock: every request serialised on one lock -> back behaves as one worker.
+    let lock = injected("chain", 2500.0, 10, Some("back:lock@0s+10s,intensity=1"));
+    let base25 = injected("chain", 2500.0, 10, None);
+    let (ql, qb) = (
+        mean_outstanding(&lock, "back"),
+        mean_outstanding(&base25, "back"),
+    );
+    // One lock at utilisation 0.75 instead of two workers at 0.375 each.
+    assert!(ql > 2.0 * qb, "{qb} -> {ql}");
+}
+
+#[test]
+fn a_call_cycle_feeds_back_until_saturation_and_timeouts_end_it() {
+    // chain with a 20 ms call timeout.
+    let toml = seer_sim::builtin::source("chain").unwrap().replace(
+        "hop_latency_us = 50",
+        "hop_latency_us = 50\ncall_timeout_ms = 20",
+    );
+    let topo = Topology::from_toml(&toml, "chain-timeout").unwrap();
+    let run = |inj: Option<&str>| {
+        let mut c = SimConfig::new(topo.clone(), LoadShape::Constant { rate: 500.0 }, 12 * S);
+        c.seed = 4;
+        c.injections
+            .extend(inj.map(|i| parse_injection(i).unwrap()));
+        let mut sim = Sim::new(c).unwrap();
+        let during = step_mean(&mut sim, "middle", 1, 6);
+        let after = step_mean(&mut sim, "middle", 9, 12);
+        (
+            during,
+            after,
+            sim.stats(),
+            sim.monitor().totals()[2].arrivals,
+        )
+    };
+    let (base_during, base_after, base_stats, base_back) = run(None);
+    let (during, after, stats, back) = run(Some("middle:cycle@0s+6s,intensity=0.7,peer=back"));
+    println!(
+        "middle queue: {base_during:.2} -> {during:.2} during the cycle, {after:.2} after; {stats:?}"
+    );
+    // Back gets the cycle's extra calls; middle's workers fill up (4 of 4).
+    assert!(
+        back as f64 > 1.3 * base_back as f64,
+        "{base_back} -> {back}"
+    );
+    assert!(
+        during > 3.0 && during > 5.0 * base_during,
+        "{base_during} -> {during}"
+    );
+    assert!(stats.timeouts > 0 && base_stats.timeouts == 0);
+    // Timeouts break the cycle once the injection ends.
+    assert!(after < 2.0 * base_after + 0.2, "{base_after} -> {after}");
 }
 
 #[test]
@@ -259,18 +300,18 @@ fn isolating_the_contended_resource_mitigates_it_and_others_do_nothing() {
     };
     // No action.
     let mut none = make();
-    let q_none = step_mean(&mut none, "back", 10, 30);
+    let q_none = step_mean(&mut none, "back", 10, 20);
     // Right action: CPU isolation at 10 s.
     let mut right = make();
     right.run_until(10 * S, &mut NullSink);
     right.set_cpu_share("back", 1.0).unwrap();
-    let q_right = step_mean(&mut right, "back", 11, 30);
+    let q_right = step_mean(&mut right, "back", 11, 20);
     // Wrong actions: cache ways and network rate at 10 s.
     let mut wrong = make();
-    wrong.run_until(10 * S, &mut NullSink);
+    let mut sink_wrong = VecSink::default();
+    wrong.run_until(10 * S, &mut sink_wrong);
     wrong.set_cache_ways("back", 11).unwrap();
     wrong.set_net_rate("back", 10_000.0).unwrap();
-    let mut sink_wrong = VecSink::default();
     wrong.run(&mut sink_wrong);
     let mut none2 = make();
     let mut sink_none = VecSink::default();
@@ -278,7 +319,11 @@ fn isolating_the_contended_resource_mitigates_it_and_others_do_nothing() {
     println!("back queue: none {q_none}, cpu isolated {q_right}");
     assert!(q_right < 0.5 * q_none, "{q_none} -> {q_right}");
     // Nil effect: exactly the same spans as without the actions.
-    assert_eq!(sink_wrong.spans, sink_none.spans);
+    assert_eq!(sink_wrong.spans.len(), sink_none.spans.len());
+    assert!(
+        sink_wrong.spans == sink_none.spans,
+        "a wrong-resource action changed the run"
+    );
     assert_eq!(wrong.stats().actions, 2);
 }
 
@@ -325,30 +370,30 @@ fn actions_take_effect_after_their_delay() {
 #[test]
 fn scale_out_escapes_an_instance_contention() {
     let make = || {
-        let mut c = cfg("chain", 1500.0, 30);
+        let mut c = cfg("chain", 1500.0, 20);
         c.injections.push(Injection {
             service: "back".into(),
             instance: Some(0),
             fault: Fault::Cpu,
             start_ns: 0,
             ramp_ns: 0,
-            duration_ns: 30 * S,
+            duration_ns: 20 * S,
             intensity: 0.3,
         });
         Sim::new(c).unwrap()
     };
     let mut a = make();
-    let qa = step_mean(&mut a, "back", 10, 30);
+    let qa = step_mean(&mut a, "back", 8, 20);
     let mut b = make();
     b.scale_out("back", 2).unwrap();
-    let qb = step_mean(&mut b, "back", 10, 30);
+    let qb = step_mean(&mut b, "back", 8, 20);
     assert!(qb < 0.6 * qa, "{qa} -> {qb}");
 }
 
 #[test]
 fn memory_does_not_grow_with_simulated_time() {
-    let mut sim = Sim::new(cfg("social-network", 800.0, 120)).unwrap();
-    sim.run_until(20 * S, &mut NullSink);
+    let mut sim = Sim::new(cfg("social-network", 800.0, 40)).unwrap();
+    sim.run_until(10 * S, &mut NullSink);
     let early = sim.in_flight();
     let slots_early = sim.slots();
     sim.run(&mut NullSink);

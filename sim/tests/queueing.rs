@@ -64,7 +64,16 @@ fn run_mmc(c: u32, rho: f64, customers: f64, seed: u64) -> (f64, f64, f64, f64) 
     (l, l_theory, wq, wq_theory)
 }
 
+/// Debug builds are about 20x slower: the high-utilisation checks, which need
+/// millions of customers to average out, run 10x shorter there with a tolerance
+/// widened to match (about sqrt(10) x); `cargo test --release` runs them in full.
+const SHORT: bool = cfg!(debug_assertions);
+
 fn check(c: u32, rho: f64, customers: f64) {
+    check_tol(c, rho, customers, 0.03)
+}
+
+fn check_tol(c: u32, rho: f64, customers: f64, tol: f64) {
     let (l, lt, wq, wqt) = run_mmc(c, rho, customers, 42);
     let el = (l - lt).abs() / lt;
     let ew = (wq - wqt).abs() / wqt;
@@ -75,8 +84,8 @@ fn check(c: u32, rho: f64, customers: f64) {
         wqt * 1e3,
         ew * 100.0
     );
-    assert!(el < 0.03, "M/M/{c} at rho {rho}: L {l} vs {lt}");
-    assert!(ew < 0.03, "M/M/{c} at rho {rho}: Wq {wq} vs {wqt}");
+    assert!(el < tol, "M/M/{c} at rho {rho}: L {l} vs {lt}");
+    assert!(ew < tol, "M/M/{c} at rho {rho}: Wq {wq} vs {wqt}");
 }
 
 #[test]
@@ -95,7 +104,12 @@ fn mm1_low_and_mid_utilisation() {
 
 #[test]
 fn mm1_high_utilisation() {
-    check(1, 0.95, 6_000_000.0);
+    if SHORT {
+        println!("debug build: short run, 10 % tolerance (run with --release for the 3 % check)");
+        check_tol(1, 0.95, 600_000.0, 0.10);
+    } else {
+        check(1, 0.95, 6_000_000.0);
+    }
 }
 
 #[test]
@@ -106,7 +120,12 @@ fn mmc_low_and_mid_utilisation() {
 
 #[test]
 fn mmc_high_utilisation() {
-    check(8, 0.95, 4_000_000.0);
+    if SHORT {
+        println!("debug build: short run, 10 % tolerance (run with --release for the 3 % check)");
+        check_tol(8, 0.95, 400_000.0, 0.10);
+    } else {
+        check(8, 0.95, 4_000_000.0);
+    }
 }
 
 /// Accumulates, per service, the time integral of outstanding server spans
@@ -129,7 +148,7 @@ impl SpanSink for SpanArea {
 fn littles_law_on_every_social_network_service() {
     let topo = Topology::load("social-network").unwrap();
     let n = topo.services.len();
-    let dur = 60_000_000_000;
+    let dur = 30_000_000_000;
     let mut cfg = SimConfig::new(topo, LoadShape::Constant { rate: 800.0 }, dur);
     cfg.seed = 3;
     let mut sim = Sim::new(cfg).unwrap();
