@@ -131,8 +131,7 @@ impl SpanSink for VecSink {
 }
 
 /// Header of the span CSV written by [`CsvSink`].
-pub const CSV_HEADER: &str =
-    "trace_id,span_id,parent_id,service,operation,kind,start_ns,end_ns,status";
+pub const CSV_HEADER: &str = "trace_id,span_id,parent_id,service,operation,kind,start_time_unix_nano,end_time_unix_nano,status";
 
 /// Writes spans as CSV (`CSV_HEADER`; ids in hex, times in ns since the epoch,
 /// `kind` and `status` lowercase). The first write error is kept and returned by
@@ -277,7 +276,7 @@ mod tests {
         let out = String::from_utf8(sink.finish().unwrap()).unwrap();
         assert_eq!(
             out,
-            "trace_id,span_id,parent_id,service,operation,kind,start_ns,end_ns,status\n\
+            "trace_id,span_id,parent_id,service,operation,kind,start_time_unix_nano,end_time_unix_nano,status\n\
              000000000000000000000000000000ab,0000000000000010,000000000000000f,middle,Handle,server,1000,2500,ok\n\
              000000000000000000000000000000ab,0000000000000010,,front,/chain,server,1000,2500,error\n"
         );
