@@ -147,13 +147,23 @@ impl Event {
     }
 }
 
-fn perf_open(event: Event, pid: libc::pid_t, cpu: libc::c_int, flags: libc::c_ulong) -> std::io::Result<OwnedFd> {
+fn perf_open(
+    event: Event,
+    pid: libc::pid_t,
+    cpu: libc::c_int,
+    flags: libc::c_ulong,
+) -> std::io::Result<OwnedFd> {
     let (type_, config) = event.code();
     let attr = PerfEventAttr {
         type_,
         size: ATTR_SIZE_VER5,
         config,
-        flags: FLAG_EXCLUDE_HV | if flags & PERF_FLAG_PID_CGROUP == 0 { FLAG_INHERIT } else { 0 },
+        flags: FLAG_EXCLUDE_HV
+            | if flags & PERF_FLAG_PID_CGROUP == 0 {
+                FLAG_INHERIT
+            } else {
+                0
+            },
         ..Default::default()
     };
     // SAFETY: attr is a valid, fully initialised perf_event_attr of the size
@@ -193,8 +203,12 @@ pub fn perf_support() -> &'static PerfSupport {
         Ok(_) => PerfSupport::Available,
         Err(e) => {
             let hint = match e.raw_os_error() {
-                Some(libc::ENOENT) | Some(libc::EOPNOTSUPP) => " (no hardware PMU exposed, as on most cloud VMs)",
-                Some(libc::EACCES) | Some(libc::EPERM) => " (denied: see /proc/sys/kernel/perf_event_paranoid)",
+                Some(libc::ENOENT) | Some(libc::EOPNOTSUPP) => {
+                    " (no hardware PMU exposed, as on most cloud VMs)"
+                }
+                Some(libc::EACCES) | Some(libc::EPERM) => {
+                    " (denied: see /proc/sys/kernel/perf_event_paranoid)"
+                }
                 Some(libc::ENOSYS) => " (kernel built without perf events)",
                 _ => "",
             };
@@ -267,7 +281,9 @@ impl CounterSet {
                 (PerfScope::Pid(p), _) => perf_open(ev, *p, -1, 0).map(|f| vec![f]),
                 (PerfScope::Cgroup(_, cpus), Some(c)) => cpus
                     .iter()
-                    .map(|&cpu| perf_open(ev, c.as_raw_fd(), cpu as libc::c_int, PERF_FLAG_PID_CGROUP))
+                    .map(|&cpu| {
+                        perf_open(ev, c.as_raw_fd(), cpu as libc::c_int, PERF_FLAG_PID_CGROUP)
+                    })
                     .collect(),
                 (PerfScope::Cgroup(..), None) => continue,
             };
@@ -416,9 +432,16 @@ pub fn parse_diskstats(text: &str) -> Result<Vec<DiskStat>, String> {
             continue;
         }
         if f.len() < 14 {
-            return Err(format!("line {}: {} fields, expected at least 14", i + 1, f.len()));
+            return Err(format!(
+                "line {}: {} fields, expected at least 14",
+                i + 1,
+                f.len()
+            ));
         }
-        let n = |k: usize| f[k].parse::<u64>().map_err(|e| format!("line {} field {}: {e}", i + 1, k + 1));
+        let n = |k: usize| {
+            f[k].parse::<u64>()
+                .map_err(|e| format!("line {} field {}: {e}", i + 1, k + 1))
+        };
         out.push(DiskStat {
             name: f[2].to_string(),
             reads: n(3)?,
@@ -482,12 +505,18 @@ pub fn parse_cpu_usage_ns(text: &str, v2: bool) -> Result<u64, String> {
     if v2 {
         for line in text.lines() {
             if let Some(v) = line.strip_prefix("usage_usec ") {
-                return v.trim().parse::<u64>().map(|u| u * 1000).map_err(|e| format!("usage_usec: {e}"));
+                return v
+                    .trim()
+                    .parse::<u64>()
+                    .map(|u| u * 1000)
+                    .map_err(|e| format!("usage_usec: {e}"));
             }
         }
         Err("no usage_usec line".into())
     } else {
-        text.trim().parse().map_err(|e| format!("cpuacct.usage: {e}"))
+        text.trim()
+            .parse()
+            .map_err(|e| format!("cpuacct.usage: {e}"))
     }
 }
 
@@ -521,31 +550,45 @@ impl OsSnapshot {
     /// are found by replacing the controller component (`cpuacct`, `blkio`).
     pub fn read(proc_root: &Path, cgroup: Option<&Path>) -> Result<Self, CountersError> {
         let nd = proc_root.join("net/dev");
-        let net = parse_net_dev(&read_file(&nd)?).map_err(|reason| CountersError::Parse { path: nd, reason })?;
+        let net = parse_net_dev(&read_file(&nd)?)
+            .map_err(|reason| CountersError::Parse { path: nd, reason })?;
         let ds = proc_root.join("diskstats");
-        let disks = parse_diskstats(&read_file(&ds)?).map_err(|reason| CountersError::Parse { path: ds, reason })?;
+        let disks = parse_diskstats(&read_file(&ds)?)
+            .map_err(|reason| CountersError::Parse { path: ds, reason })?;
         let (mut cgroup_io, mut cgroup_cpu_ns) = (None, None);
         if let Some(dir) = cgroup {
             if dir.join("cgroup.controllers").exists() {
                 let p = dir.join("io.stat");
                 if let Ok(t) = fs::read_to_string(&p) {
-                    cgroup_io = Some(parse_io_stat(&t).map_err(|reason| CountersError::Parse { path: p, reason })?);
+                    cgroup_io = Some(
+                        parse_io_stat(&t)
+                            .map_err(|reason| CountersError::Parse { path: p, reason })?,
+                    );
                 }
                 let p = dir.join("cpu.stat");
                 if let Ok(t) = fs::read_to_string(&p) {
-                    cgroup_cpu_ns = Some(parse_cpu_usage_ns(&t, true).map_err(|reason| CountersError::Parse { path: p, reason })?);
+                    cgroup_cpu_ns = Some(
+                        parse_cpu_usage_ns(&t, true)
+                            .map_err(|reason| CountersError::Parse { path: p, reason })?,
+                    );
                 }
             } else {
                 let sib = |ctrl: &str| v1_sibling(dir, ctrl);
                 if let Some(p) = sib("blkio").map(|d| d.join("blkio.throttle.io_service_bytes"))
                     && let Ok(t) = fs::read_to_string(&p)
                 {
-                    cgroup_io = Some(parse_blkio_service_bytes(&t).map_err(|reason| CountersError::Parse { path: p, reason })?);
+                    cgroup_io = Some(
+                        parse_blkio_service_bytes(&t)
+                            .map_err(|reason| CountersError::Parse { path: p, reason })?,
+                    );
                 }
                 if let Some(p) = sib("cpuacct").map(|d| d.join("cpuacct.usage"))
                     && let Ok(t) = fs::read_to_string(&p)
                 {
-                    cgroup_cpu_ns = Some(parse_cpu_usage_ns(&t, false).map_err(|reason| CountersError::Parse { path: p, reason })?);
+                    cgroup_cpu_ns = Some(
+                        parse_cpu_usage_ns(&t, false)
+                            .map_err(|reason| CountersError::Parse { path: p, reason })?,
+                    );
                 }
             }
         }
@@ -564,7 +607,19 @@ fn v1_sibling(dir: &Path, ctrl: &str) -> Option<PathBuf> {
     let comps: Vec<_> = dir.components().collect();
     for i in (0..comps.len()).rev() {
         let name = comps[i].as_os_str().to_string_lossy();
-        if ["memory", "cpu", "cpuacct", "cpu,cpuacct", "blkio", "cpuset", "pids", "devices", "freezer"].contains(&name.as_ref()) {
+        if [
+            "memory",
+            "cpu",
+            "cpuacct",
+            "cpu,cpuacct",
+            "blkio",
+            "cpuset",
+            "pids",
+            "devices",
+            "freezer",
+        ]
+        .contains(&name.as_ref())
+        {
             let mut p: PathBuf = comps[..i].iter().collect();
             p.push(ctrl);
             for c in &comps[i + 1..] {
@@ -616,7 +671,10 @@ pub fn os_rates(a: &OsSnapshot, b: &OsSnapshot, dt: Duration) -> OsRates {
         }
     }
     if let (Some(x), Some(y)) = (a.cgroup_io, b.cgroup_io) {
-        r.cgroup_io = Some((y.read.saturating_sub(x.read) as f64 / s, y.write.saturating_sub(x.write) as f64 / s));
+        r.cgroup_io = Some((
+            y.read.saturating_sub(x.read) as f64 / s,
+            y.write.saturating_sub(x.write) as f64 / s,
+        ));
     }
     if let (Some(x), Some(y)) = (a.cgroup_cpu_ns, b.cgroup_cpu_ns) {
         r.cgroup_cpus = Some(y.saturating_sub(x) as f64 / 1e9 / s);
@@ -634,7 +692,8 @@ mod tests {
   eth0: 9876543   20000    0    5    0     0          0        10  1234567   15000    0    0    0     0       0          0
 ";
 
-    const DISKSTATS: &str = " 254       0 vda 11234 123 567890 4321 22345 678 901234 5678 0 6789 9999 0 0 0 0 0 0
+    const DISKSTATS: &str =
+        " 254       0 vda 11234 123 567890 4321 22345 678 901234 5678 0 6789 9999 0 0 0 0 0 0
  253       0 zram0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0
 ";
 
@@ -675,15 +734,28 @@ mod tests {
     #[test]
     fn cgroup_io_golden() {
         assert_eq!(
-            parse_io_stat("8:0 rbytes=100 wbytes=200 rios=1 wios=2 dbytes=0 dios=0\n254:0 rbytes=1 wbytes=2 rios=0 wios=0\n"),
-            Ok(IoBytes { read: 101, write: 202 })
+            parse_io_stat(
+                "8:0 rbytes=100 wbytes=200 rios=1 wios=2 dbytes=0 dios=0\n254:0 rbytes=1 wbytes=2 rios=0 wios=0\n"
+            ),
+            Ok(IoBytes {
+                read: 101,
+                write: 202
+            })
         );
         assert!(parse_io_stat("8:0 rbytes\n").is_err());
         assert_eq!(
-            parse_blkio_service_bytes("254:0 Read 4096\n254:0 Write 8192\n254:0 Sync 0\n254:0 Total 12288\nTotal 12288\n"),
-            Ok(IoBytes { read: 4096, write: 8192 })
+            parse_blkio_service_bytes(
+                "254:0 Read 4096\n254:0 Write 8192\n254:0 Sync 0\n254:0 Total 12288\nTotal 12288\n"
+            ),
+            Ok(IoBytes {
+                read: 4096,
+                write: 8192
+            })
         );
-        assert_eq!(parse_cpu_usage_ns("usage_usec 1500\nuser_usec 1000\n", true), Ok(1_500_000));
+        assert_eq!(
+            parse_cpu_usage_ns("usage_usec 1500\nuser_usec 1000\n", true),
+            Ok(1_500_000)
+        );
         assert_eq!(parse_cpu_usage_ns("123456789\n", false), Ok(123456789));
         assert!(parse_cpu_usage_ns("user_usec 1\n", true).is_err());
     }
@@ -700,21 +772,29 @@ mod tests {
         fs::create_dir_all(cg.join("cpuacct/app")).unwrap();
         fs::create_dir_all(cg.join("blkio/app")).unwrap();
         fs::write(cg.join("cpuacct/app/cpuacct.usage"), "2000000000\n").unwrap();
-        fs::write(cg.join("blkio/app/blkio.throttle.io_service_bytes"), "8:0 Read 10\n8:0 Write 20\nTotal 30\n").unwrap();
-        let a = OsSnapshot::read(&proc_, Some(&cg.join("memory/app"))).unwrap();
-        assert_eq!(a.cgroup_cpu_ns, Some(2_000_000_000));
-        assert_eq!(a.cgroup_io, Some(IoBytes { read: 10, write: 20 }));
-        fs::write(cg.join("cpuacct/app/cpuacct.usage"), "3000000000\n").unwrap();
         fs::write(
-            proc_.join("net/dev"),
-            NET_DEV.replace("9876543", "9877543"),
+            cg.join("blkio/app/blkio.throttle.io_service_bytes"),
+            "8:0 Read 10\n8:0 Write 20\nTotal 30\n",
         )
         .unwrap();
+        let a = OsSnapshot::read(&proc_, Some(&cg.join("memory/app"))).unwrap();
+        assert_eq!(a.cgroup_cpu_ns, Some(2_000_000_000));
+        assert_eq!(
+            a.cgroup_io,
+            Some(IoBytes {
+                read: 10,
+                write: 20
+            })
+        );
+        fs::write(cg.join("cpuacct/app/cpuacct.usage"), "3000000000\n").unwrap();
+        fs::write(proc_.join("net/dev"), NET_DEV.replace("9876543", "9877543")).unwrap();
         let b = OsSnapshot::read(&proc_, Some(&cg.join("memory/app"))).unwrap();
         let r = os_rates(&a, &b, Duration::from_secs(2));
         assert_eq!(r.cgroup_cpus, Some(0.5));
         assert_eq!(r.net["eth0"].0, 500.0);
-        let err = OsSnapshot::read(&d.path().join("none"), None).unwrap_err().to_string();
+        let err = OsSnapshot::read(&d.path().join("none"), None)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("none/net/dev"), "{err}");
     }
 
@@ -732,7 +812,10 @@ mod tests {
             .into_iter()
             .collect(),
         };
-        let u = utilisation(&mk(0.0, 0, 0, 0, 0, 0), &mk(1.0, 1000, 2000, 100, 25, 500_000_000));
+        let u = utilisation(
+            &mk(0.0, 0, 0, 0, 0, 0),
+            &mk(1.0, 1000, 2000, 100, 25, 500_000_000),
+        );
         assert_eq!(u.ipc, Some(2.0));
         assert_eq!(u.llc_miss_ratio, Some(0.25));
         assert_eq!(u.mem_bytes_per_sec, Some(1600.0));
@@ -757,7 +840,10 @@ mod tests {
             PerfSupport::NotSupported(why) => {
                 println!("SKIPPED: hardware counters: {why}");
                 assert!(why.contains("perf_event_open"));
-                assert!(matches!(CounterSet::open(&PerfScope::Pid(0)), Err(CountersError::NotSupported(_))));
+                assert!(matches!(
+                    CounterSet::open(&PerfScope::Pid(0)),
+                    Err(CountersError::NotSupported(_))
+                ));
             }
         }
     }

@@ -4,11 +4,16 @@
 //! For each resource the probe runs at ≥ 3 intensities; every probe window is
 //! preceded and the last one followed by a baseline window (interleaved
 //! baselines), and the target is sampled continuously in all of them. The
-//! response at an intensity is the median latency under the probe over the
-//! median of the pooled baselines. A resource is *significant* when its top
-//! response exceeds both `min_effect` and `noise_factor` × the baseline noise
-//! (the largest relative deviation of one baseline window's median from the
-//! pooled median) and the responses rise with intensity (within tolerance).
+//! response at an intensity is the latency statistic under the probe over the
+//! same statistic of the pooled baselines. The statistic is by default the
+//! mean, which for a closed-loop sampler is the inverse of the target's
+//! throughput: CPU time-sharing in scheduler slices longer than a request
+//! delays a few requests by a whole slice, which a median (or a trimmed
+//! mean) never sees. A median, a trimmed mean or any quantile can be chosen. A resource is *significant*
+//! when its top response exceeds both `min_effect` and `noise_factor` × the
+//! baseline noise (the median relative deviation of one baseline window's
+//! statistic from the pooled one) and the responses rise with intensity
+//! (within tolerance).
 //!
 //! Order and early stop: resources are tested in tiers, cpu → fpu → l1i →
 //! l1d → l2 → {llc, membw} → memcap → net → disk, and the diagnosis stops at
@@ -28,8 +33,8 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::probe::{
-    global_stop_requested, PinGuard, Probe, ProbeError, ProbeKind, ProbeReport, ProbeSettings, Scope,
-    DEFAULT_DURATION,
+    DEFAULT_DURATION, PinGuard, Probe, ProbeError, ProbeKind, ProbeReport, ProbeSettings, Scope,
+    global_stop_requested,
 };
 use crate::target::{Target, TargetError};
 use crate::topology::Topology;
@@ -113,6 +118,43 @@ pub struct DiagnoseConfig {
     pub stop_early: bool,
     /// Most samples per window (bounds very fast targets).
     pub max_samples_per_window: usize,
+    /// The latency statistic compared between windows.
+    pub statistic: Statistic,
+}
+
+/// How a window's latency samples are summarised.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Statistic {
+    /// The median.
+    Median,
+    /// The mean after dropping this fraction of samples at each end.
+    TrimmedMean(f64),
+    /// A quantile in [0, 1].
+    Quantile(f64),
+}
+
+impl Statistic {
+    /// Summarise `v` (reordered in place); NaN when empty.
+    pub fn of(self, v: &mut [f64]) -> f64 {
+        if v.is_empty() {
+            return f64::NAN;
+        }
+        match self {
+            Statistic::Median => median(v),
+            Statistic::TrimmedMean(t) => {
+                v.sort_by(f64::total_cmp);
+                let k = ((v.len() as f64) * t.clamp(0.0, 0.49)).floor() as usize;
+                let mid = &v[k..v.len() - k];
+                mid.iter().sum::<f64>() / mid.len() as f64
+            }
+            Statistic::Quantile(q) => {
+                v.sort_by(f64::total_cmp);
+                let i = ((v.len() - 1) as f64 * q.clamp(0.0, 1.0)).round() as usize;
+                v[i]
+            }
+        }
+    }
 }
 
 impl Default for DiagnoseConfig {
@@ -121,14 +163,15 @@ impl Default for DiagnoseConfig {
             order: DEFAULT_ORDER.to_vec(),
             intensities: vec![30, 60, 100],
             duration: DEFAULT_DURATION,
-            baseline: Duration::from_millis(4),
+            baseline: Duration::from_millis(3),
             budget: Duration::from_millis(300),
-            min_effect: 0.2,
+            min_effect: 0.25,
             noise_factor: 2.0,
             target_cpu: 0,
             rounds: 1,
             stop_early: true,
             max_samples_per_window: 10_000,
+            statistic: Statistic::TrimmedMean(0.0),
         }
     }
 }
@@ -168,11 +211,11 @@ pub enum Status {
 pub struct Level {
     /// Intensity, percent.
     pub intensity: u8,
-    /// Median latency under the probe, µs.
-    pub median_us: f64,
+    /// Latency statistic under the probe, µs.
+    pub latency_us: f64,
     /// Samples under the probe.
     pub samples: usize,
-    /// Median under probe / pooled baseline median.
+    /// Statistic under probe / statistic of the pooled baseline.
     pub slowdown: f64,
     /// What the probe achieved.
     pub probe: ProbeReport,
@@ -187,11 +230,11 @@ pub struct Evidence {
     pub cpu: Option<usize>,
     /// Outcome.
     pub status: Status,
-    /// Pooled baseline median, µs.
-    pub baseline_median_us: f64,
+    /// Statistic of the pooled baseline, µs.
+    pub baseline_us: f64,
     /// Baseline samples.
     pub baseline_samples: usize,
-    /// Baseline noise (largest relative deviation of a window median).
+    /// Baseline noise (median relative deviation of a window's statistic).
     pub noise: f64,
     /// Per-intensity responses.
     pub levels: Vec<Level>,
@@ -244,15 +287,26 @@ pub(crate) fn median(v: &mut [f64]) -> f64 {
     }
 }
 
-/// Judge one resource from its pooled baseline, the medians of the
-/// individual baseline windows, and the per-level slowdowns (ascending
-/// intensity). Returns (noise, monotone, significant).
-pub fn judge(baseline_median: f64, window_medians: &[f64], slowdowns: &[f64], min_effect: f64, noise_factor: f64) -> (f64, bool, bool) {
-    let noise = window_medians
+/// Judge one resource from its pooled baseline statistic, the statistics of
+/// the individual baseline windows, and the per-level slowdowns (ascending
+/// intensity). Returns (noise, monotone-or-saturated, significant).
+pub fn judge(
+    baseline: f64,
+    windows: &[f64],
+    slowdowns: &[f64],
+    min_effect: f64,
+    noise_factor: f64,
+) -> (f64, bool, bool) {
+    let mut devs: Vec<f64> = windows
         .iter()
         .filter(|m| m.is_finite())
-        .map(|m| (m / baseline_median - 1.0).abs())
-        .fold(0.0, f64::max);
+        .map(|m| (m / baseline - 1.0).abs())
+        .collect();
+    let noise = if devs.is_empty() {
+        0.0
+    } else {
+        median(&mut devs)
+    };
     let Some(&top) = slowdowns.last() else {
         return (noise, false, false);
     };
@@ -262,27 +316,55 @@ pub fn judge(baseline_median: f64, window_medians: &[f64], slowdowns: &[f64], mi
     let top_is_max = slowdowns.iter().all(|s| *s <= top + tol);
     let rises = top > slowdowns[0] - tol;
     let monotone = steps_ok && top_is_max && rises;
-    let significant = effect >= min_effect && effect >= noise_factor * noise && monotone;
-    (noise, monotone, significant)
+    // A resource that saturates already at the lowest intensity (a link a
+    // sender fills even at 30 %) responds at every level without rising:
+    // every level significant on its own counts as well.
+    let floor = min_effect.max(noise_factor * noise);
+    let saturated = slowdowns.iter().all(|s| s - 1.0 >= floor);
+    let significant =
+        effect >= min_effect && effect >= noise_factor * noise && (monotone || saturated);
+    (noise, monotone || saturated, significant)
 }
 
 /// Sample `target` until `until` returns true (checked after each sample),
-/// at least once, at most `max` times.
-fn sample_while(target: &mut dyn Target, max: usize, mut until: impl FnMut() -> bool) -> Result<Vec<f64>, TargetError> {
+/// at least once, at most `max` times. Each sample's latency runs from the
+/// previous completion (or the call) to its own completion, so time the
+/// sampling thread spends descheduled between requests is counted too.
+fn sample_while(
+    target: &mut dyn Target,
+    max: usize,
+    mut until: impl FnMut() -> bool,
+) -> Result<Vec<f64>, TargetError> {
     let mut out = Vec::new();
+    let mut prev = Instant::now();
     loop {
-        out.push(target.sample()?.as_secs_f64() * 1e6);
+        let t0 = Instant::now();
+        let end = t0 + target.sample()?;
+        out.push(end.saturating_duration_since(prev).as_secs_f64() * 1e6);
+        prev = end;
         if until() || out.len() >= max {
             return Ok(out);
         }
     }
 }
 
-fn baseline_window(target: &mut dyn Target, dur: Duration, max: usize) -> Result<Vec<f64>, TargetError> {
+fn baseline_window(
+    target: &mut dyn Target,
+    dur: Duration,
+    max: usize,
+) -> Result<Vec<f64>, TargetError> {
     let end = Instant::now() + dur;
-    sample_while(target, max, || Instant::now() >= end || global_stop_requested())
+    sample_while(target, max, || {
+        Instant::now() >= end || global_stop_requested()
+    })
 }
 
+/// Run the probe on its own thread and sample the target from before the
+/// window starts until it ends; keep the samples whose interval overlaps the
+/// timed window. A sample's interval runs from the previous completion to
+/// its own, so a sampler held off the CPU by the probe (a real-time probe on
+/// the target's CPU) counts the delay whether or not a request was in
+/// flight; samples taken during the probe's setup are dropped.
 fn probe_window(
     probe: &mut Probe,
     intensity: u8,
@@ -293,23 +375,60 @@ fn probe_window(
     let started = AtomicBool::new(false);
     let done = AtomicBool::new(false);
     let stop = AtomicBool::new(false);
+    let ended_at = std::sync::Mutex::new(None::<Instant>);
     std::thread::scope(|s| {
         let h = s.spawn(|| {
             let r = probe.run_signalled(intensity, dur, &stop, &started);
+            if let Ok(mut e) = ended_at.lock() {
+                *e = Some(Instant::now());
+            }
             done.store(true, Ordering::SeqCst);
             r
         });
-        while !started.load(Ordering::SeqCst) && !done.load(Ordering::SeqCst) {
-            std::hint::spin_loop();
-            std::thread::yield_now();
-        }
-        let samples = sample_while(target, max, || done.load(Ordering::SeqCst));
-        if samples.is_err() {
-            stop.store(true, Ordering::SeqCst);
+        let mut spans: Vec<(Instant, Instant)> = Vec::new();
+        let mut err = None;
+        let mut prev = Instant::now();
+        loop {
+            let t0 = Instant::now();
+            match target.sample() {
+                Ok(d) => {
+                    spans.push((prev, t0 + d));
+                    prev = t0 + d;
+                }
+                Err(e) => {
+                    err = Some(e);
+                    stop.store(true, Ordering::SeqCst);
+                    break;
+                }
+            }
+            if done.load(Ordering::SeqCst) || spans.len() >= max.saturating_mul(100) {
+                break;
+            }
         }
         let report = h.join().map_err(|_| "probe thread panicked".to_string())?;
         let report = report.map_err(|e| e.to_string())?;
-        let samples = samples.map_err(|e| format!("target failed under the probe: {e}"))?;
+        if let Some(e) = err {
+            return Err(format!("target failed under the probe: {e}"));
+        }
+        let end = ended_at
+            .lock()
+            .ok()
+            .and_then(|e| *e)
+            .unwrap_or_else(Instant::now);
+        let begin = end
+            .checked_sub(Duration::from_secs_f64(report.wall_ms / 1e3))
+            .unwrap_or(end);
+        let mut samples: Vec<f64> = spans
+            .iter()
+            .filter(|(a, b)| *b > begin && *a < end)
+            .map(|(a, b)| b.duration_since(*a).as_secs_f64() * 1e6)
+            .collect();
+        if samples.is_empty()
+            && let Some((a, b)) = spans.last()
+        {
+            samples.push(b.duration_since(*a).as_secs_f64() * 1e6);
+        }
+        samples.truncate(max);
         Ok((samples, report))
     })
 }
@@ -342,7 +461,7 @@ fn empty_evidence(probe: ProbeKind, status: Status, specific: bool) -> Evidence 
         probe,
         cpu: None,
         status,
-        baseline_median_us: f64::NAN,
+        baseline_us: f64::NAN,
         baseline_samples: 0,
         noise: f64::NAN,
         levels: Vec::new(),
@@ -353,43 +472,54 @@ fn empty_evidence(probe: ProbeKind, status: Status, specific: bool) -> Evidence 
     }
 }
 
-/// Settings for a probe on `cpu`: real-time scheduling is dropped when the
-/// probe shares the target's CPU, where `SCHED_FIFO` would turn CPU
-/// time-sharing into a blackout of the target.
-pub fn settings_for(settings: &ProbeSettings, cpu: usize, target_cpu: usize) -> ProbeSettings {
-    let mut s = settings.clone();
-    if cpu == target_cpu {
-        s.realtime = None;
-    }
-    s
+/// Settings for a probe on `cpu` next to a target on `target_cpu` (today a
+/// copy; the hook where per-placement adjustments belong).
+pub fn settings_for(settings: &ProbeSettings, _cpu: usize, _target_cpu: usize) -> ProbeSettings {
+    settings.clone()
 }
 
 /// Measure how `probe` affects `target` (pinned to `cfg.target_cpu`) with
 /// the interleaved baseline/probe sequence of a diagnosis, without judging
 /// other resources: the building block of specificity matrices.
-pub fn measure(probe: &mut Probe, target: &mut dyn Target, cfg: &DiagnoseConfig) -> Result<Evidence, DiagnoseError> {
+pub fn measure(
+    probe: &mut Probe,
+    target: &mut dyn Target,
+    cfg: &DiagnoseConfig,
+) -> Result<Evidence, DiagnoseError> {
     let _pin = PinGuard::pin(cfg.target_cpu)?;
     let specific = true;
-    let (ev, _, _) = measure_resource(probe, target, cfg, specific).map_err(|source| DiagnoseError::Target {
-        target: target.describe(),
-        source,
-    })?;
+    let (ev, _, _) =
+        measure_resource(probe, target, cfg, specific).map_err(|source| DiagnoseError::Target {
+            target: target.describe(),
+            source,
+        })?;
     Ok(ev)
 }
 
 /// Diagnose `target`: see the module documentation for the procedure.
-pub fn diagnose(target: &mut dyn Target, settings: &ProbeSettings, cfg: &DiagnoseConfig) -> Result<Diagnosis, DiagnoseError> {
+pub fn diagnose(
+    target: &mut dyn Target,
+    settings: &ProbeSettings,
+    cfg: &DiagnoseConfig,
+) -> Result<Diagnosis, DiagnoseError> {
     if cfg.intensities.len() < 3 {
-        return Err(DiagnoseError::Config(format!("need at least 3 intensities, got {:?}", cfg.intensities)));
+        return Err(DiagnoseError::Config(format!(
+            "need at least 3 intensities, got {:?}",
+            cfg.intensities
+        )));
     }
-    if cfg.intensities.windows(2).any(|w| w[0] >= w[1]) || cfg.intensities.iter().any(|&i| i == 0 || i > 100) {
+    if cfg.intensities.windows(2).any(|w| w[0] >= w[1])
+        || cfg.intensities.iter().any(|&i| i == 0 || i > 100)
+    {
         return Err(DiagnoseError::Config(format!(
             "intensities must ascend strictly within 1..=100, got {:?}",
             cfg.intensities
         )));
     }
     if cfg.order.is_empty() || cfg.rounds == 0 || cfg.duration.is_zero() {
-        return Err(DiagnoseError::Config("order, rounds and duration must be non-empty".into()));
+        return Err(DiagnoseError::Config(
+            "order, rounds and duration must be non-empty".into(),
+        ));
     }
     let placement = Placement::for_target(&settings.topology, cfg.target_cpu)?;
     let _pin = PinGuard::pin(placement.target_cpu)?;
@@ -402,7 +532,8 @@ pub fn diagnose(target: &mut dyn Target, settings: &ProbeSettings, cfg: &Diagnos
     for _ in 0..3 {
         target.sample().map_err(terr)?;
     }
-    let per_resource = cfg.duration * cfg.intensities.len() as u32 + cfg.baseline * (cfg.intensities.len() as u32 + 1);
+    let per_resource = cfg.duration * cfg.intensities.len() as u32
+        + cfg.baseline * (cfg.intensities.len() as u32 + 1);
     let per_resource = per_resource * cfg.rounds as u32;
     let mut measure = Duration::ZERO;
     let mut setup = Duration::ZERO;
@@ -416,13 +547,21 @@ pub fn diagnose(target: &mut dyn Target, settings: &ProbeSettings, cfg: &Diagnos
         for &kind in &tier {
             let specific = !(kind == ProbeKind::Cpu && !placement.smt);
             if let Some(r) = &stop_reason {
-                tier_ev.push(empty_evidence(kind, Status::NotReached(r.clone()), specific));
+                tier_ev.push(empty_evidence(
+                    kind,
+                    Status::NotReached(r.clone()),
+                    specific,
+                ));
                 continue;
             }
             if global_stop_requested() {
                 interrupted = true;
                 stop_reason = Some("interrupted".into());
-                tier_ev.push(empty_evidence(kind, Status::NotReached("interrupted".into()), specific));
+                tier_ev.push(empty_evidence(
+                    kind,
+                    Status::NotReached("interrupted".into()),
+                    specific,
+                ));
                 continue;
             }
             if !placement.smt && kind.scope() == Scope::Core && kind != ProbeKind::Cpu {
@@ -443,12 +582,20 @@ pub fn diagnose(target: &mut dyn Target, settings: &ProbeSettings, cfg: &Diagnos
             }
             let cpu = placement.cpu_for(kind);
             let t0 = Instant::now();
-            let prepared = Probe::prepare(kind, &settings_for(settings, cpu, placement.target_cpu), cpu);
+            let prepared = Probe::prepare(
+                kind,
+                &settings_for(settings, cpu, placement.target_cpu),
+                cpu,
+            );
             setup += t0.elapsed();
             let mut probe = match prepared {
                 Ok(p) => p,
                 Err(e) => {
-                    tier_ev.push(empty_evidence(kind, Status::Failed(e.to_string()), specific));
+                    tier_ev.push(empty_evidence(
+                        kind,
+                        Status::Failed(e.to_string()),
+                        specific,
+                    ));
                     continue;
                 }
             };
@@ -496,7 +643,7 @@ pub fn diagnose(target: &mut dyn Target, settings: &ProbeSettings, cfg: &Diagnos
                 e.map_or(1.0, |e| 1.0 + e.sensitivity),
                 cfg.intensities.last().copied().unwrap_or(100),
                 r.name(),
-                e.map_or(f64::NAN, |e| e.baseline_median_us),
+                e.map_or(f64::NAN, |e| e.baseline_us),
                 e.map_or(f64::NAN, |e| e.noise * 100.0)
             )
         }
@@ -504,7 +651,9 @@ pub fn diagnose(target: &mut dyn Target, settings: &ProbeSettings, cfg: &Diagnos
             resource = Some(c);
             "cpu: only CPU time-sharing on the target's CPU slowed it (no SMT here, so core resources below the CPU cannot be told apart)".to_string()
         }
-        (None, None) => "no tested resource produced a significant, intensity-monotone response".to_string(),
+        (None, None) => {
+            "no tested resource produced a significant, intensity-monotone response".to_string()
+        }
     };
     Ok(Diagnosis {
         target: describe,
@@ -540,7 +689,7 @@ fn measure_resource(
     'rounds: for _ in 0..cfg.rounds {
         for (i, &intensity) in cfg.intensities.iter().enumerate() {
             let mut b = baseline_window(target, cfg.baseline, max)?;
-            base_windows.push(median(&mut b.clone()));
+            base_windows.push(cfg.statistic.of(&mut b.clone()));
             base_all.append(&mut b);
             match probe_window(probe, intensity, cfg.duration, target, max) {
                 Ok((mut s, r)) => {
@@ -558,14 +707,14 @@ fn measure_resource(
             }
         }
         let mut b = baseline_window(target, cfg.baseline, max)?;
-        base_windows.push(median(&mut b.clone()));
+        base_windows.push(cfg.statistic.of(&mut b.clone()));
         base_all.append(&mut b);
     }
     let elapsed = t0.elapsed().saturating_sub(setup);
-    let base_median = median(&mut base_all);
+    let base_median = cfg.statistic.of(&mut base_all);
     let mut ev = empty_evidence(probe.kind(), Status::NotSignificant, specific);
     ev.cpu = Some(probe.cpu());
-    ev.baseline_median_us = base_median;
+    ev.baseline_us = base_median;
     ev.baseline_samples = base_all.len();
     ev.elapsed_ms = elapsed.as_secs_f64() * 1e3;
     if let Some(e) = failure {
@@ -577,21 +726,31 @@ fn measure_resource(
             ev.status = Status::NotReached("interrupted".into());
             return Ok((ev, elapsed, setup));
         };
-        let m = median(&mut under[i]);
+        let m = cfg.statistic.of(&mut under[i]);
         ev.levels.push(Level {
             intensity,
-            median_us: m,
+            latency_us: m,
             samples: under[i].len(),
             slowdown: m / base_median,
             probe: r,
         });
     }
     let slow: Vec<f64> = ev.levels.iter().map(|l| l.slowdown).collect();
-    let (noise, monotone, significant) = judge(base_median, &base_windows, &slow, cfg.min_effect, cfg.noise_factor);
+    let (noise, monotone, significant) = judge(
+        base_median,
+        &base_windows,
+        &slow,
+        cfg.min_effect,
+        cfg.noise_factor,
+    );
     ev.noise = noise;
     ev.monotone = monotone;
     ev.sensitivity = slow.last().map_or(0.0, |s| s - 1.0);
-    ev.status = if significant { Status::Significant } else { Status::NotSignificant };
+    ev.status = if significant {
+        Status::Significant
+    } else {
+        Status::NotSignificant
+    };
     Ok((ev, elapsed, setup))
 }
 
@@ -608,19 +767,48 @@ mod tests {
     }
 
     #[test]
+    fn statistics() {
+        let mut v = vec![1.0, 2.0, 3.0, 4.0, 100.0];
+        assert_eq!(Statistic::Median.of(&mut v), 3.0);
+        assert_eq!(Statistic::TrimmedMean(0.2).of(&mut v), 3.0);
+        assert_eq!(Statistic::TrimmedMean(0.0).of(&mut v), 22.0);
+        assert_eq!(Statistic::Quantile(1.0).of(&mut v), 100.0);
+        assert_eq!(Statistic::Quantile(0.0).of(&mut v), 1.0);
+        assert!(Statistic::Median.of(&mut []).is_nan());
+    }
+
+    #[test]
     fn judge_cases() {
         // clear monotone response
-        let (_, mono, sig) = judge(100.0, &[98.0, 101.0, 100.0, 102.0], &[1.1, 1.4, 2.0], 0.2, 2.0);
+        let (_, mono, sig) = judge(
+            100.0,
+            &[98.0, 101.0, 100.0, 102.0],
+            &[1.1, 1.4, 2.0],
+            0.2,
+            2.0,
+        );
         assert!(mono && sig);
         // small effect
         let (_, _, sig) = judge(100.0, &[99.0, 101.0], &[1.0, 1.05, 1.1], 0.2, 2.0);
         assert!(!sig);
         // big but noisy baseline
-        let (noise, _, sig) = judge(100.0, &[60.0, 140.0], &[1.2, 1.4, 1.5], 0.2, 2.0);
-        assert!((noise - 0.4).abs() < 1e-9 && !sig);
+        let (noise, _, sig) = judge(
+            100.0,
+            &[60.0, 140.0, 65.0, 135.0],
+            &[1.2, 1.4, 1.5],
+            0.2,
+            2.0,
+        );
+        assert!((noise - 0.375).abs() < 1e-9 && !sig, "{noise}");
         // not monotone: peak in the middle
         let (_, mono, sig) = judge(100.0, &[100.0, 100.0], &[1.1, 3.0, 1.3], 0.2, 2.0);
         assert!(!mono && !sig);
+        // saturated from the lowest intensity: significant
+        let (_, mono, sig) = judge(100.0, &[100.0, 103.0], &[15.6, 12.5, 9.4], 0.25, 2.0);
+        assert!(mono && sig);
+        // one level below the floor and falling: not
+        let (_, _, sig) = judge(100.0, &[100.0, 103.0], &[1.1, 3.0, 1.3], 0.25, 2.0);
+        assert!(!sig);
     }
 
     #[test]
@@ -629,7 +817,14 @@ mod tests {
         assert_eq!(t.len(), 9);
         assert_eq!(t[5], vec![ProbeKind::Llc, ProbeKind::Membw]);
         let t = tiers(&[ProbeKind::Membw, ProbeKind::Disk, ProbeKind::Llc]);
-        assert_eq!(t, vec![vec![ProbeKind::Membw], vec![ProbeKind::Disk], vec![ProbeKind::Llc]]);
+        assert_eq!(
+            t,
+            vec![
+                vec![ProbeKind::Membw],
+                vec![ProbeKind::Disk],
+                vec![ProbeKind::Llc]
+            ]
+        );
     }
 
     proptest! {

@@ -5,7 +5,10 @@
 
 /// `a[i] = b[i] + s * c[i]` for all i. Panics if lengths differ.
 pub(crate) fn triad(a: &mut [f64], b: &[f64], c: &[f64], s: f64) {
-    assert!(a.len() == b.len() && b.len() == c.len(), "triad slices differ in length");
+    assert!(
+        a.len() == b.len() && b.len() == c.len(),
+        "triad slices differ in length"
+    );
     let n = a.len();
     let head = n & !3;
     #[cfg(target_arch = "x86_64")]
@@ -133,6 +136,53 @@ pub(crate) fn chase(words: &[u64], mut p: usize, steps: u64) -> usize {
     p
 }
 
+/// `iters` rounds of four independent multiply/rotate/xor chains on
+/// `state`; integer ALU work whose speed does not depend on the profile.
+pub(crate) fn int_work(state: &mut [u64; 4], iters: u64) {
+    #[cfg(target_arch = "x86_64")]
+    if iters > 0 {
+        let k: u64 = 0x9E37_79B9_7F4A_7C15;
+        // SAFETY: register-only arithmetic on the four state words, `iters`
+        // iterations; no memory is touched.
+        unsafe {
+            std::arch::asm!(
+                "2:",
+                "imul {a}, {k}",
+                "imul {b}, {k}",
+                "imul {c}, {k}",
+                "imul {d}, {k}",
+                "rol {a}, 17",
+                "rol {b}, 17",
+                "rol {c}, 17",
+                "rol {d}, 17",
+                "xor {a}, {d}",
+                "xor {b}, {a}",
+                "xor {c}, {b}",
+                "xor {d}, {c}",
+                "dec {n}",
+                "jnz 2b",
+                a = inout(reg) state[0],
+                b = inout(reg) state[1],
+                c = inout(reg) state[2],
+                d = inout(reg) state[3],
+                k = in(reg) k,
+                n = inout(reg) iters => _,
+                options(nostack, nomem, pure),
+            );
+        }
+        return;
+    }
+    for _ in 0..iters {
+        for x in state.iter_mut() {
+            *x = x.wrapping_mul(0x9E37_79B9_7F4A_7C15).rotate_left(17);
+        }
+        state[0] ^= state[3];
+        state[1] ^= state[0];
+        state[2] ^= state[1];
+        state[3] ^= state[2];
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -153,10 +203,21 @@ mod tests {
     #[test]
     fn sum_matches_iterator() {
         for n in [0usize, 1, 7, 8, 9, 64, 1001] {
-            let w: Vec<u64> = (0..n as u64).map(|i| i.wrapping_mul(0x9E37_79B9_7F4A_7C15)).collect();
+            let w: Vec<u64> = (0..n as u64)
+                .map(|i| i.wrapping_mul(0x9E37_79B9_7F4A_7C15))
+                .collect();
             let want = w.iter().fold(0u64, |a, b| a.wrapping_add(*b));
             assert_eq!(sum(&w), want, "n={n}");
         }
+    }
+
+    #[test]
+    fn int_work_changes_state() {
+        let mut s = [1u64, 2, 3, 4];
+        int_work(&mut s, 0);
+        assert_eq!(s, [1, 2, 3, 4]);
+        int_work(&mut s, 100);
+        assert_ne!(s, [1, 2, 3, 4]);
     }
 
     #[test]

@@ -27,7 +27,7 @@ pub mod target;
 pub mod topology;
 pub mod victim;
 
-pub use diagnose::{diagnose, DiagnoseConfig, DiagnoseError, Diagnosis, Placement};
+pub use diagnose::{DiagnoseConfig, DiagnoseError, Diagnosis, Placement, diagnose};
 pub use probe::{Probe, ProbeError, ProbeKind, ProbeReport, ProbeSettings};
 pub use target::{Target, TargetError};
 pub use topology::{Topology, TopologyError};

@@ -39,6 +39,12 @@ impl Mapping {
                 libc::madvise(p, len, libc::MADV_HUGEPAGE);
             }
         }
+        // Not inherited by forked children (the memcap probe's holder): a
+        // fork would otherwise make every later write here a copy-on-write fault.
+        // SAFETY: advice on the range just mapped; failure is harmless.
+        unsafe {
+            libc::madvise(p, len, libc::MADV_DONTFORK);
+        }
         let Some(ptr) = NonNull::new(p.cast::<u8>()) else {
             return Err(std::io::Error::other("mmap returned null"));
         };

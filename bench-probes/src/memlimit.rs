@@ -124,7 +124,12 @@ pub fn own_cgroup_dir(cgroup_root: &Path, proc_self_cgroup: &str) -> Option<Path
 
 /// The bytes the `memcap` probe may take: `share` of the smaller of
 /// `MemAvailable` and the cgroup limit, never above `max_bytes`.
-pub fn memcap_cap(mem_available: u64, cgroup_limit: Option<u64>, share: f64, max_bytes: u64) -> u64 {
+pub fn memcap_cap(
+    mem_available: u64,
+    cgroup_limit: Option<u64>,
+    share: f64,
+    max_bytes: u64,
+) -> u64 {
     let base = cgroup_limit.map_or(mem_available, |l| l.min(mem_available));
     let share = share.clamp(0.0, 1.0);
     ((base as f64 * share) as u64).min(max_bytes)
@@ -155,7 +160,10 @@ mod tests {
     #[test]
     fn proc_cgroup_golden() {
         let v1 = "9:name=systemd:/\n4:memory:/process_api/d9fa\n0::/\n";
-        assert_eq!(parse_proc_cgroup(v1), Some(("/process_api/d9fa".into(), false)));
+        assert_eq!(
+            parse_proc_cgroup(v1),
+            Some(("/process_api/d9fa".into(), false))
+        );
         let v2 = "0::/system.slice/seer.service\n";
         assert_eq!(
             parse_proc_cgroup(v2),
@@ -173,7 +181,10 @@ mod tests {
             Some(d.path().join("memory/a/b"))
         );
         std::fs::create_dir_all(d.path().join("x")).unwrap();
-        assert_eq!(own_cgroup_dir(d.path(), "0::/x\n"), Some(d.path().join("x")));
+        assert_eq!(
+            own_cgroup_dir(d.path(), "0::/x\n"),
+            Some(d.path().join("x"))
+        );
         assert_eq!(own_cgroup_dir(d.path(), "0::/missing\n"), None);
     }
 
@@ -184,7 +195,9 @@ mod tests {
         assert_eq!(cgroup_limit(d.path()).unwrap(), Some(1048576));
         std::fs::write(d.path().join("memory.max"), "max\n").unwrap();
         assert_eq!(cgroup_limit(d.path()).unwrap(), None);
-        let err = cgroup_limit(&d.path().join("nope")).unwrap_err().to_string();
+        let err = cgroup_limit(&d.path().join("nope"))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("nope/memory.limit_in_bytes"), "{err}");
     }
 

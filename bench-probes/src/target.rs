@@ -71,14 +71,21 @@ pub struct CommandTarget {
 impl CommandTarget {
     /// Run `cmd` through `sh -c`, pinned to `cpu` when given.
     pub fn new(cmd: impl Into<String>, cpu: Option<usize>) -> Self {
-        CommandTarget { cmd: cmd.into(), cpu }
+        CommandTarget {
+            cmd: cmd.into(),
+            cpu,
+        }
     }
 }
 
 impl Target for CommandTarget {
     fn sample(&mut self) -> Result<Duration, TargetError> {
         let mut c = Command::new("sh");
-        c.arg("-c").arg(&self.cmd).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
+        c.arg("-c")
+            .arg(&self.cmd)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
         if let Some(cpu) = self.cpu {
             // SAFETY: the closure runs in the forked child before exec and only
             // calls sched_setaffinity on a stack cpu_set_t (async-signal-safe).
@@ -86,7 +93,8 @@ impl Target for CommandTarget {
                 c.pre_exec(move || {
                     let mut set: libc::cpu_set_t = std::mem::zeroed();
                     libc::CPU_SET(cpu, &mut set);
-                    if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
+                    if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0
+                    {
                         return Err(std::io::Error::last_os_error());
                     }
                     Ok(())
@@ -127,12 +135,18 @@ pub struct TcpTarget {
 
 impl TcpTarget {
     /// A target at `host:port` sending `request` per sample.
-    pub fn new(addr: &str, request: Vec<u8>, response_len: Option<usize>) -> Result<Self, TargetError> {
+    pub fn new(
+        addr: &str,
+        request: Vec<u8>,
+        response_len: Option<usize>,
+    ) -> Result<Self, TargetError> {
         let a = addr
             .to_socket_addrs()
             .map_err(|e| TargetError::Invalid(format!("tcp address {addr:?}: {e}")))?
             .next()
-            .ok_or_else(|| TargetError::Invalid(format!("tcp address {addr:?} resolves to nothing")))?;
+            .ok_or_else(|| {
+                TargetError::Invalid(format!("tcp address {addr:?} resolves to nothing"))
+            })?;
         if request.is_empty() {
             return Err(TargetError::Invalid("tcp request is empty".into()));
         }
@@ -147,7 +161,11 @@ impl TcpTarget {
 
     /// Use an already connected stream (for example one opened inside a
     /// network namespace).
-    pub fn from_stream(stream: TcpStream, request: Vec<u8>, response_len: Option<usize>) -> Result<Self, TargetError> {
+    pub fn from_stream(
+        stream: TcpStream,
+        request: Vec<u8>,
+        response_len: Option<usize>,
+    ) -> Result<Self, TargetError> {
         let addr = stream.peer_addr().map_err(|source| TargetError::Net {
             what: "read peer of",
             addr: "stream".into(),
@@ -165,11 +183,13 @@ impl TcpTarget {
 
     fn connect(&mut self) -> Result<&mut TcpStream, TargetError> {
         if self.stream.is_none() {
-            let s = TcpStream::connect_timeout(&self.addr, Duration::from_secs(2)).map_err(|source| TargetError::Net {
-                what: "connect to",
-                addr: self.addr.to_string(),
-                source,
-            })?;
+            let s = TcpStream::connect_timeout(&self.addr, Duration::from_secs(2)).map_err(
+                |source| TargetError::Net {
+                    what: "connect to",
+                    addr: self.addr.to_string(),
+                    source,
+                },
+            )?;
             let _ = s.set_nodelay(true);
             let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
             self.stream = Some(s);
@@ -255,7 +275,8 @@ pub fn parse_http_head(buf: &[u8]) -> Result<Option<HttpHead>, String> {
     let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
         return Ok(None);
     };
-    let text = std::str::from_utf8(&buf[..end]).map_err(|_| "response head is not utf-8".to_string())?;
+    let text =
+        std::str::from_utf8(&buf[..end]).map_err(|_| "response head is not utf-8".to_string())?;
     let mut lines = text.split("\r\n");
     let status_line = lines.next().unwrap_or("");
     let mut parts = status_line.splitn(3, ' ');
@@ -275,11 +296,14 @@ pub fn parse_http_head(buf: &[u8]) -> Result<Option<HttpHead>, String> {
         head_len: end + 4,
     };
     for l in lines {
-        let Some((k, v)) = l.split_once(':') else { continue };
+        let Some((k, v)) = l.split_once(':') else {
+            continue;
+        };
         let v = v.trim();
         match k.trim().to_ascii_lowercase().as_str() {
             "content-length" => {
-                head.content_length = Some(v.parse().map_err(|_| format!("bad content-length {v:?}"))?)
+                head.content_length =
+                    Some(v.parse().map_err(|_| format!("bad content-length {v:?}"))?)
             }
             "transfer-encoding" => head.chunked = v.to_ascii_lowercase().contains("chunked"),
             "connection" => {
@@ -303,9 +327,11 @@ pub fn chunked_end(body: &[u8]) -> Result<Option<usize>, String> {
         let Some(nl) = body[i..].windows(2).position(|w| w == b"\r\n") else {
             return Ok(None);
         };
-        let line = std::str::from_utf8(&body[i..i + nl]).map_err(|_| "chunk size not utf-8".to_string())?;
+        let line = std::str::from_utf8(&body[i..i + nl])
+            .map_err(|_| "chunk size not utf-8".to_string())?;
         let size_txt = line.split(';').next().unwrap_or("").trim();
-        let size = usize::from_str_radix(size_txt, 16).map_err(|_| format!("bad chunk size {size_txt:?}"))?;
+        let size = usize::from_str_radix(size_txt, 16)
+            .map_err(|_| format!("bad chunk size {size_txt:?}"))?;
         i += nl + 2;
         if size == 0 {
             // trailers until an empty line
@@ -340,9 +366,9 @@ pub struct HttpTarget {
 impl HttpTarget {
     /// Parse `url` (plain `http://` only) and resolve its host.
     pub fn new(url: &str) -> Result<Self, TargetError> {
-        let rest = url
-            .strip_prefix("http://")
-            .ok_or_else(|| TargetError::Invalid(format!("url {url:?}: only http:// is supported")))?;
+        let rest = url.strip_prefix("http://").ok_or_else(|| {
+            TargetError::Invalid(format!("url {url:?}: only http:// is supported"))
+        })?;
         let (hostport, path) = match rest.find('/') {
             Some(i) => (&rest[..i], &rest[i..]),
             None => (rest, "/"),
@@ -350,16 +376,23 @@ impl HttpTarget {
         if hostport.is_empty() {
             return Err(TargetError::Invalid(format!("url {url:?} has no host")));
         }
-        let with_port = if hostport.rsplit_once(':').is_some_and(|(_, p)| p.parse::<u16>().is_ok()) {
+        let with_port = if hostport
+            .rsplit_once(':')
+            .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
+        {
             hostport.to_string()
         } else {
             format!("{hostport}:80")
         };
         let addr = with_port
             .to_socket_addrs()
-            .map_err(|e| TargetError::Invalid(format!("url {url:?}: cannot resolve {with_port}: {e}")))?
+            .map_err(|e| {
+                TargetError::Invalid(format!("url {url:?}: cannot resolve {with_port}: {e}"))
+            })?
             .next()
-            .ok_or_else(|| TargetError::Invalid(format!("url {url:?}: {with_port} resolves to nothing")))?;
+            .ok_or_else(|| {
+                TargetError::Invalid(format!("url {url:?}: {with_port} resolves to nothing"))
+            })?;
         let request = format!("GET {path} HTTP/1.1\r\nHost: {hostport}\r\nUser-Agent: seer-probe\r\nConnection: keep-alive\r\n\r\n").into_bytes();
         Ok(HttpTarget {
             url: url.to_string(),
@@ -378,21 +411,30 @@ impl HttpTarget {
             source,
         };
         if self.stream.is_none() {
-            let s = TcpStream::connect_timeout(&self.addr, Duration::from_secs(2)).map_err(|e| net("connect to", e))?;
+            let s = TcpStream::connect_timeout(&self.addr, Duration::from_secs(2))
+                .map_err(|e| net("connect to", e))?;
             let _ = s.set_nodelay(true);
             let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
             self.stream = Some(s);
         }
         let Some(s) = self.stream.as_mut() else {
-            return Err(TargetError::Invalid("http stream missing after connect".into()));
+            return Err(TargetError::Invalid(
+                "http stream missing after connect".into(),
+            ));
         };
-        s.write_all(&self.request).map_err(|e| net("send request to", e))?;
+        s.write_all(&self.request)
+            .map_err(|e| net("send request to", e))?;
         self.buf.clear();
         let mut chunk = [0u8; 16 << 10];
         let head = loop {
-            let n = s.read(&mut chunk).map_err(|e| net("read response from", e))?;
+            let n = s
+                .read(&mut chunk)
+                .map_err(|e| net("read response from", e))?;
             if n == 0 {
-                return Err(net("read response from", std::io::ErrorKind::UnexpectedEof.into()));
+                return Err(net(
+                    "read response from",
+                    std::io::ErrorKind::UnexpectedEof.into(),
+                ));
             }
             self.buf.extend_from_slice(&chunk[..n]);
             if let Some(h) = parse_http_head(&self.buf).map_err(|reason| TargetError::Http {
@@ -426,13 +468,18 @@ impl HttpTarget {
             if done {
                 break;
             }
-            let n = s.read(&mut chunk).map_err(|e| net("read response from", e))?;
+            let n = s
+                .read(&mut chunk)
+                .map_err(|e| net("read response from", e))?;
             if n == 0 {
                 if head.content_length.is_none() && !head.chunked {
                     self.stream = None;
                     return Ok(());
                 }
-                return Err(net("read body from", std::io::ErrorKind::UnexpectedEof.into()));
+                return Err(net(
+                    "read body from",
+                    std::io::ErrorKind::UnexpectedEof.into(),
+                ));
             }
             self.buf.extend_from_slice(&chunk[..n]);
         }
@@ -476,7 +523,10 @@ pub struct FnTarget<F> {
 impl<F: FnMut() -> Result<(), String>> FnTarget<F> {
     /// Wrap `f`, named `name` in reports.
     pub fn new(name: impl Into<String>, f: F) -> Self {
-        FnTarget { f, name: name.into() }
+        FnTarget {
+            f,
+            name: name.into(),
+        }
     }
 }
 
@@ -501,9 +551,23 @@ mod tests {
     fn http_head_golden() {
         let r = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: keep-alive\r\n\r\nhello";
         let h = parse_http_head(r).unwrap().unwrap();
-        assert_eq!(h, HttpHead { status: 200, content_length: Some(5), chunked: false, close: false, head_len: r.len() - 5 });
-        assert_eq!(parse_http_head(b"HTTP/1.1 200 OK\r\nContent-Le").unwrap(), None);
-        let h = parse_http_head(b"HTTP/1.0 404 Not Found\r\nTransfer-Encoding: chunked\r\n\r\n").unwrap().unwrap();
+        assert_eq!(
+            h,
+            HttpHead {
+                status: 200,
+                content_length: Some(5),
+                chunked: false,
+                close: false,
+                head_len: r.len() - 5
+            }
+        );
+        assert_eq!(
+            parse_http_head(b"HTTP/1.1 200 OK\r\nContent-Le").unwrap(),
+            None
+        );
+        let h = parse_http_head(b"HTTP/1.0 404 Not Found\r\nTransfer-Encoding: chunked\r\n\r\n")
+            .unwrap()
+            .unwrap();
         assert!(h.chunked && h.close && h.status == 404);
         assert!(parse_http_head(b"SSH-2.0\r\n\r\n").is_err());
         assert!(parse_http_head(b"HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n").is_err());
@@ -513,7 +577,10 @@ mod tests {
     fn chunked_golden() {
         assert_eq!(chunked_end(b"5\r\nhello\r\n0\r\n\r\n"), Ok(Some(15)));
         assert_eq!(chunked_end(b"5\r\nhel"), Ok(None));
-        assert_eq!(chunked_end(b"5;x=y\r\nhello\r\n0\r\nT: 1\r\n\r\n"), Ok(Some(25)));
+        assert_eq!(
+            chunked_end(b"5;x=y\r\nhello\r\n0\r\nT: 1\r\n\r\n"),
+            Ok(Some(25))
+        );
         assert!(chunked_end(b"zz\r\n").is_err());
     }
 
@@ -523,7 +590,10 @@ mod tests {
         assert!(HttpTarget::new("http:///p").is_err());
         let t = HttpTarget::new("http://127.0.0.1:8080/a/b").unwrap();
         assert_eq!(t.addr, "127.0.0.1:8080".parse().unwrap());
-        assert!(String::from_utf8_lossy(&t.request).starts_with("GET /a/b HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n"));
+        assert!(
+            String::from_utf8_lossy(&t.request)
+                .starts_with("GET /a/b HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n")
+        );
     }
 
     fn http_server(responses: usize, body: &'static str, chunked: bool) -> SocketAddr {
@@ -542,9 +612,15 @@ mod tests {
                     got.extend_from_slice(&buf[..n]);
                 }
                 let resp = if chunked {
-                    format!("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n{:x}\r\n{body}\r\n0\r\n\r\n", body.len())
+                    format!(
+                        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n{:x}\r\n{body}\r\n0\r\n\r\n",
+                        body.len()
+                    )
                 } else {
-                    format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}", body.len())
+                    format!(
+                        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
+                        body.len()
+                    )
                 };
                 s.write_all(resp.as_bytes()).unwrap();
             }

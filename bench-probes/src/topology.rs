@@ -97,11 +97,9 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
         Some(_) => (s, 1),
         None => return Err("empty size".into()),
     };
-    let n: u64 = num
-        .trim()
-        .parse()
-        .map_err(|e| format!("not a size: {e}"))?;
-    n.checked_mul(mult).ok_or_else(|| "size overflows u64".into())
+    let n: u64 = num.trim().parse().map_err(|e| format!("not a size: {e}"))?;
+    n.checked_mul(mult)
+        .ok_or_else(|| "size overflows u64".into())
 }
 
 /// Parse a kernel CPU list such as `0-3,8,10-11` into sorted CPU numbers.
@@ -354,7 +352,10 @@ mod tests {
     #[test]
     fn cpu_lists_parse() {
         assert_eq!(parse_cpu_list("0-1\n"), Ok(vec![0, 1]));
-        assert_eq!(parse_cpu_list("0-3,8,10-11"), Ok(vec![0, 1, 2, 3, 8, 10, 11]));
+        assert_eq!(
+            parse_cpu_list("0-3,8,10-11"),
+            Ok(vec![0, 1, 2, 3, 8, 10, 11])
+        );
         assert_eq!(parse_cpu_list("5"), Ok(vec![5]));
         assert_eq!(parse_cpu_list(""), Ok(vec![]));
         assert!(parse_cpu_list("3-1").is_err());
@@ -406,7 +407,10 @@ mod tests {
         assert_eq!(t.l1i(1), Some(32 * 1024));
         assert_eq!(t.data_cache(0, 2), Some(512 * 1024));
         assert_eq!(t.llc(0), Some(32 * 1024 * 1024));
-        assert!(matches!(t.cpu(7), Err(TopologyError::NoSuchCpu { cpu: 7, .. })));
+        assert!(matches!(
+            t.cpu(7),
+            Err(TopologyError::NoSuchCpu { cpu: 7, .. })
+        ));
     }
 
     #[test]

@@ -13,19 +13,20 @@ use std::str::FromStr;
 
 use serde::Serialize;
 
-use crate::mem::{permutation, Mapping};
+use crate::mem::{Mapping, permutation};
 
 /// Which resource a victim depends on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum VictimKind {
-    /// Integer work (~0.3 ms per request).
+    /// Integer work (about 0.2 ms per request).
     Cpu,
     /// A dependent pointer chase over half the LLC.
     Llc,
     /// A streaming read of 4 MiB from a 256 MiB buffer.
     Membw,
-    /// 4 KiB reads at every 128 KiB of a file kept in the page cache.
+    /// One byte read from every page of a memory-mapped 16 MiB file: free
+    /// while the page cache holds it, major faults when memory runs short.
     Memcap,
     /// A 4 KiB write followed by `fdatasync`.
     Disk,
@@ -63,7 +64,9 @@ impl FromStr for VictimKind {
         VictimKind::ALL
             .into_iter()
             .find(|k| k.name() == s)
-            .ok_or_else(|| format!("unknown victim {s:?} (known: cpu, llc, membw, memcap, disk, echo)"))
+            .ok_or_else(|| {
+                format!("unknown victim {s:?} (known: cpu, llc, membw, memcap, disk, echo)")
+            })
     }
 }
 
@@ -80,10 +83,22 @@ pub struct VictimConfig {
 
 enum Work {
     Cpu,
-    Llc { map: Mapping, pos: usize, steps: usize },
-    Membw { map: Mapping, pos: usize },
-    Memcap { file: File, len: u64, buf: Vec<u8> },
-    Disk { file: File, buf: Vec<u8> },
+    Llc {
+        map: Mapping,
+        pos: usize,
+        steps: usize,
+    },
+    Membw {
+        map: Mapping,
+        pos: usize,
+    },
+    Memcap {
+        map: FileMap,
+    },
+    Disk {
+        file: File,
+        buf: Vec<u8>,
+    },
     Echo,
 }
 
@@ -105,7 +120,8 @@ impl Victim {
             VictimKind::Cpu => Work::Cpu,
             VictimKind::Llc => {
                 let lines = (cfg.llc_bytes as usize / 2 / 64).max(64);
-                let mut map = Mapping::anon(lines * 64, true, true).map_err(|e| format!("map llc victim: {e}"))?;
+                let mut map = Mapping::anon(lines * 64, true, true)
+                    .map_err(|e| format!("map llc victim: {e}"))?;
                 let perm = permutation(lines, 7);
                 let w = map.words_mut();
                 for i in 0..lines {
@@ -118,7 +134,8 @@ impl Victim {
                 }
             }
             VictimKind::Membw => {
-                let mut map = Mapping::anon(MEMBW_BUF, true, true).map_err(|e| format!("map membw victim: {e}"))?;
+                let mut map = Mapping::anon(MEMBW_BUF, true, true)
+                    .map_err(|e| format!("map membw victim: {e}"))?;
                 for (i, w) in map.words_mut().iter_mut().enumerate() {
                     *w = i as u64;
                 }
@@ -128,18 +145,20 @@ impl Victim {
                 let path = unique(&cfg.dir, "memcap");
                 let mut f = create(&path)?;
                 files.push(path.clone());
+                let len = cfg.file_bytes.max(1 << 20);
                 let block = vec![0xa5u8; 1 << 20];
-                let mut left = cfg.file_bytes.max(1 << 20);
+                let mut left = len;
                 while left > 0 {
                     let n = left.min(block.len() as u64) as usize;
-                    f.write_all(&block[..n]).map_err(|e| format!("write {}: {e}", path.display()))?;
+                    f.write_all(&block[..n])
+                        .map_err(|e| format!("write {}: {e}", path.display()))?;
                     left -= n as u64;
                 }
-                f.sync_all().map_err(|e| format!("sync {}: {e}", path.display()))?;
+                f.sync_all()
+                    .map_err(|e| format!("sync {}: {e}", path.display()))?;
                 Work::Memcap {
-                    file: f,
-                    len: cfg.file_bytes.max(1 << 20),
-                    buf: vec![0; 64 << 10],
+                    map: FileMap::new(&f, len as usize)
+                        .map_err(|e| format!("mmap {}: {e}", path.display()))?,
                 }
             }
             VictimKind::Disk => {
@@ -168,11 +187,7 @@ impl Victim {
         match &mut self.work {
             Work::Cpu => {
                 let mut s = [1u64, 2, 3, 4];
-                for _ in 0..40_000 {
-                    for x in s.iter_mut() {
-                        *x = x.wrapping_mul(0x9E37_79B9_7F4A_7C15).rotate_left(17) ^ (*x >> 7);
-                    }
-                }
+                crate::kernels::int_work(&mut s, 100_000);
                 black_box(s);
             }
             Work::Llc { map, pos, steps } => {
@@ -185,16 +200,14 @@ impl Victim {
                 black_box(crate::kernels::sum(&w[*pos..*pos + n]));
                 *pos = (*pos + n) % (w.len() - n);
             }
-            Work::Memcap { file, len, buf } => {
-                let mut off = 0u64;
-                while off < *len {
-                    file.read_at(&mut buf[..4096], off).map_err(|e| format!("read memcap file: {e}"))?;
-                    off += 128 << 10;
-                }
+            Work::Memcap { map } => {
+                black_box(map.touch());
             }
             Work::Disk { file, buf } => {
-                file.write_all_at(buf, 0).map_err(|e| format!("write disk victim: {e}"))?;
-                file.sync_data().map_err(|e| format!("fdatasync disk victim: {e}"))?;
+                file.write_all_at(buf, 0)
+                    .map_err(|e| format!("write disk victim: {e}"))?;
+                file.sync_data()
+                    .map_err(|e| format!("fdatasync disk victim: {e}"))?;
             }
             Work::Echo => {}
         }
@@ -210,10 +223,66 @@ impl Drop for Victim {
     }
 }
 
+/// A read-only shared mapping of a file.
+struct FileMap {
+    ptr: *const u8,
+    len: usize,
+}
+
+impl FileMap {
+    fn new(f: &File, len: usize) -> std::io::Result<Self> {
+        use std::os::fd::AsRawFd;
+        // SAFETY: maps `len` bytes of a file we hold open, read-only and
+        // shared; the result is checked before use.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ,
+                libc::MAP_SHARED,
+                f.as_raw_fd(),
+                0,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            return Err(std::io::Error::last_os_error());
+        }
+        // SAFETY: advice on our own mapping; failure is harmless.
+        unsafe { libc::madvise(p, len, libc::MADV_RANDOM) };
+        Ok(FileMap { ptr: p.cast(), len })
+    }
+
+    /// Read one byte of every page.
+    fn touch(&self) -> u64 {
+        let mut acc = 0u64;
+        let mut i = 0;
+        while i < self.len {
+            // SAFETY: i < len, inside the live mapping.
+            acc += u64::from(unsafe { std::ptr::read_volatile(self.ptr.add(i)) });
+            i += 4096;
+        }
+        acc
+    }
+}
+
+impl Drop for FileMap {
+    fn drop(&mut self) {
+        // SAFETY: unmapping exactly what new() mapped.
+        unsafe { libc::munmap(self.ptr as *mut libc::c_void, self.len) };
+    }
+}
+
+// SAFETY: the mapping is read-only and owned by this value alone.
+unsafe impl Send for FileMap {}
+
 fn unique(dir: &Path, what: &str) -> PathBuf {
     use std::sync::atomic::{AtomicU64, Ordering};
     static N: AtomicU64 = AtomicU64::new(0);
-    dir.join(format!("seer-victim-{what}-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed)))
+    dir.join(format!(
+        "seer-victim-{what}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ))
 }
 
 fn create(path: &Path) -> Result<File, String> {
@@ -225,18 +294,46 @@ fn create(path: &Path) -> Result<File, String> {
         .map_err(|e| format!("create {}: {e}", path.display()))
 }
 
-/// Serve one-byte requests on `listener` until a client sends `q` or the
-/// listener fails: each byte received is one request, answered with one
-/// byte after the victim's work. Connections are served one at a time.
+/// Serve one-byte requests on `listener` until a client sends `q`, the
+/// listener fails, or a global stop is requested (Ctrl-C in `seer-probe`):
+/// each byte received is one request, answered with one byte after the
+/// victim's work. Connections are served one at a time.
 pub fn serve(listener: TcpListener, victim: &mut Victim) -> std::io::Result<()> {
+    use crate::probe::global_stop_requested;
+    use std::io::ErrorKind;
+    listener.set_nonblocking(true)?;
     loop {
-        let (mut s, _) = listener.accept()?;
+        let mut s = match listener.accept() {
+            Ok((s, _)) => s,
+            Err(e) if e.kind() == ErrorKind::WouldBlock || e.kind() == ErrorKind::Interrupted => {
+                if global_stop_requested() {
+                    return Err(ErrorKind::Interrupted.into());
+                }
+                std::thread::sleep(std::time::Duration::from_millis(5));
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        s.set_nonblocking(false)?;
         let _ = s.set_nodelay(true);
+        s.set_read_timeout(Some(std::time::Duration::from_millis(100)))?;
         let mut b = [0u8; 1];
         loop {
             match s.read(&mut b) {
-                Ok(0) | Err(_) => break,
+                Ok(0) => break,
                 Ok(_) => {}
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted
+                    ) =>
+                {
+                    if global_stop_requested() {
+                        return Err(ErrorKind::Interrupted.into());
+                    }
+                    continue;
+                }
+                Err(_) => break,
             }
             if b[0] == b'q' {
                 return Ok(());
@@ -277,7 +374,11 @@ mod tests {
         let a = l.local_addr().unwrap();
         let h = std::thread::spawn(move || {
             let d = tempfile::tempdir().unwrap();
-            let cfg = VictimConfig { llc_bytes: 1 << 20, dir: d.path().into(), file_bytes: 1 << 20 };
+            let cfg = VictimConfig {
+                llc_bytes: 1 << 20,
+                dir: d.path().into(),
+                file_bytes: 1 << 20,
+            };
             let mut v = Victim::new(VictimKind::Echo, &cfg).unwrap();
             serve(l, &mut v)
         });

@@ -7,10 +7,10 @@ use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{Context, Result, anyhow, bail};
 use bench_probes::counters::{self, OsSnapshot, PerfScope, PerfSupport};
-use bench_probes::diagnose::{diagnose, DiagnoseConfig, Status};
-use bench_probes::probe::{self, calibrate_llc, stream_triad, Probe, ProbeKind, ProbeSettings};
+use bench_probes::diagnose::{DiagnoseConfig, Status, diagnose};
+use bench_probes::probe::{self, Probe, ProbeKind, ProbeSettings, calibrate_llc, stream_triad};
 use bench_probes::target::{CommandTarget, HttpTarget, Target, TcpTarget};
 use bench_probes::victim::{self, Victim, VictimConfig, VictimKind};
 use clap::{Args, Parser, Subcommand};
@@ -88,10 +88,10 @@ enum Cmd {
         #[arg(long, default_value = "10ms", value_parser = parse_duration)]
         duration: Duration,
         /// Length of each baseline window.
-        #[arg(long, default_value = "4ms", value_parser = parse_duration)]
+        #[arg(long, default_value = "3ms", value_parser = parse_duration)]
         baseline: Duration,
         /// Smallest slowdown (fraction) that counts as a response.
-        #[arg(long, default_value_t = 0.2)]
+        #[arg(long, default_value_t = 0.25)]
         min_effect: f64,
         /// Repeat the interleaved sequence this many times per resource.
         #[arg(long, default_value_t = 1)]
@@ -196,8 +196,8 @@ struct ProbeOpts {
     /// Charge `memcap` to this cgroup (e.g. the target's).
     #[arg(long)]
     mem_cgroup: Option<PathBuf>,
-    /// Run probe windows under SCHED_FIFO at this priority so duty cycles
-    /// hold on a loaded machine (root or CAP_SYS_NICE).
+    /// Run the disk and net probes under SCHED_FIFO at this priority so they
+    /// issue IO on time on a loaded machine (root or CAP_SYS_NICE).
     #[arg(long, value_parser = clap::value_parser!(i32).range(1..=99))]
     realtime: Option<i32>,
     /// Bytes the TCP target sends per sample.
@@ -225,7 +225,8 @@ fn parse_bytes(s: &str) -> Result<u64, String> {
         "g" | "gb" | "gib" => 1 << 30,
         u => return Err(format!("bad size unit {u:?} in {s:?}")),
     };
-    n.checked_mul(mult).ok_or_else(|| format!("size {s:?} overflows"))
+    n.checked_mul(mult)
+        .ok_or_else(|| format!("size {s:?} overflows"))
 }
 
 impl ProbeOpts {
@@ -262,7 +263,10 @@ fn parse_probes(names: &[String]) -> Result<Vec<ProbeKind>> {
     if names.is_empty() {
         return Ok(ProbeKind::ALL.to_vec());
     }
-    names.iter().map(|n| n.parse::<ProbeKind>().map_err(Into::into)).collect()
+    names
+        .iter()
+        .map(|n| n.parse::<ProbeKind>().map_err(Into::into))
+        .collect()
 }
 
 fn default_cpu(s: &ProbeSettings) -> usize {
@@ -305,12 +309,17 @@ extern "C" fn on_signal(_: libc::c_int) {
 }
 
 fn install_signal_handlers() -> Result<()> {
-    use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
+    use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
     // No SA_RESTART: blocking calls return EINTR so loops see the stop flag.
-    let act = SigAction::new(SigHandler::Handler(on_signal), SaFlags::empty(), SigSet::empty());
+    let act = SigAction::new(
+        SigHandler::Handler(on_signal),
+        SaFlags::empty(),
+        SigSet::empty(),
+    );
     for sig in [Signal::SIGINT, Signal::SIGTERM] {
         // SAFETY: the handler only performs an atomic store, which is async-signal-safe.
-        unsafe { sigaction(sig, &act) }.with_context(|| format!("failed to install a handler for {sig}"))?;
+        unsafe { sigaction(sig, &act) }
+            .with_context(|| format!("failed to install a handler for {sig}"))?;
     }
     Ok(())
 }
@@ -323,7 +332,11 @@ fn make_target(t: &TargetOpts, opts: &ProbeOpts, cpu: usize) -> Result<Box<dyn T
         return Ok(Box::new(HttpTarget::new(u)?));
     }
     if let Some(a) = &t.target_tcp {
-        return Ok(Box::new(TcpTarget::new(a, opts.tcp_request.clone().into_bytes(), opts.tcp_response_len)?));
+        return Ok(Box::new(TcpTarget::new(
+            a,
+            opts.tcp_request.clone().into_bytes(),
+            opts.tcp_response_len,
+        )?));
     }
     bail!("one of --target-cmd, --target-url, --target-tcp is required")
 }
@@ -352,10 +365,23 @@ fn run(cli: Cli) -> Result<()> {
                 return print_json(&rows);
             }
             for r in rows {
-                println!("{:<7} {:<7} {}\n{:16}intensity = {}", r.name, format!("{:?}", r.scope).to_lowercase(), r.stresses, "", r.intensity);
+                println!(
+                    "{:<7} {:<7} {}\n{:16}intensity = {}",
+                    r.name,
+                    format!("{:?}", r.scope).to_lowercase(),
+                    r.stresses,
+                    "",
+                    r.intensity
+                );
             }
         }
-        Cmd::Run { probe, intensity, duration, cpu, opts } => {
+        Cmd::Run {
+            probe,
+            intensity,
+            duration,
+            cpu,
+            opts,
+        } => {
             let kind: ProbeKind = probe.parse()?;
             let s0 = ProbeSettings::discover()?;
             let cpu = cpu.unwrap_or_else(|| default_cpu(&s0));
@@ -368,7 +394,13 @@ fn run(cli: Cli) -> Result<()> {
                 println!("{}", fmt_rate(&r));
             }
         }
-        Cmd::Sweep { probes, intensities, duration, cpu, opts } => {
+        Cmd::Sweep {
+            probes,
+            intensities,
+            duration,
+            cpu,
+            opts,
+        } => {
             let kinds = parse_probes(&probes)?;
             if let Some(i) = intensities.iter().find(|&&i| i > 100) {
                 bail!("intensity {i} is above 100");
@@ -400,14 +432,30 @@ fn run(cli: Cli) -> Result<()> {
                 print_json(&out)?;
             }
         }
-        Cmd::Diagnose { target, target_cpu, budget, intensities, duration, baseline, min_effect, rounds, order, all, opts } => {
+        Cmd::Diagnose {
+            target,
+            target_cpu,
+            budget,
+            intensities,
+            duration,
+            baseline,
+            min_effect,
+            rounds,
+            order,
+            all,
+            opts,
+        } => {
             let s = opts.settings(target_cpu)?;
             if let PerfSupport::NotSupported(why) = counters::perf_support() {
                 eprintln!("hardware counters: not supported ({why}); using contention probes");
             }
             let mut t = make_target(&target, &opts, target_cpu)?;
             let cfg = DiagnoseConfig {
-                order: if order.is_empty() { DiagnoseConfig::default().order } else { parse_probes(&order)? },
+                order: if order.is_empty() {
+                    DiagnoseConfig::default().order
+                } else {
+                    parse_probes(&order)?
+                },
                 intensities,
                 duration,
                 baseline,
@@ -427,18 +475,32 @@ fn run(cli: Cli) -> Result<()> {
                     "placement: target cpu{}, core probes cpu{}{}, shared-resource probes cpu{}",
                     d.placement.target_cpu,
                     d.placement.core_cpu,
-                    if d.placement.smt { " (SMT sibling)" } else { " (time-shared: no SMT)" },
+                    if d.placement.smt {
+                        " (SMT sibling)"
+                    } else {
+                        " (time-shared: no SMT)"
+                    },
                     d.placement.uncore_cpu
                 );
                 for e in &d.evidence {
                     match &e.status {
                         Status::Significant | Status::NotSignificant => {
-                            let lv: Vec<String> = e.levels.iter().map(|l| format!("{}%:x{:.2}(n={})", l.intensity, l.slowdown, l.samples)).collect();
+                            let lv: Vec<String> = e
+                                .levels
+                                .iter()
+                                .map(|l| {
+                                    format!("{}%:x{:.2}(n={})", l.intensity, l.slowdown, l.samples)
+                                })
+                                .collect();
                             println!(
                                 "  {:<7} {:<15} base {:>9.1} us (n={}, noise {:>3.0}%)  {}{}",
                                 e.probe.name(),
-                                if e.status == Status::Significant { "SIGNIFICANT" } else { "no response" },
-                                e.baseline_median_us,
+                                if e.status == Status::Significant {
+                                    "SIGNIFICANT"
+                                } else {
+                                    "no response"
+                                },
+                                e.baseline_us,
                                 e.baseline_samples,
                                 e.noise * 100.0,
                                 lv.join(" "),
@@ -446,7 +508,9 @@ fn run(cli: Cli) -> Result<()> {
                             );
                         }
                         Status::Skipped(r) => println!("  {:<7} skipped: {r}", e.probe.name()),
-                        Status::NotReached(r) => println!("  {:<7} not reached: {r}", e.probe.name()),
+                        Status::NotReached(r) => {
+                            println!("  {:<7} not reached: {r}", e.probe.name())
+                        }
                         Status::Failed(r) => println!("  {:<7} failed: {r}", e.probe.name()),
                     }
                 }
@@ -456,10 +520,16 @@ fn run(cli: Cli) -> Result<()> {
                 );
             }
         }
-        Cmd::Counters { pid, cgroup, interval } => {
+        Cmd::Counters {
+            pid,
+            cgroup,
+            interval,
+        } => {
             let support = counters::perf_support();
             let scope = match (&cgroup, pid) {
-                (Some(c), _) => PerfScope::Cgroup(c.clone(), ProbeSettings::discover()?.topology.online()),
+                (Some(c), _) => {
+                    PerfScope::Cgroup(c.clone(), ProbeSettings::discover()?.topology.online())
+                }
                 (None, p) => PerfScope::Pid(p.unwrap_or(0)),
             };
             let set = match support {
@@ -484,19 +554,33 @@ fn run(cli: Cli) -> Result<()> {
                 _ => None,
             };
             if json {
-                print_json(&serde_json::json!({"perf": support, "utilisation": util, "os": rates}))?;
+                print_json(
+                    &serde_json::json!({"perf": support, "utilisation": util, "os": rates}),
+                )?;
             } else {
                 if let Some(u) = util {
                     println!("counters: {}", serde_json::to_string(&u)?);
                 }
                 for (k, (rx, tx)) in &rates.net {
-                    println!("net  {k:<12} rx {:>10.1} KB/s  tx {:>10.1} KB/s", rx / 1e3, tx / 1e3);
+                    println!(
+                        "net  {k:<12} rx {:>10.1} KB/s  tx {:>10.1} KB/s",
+                        rx / 1e3,
+                        tx / 1e3
+                    );
                 }
                 for (k, (r, w)) in &rates.disks {
-                    println!("disk {k:<12} rd {:>10.1} KB/s  wr {:>10.1} KB/s", r / 1e3, w / 1e3);
+                    println!(
+                        "disk {k:<12} rd {:>10.1} KB/s  wr {:>10.1} KB/s",
+                        r / 1e3,
+                        w / 1e3
+                    );
                 }
                 if let Some((r, w)) = rates.cgroup_io {
-                    println!("cgroup io      rd {:>10.1} KB/s  wr {:>10.1} KB/s", r / 1e3, w / 1e3);
+                    println!(
+                        "cgroup io      rd {:>10.1} KB/s  wr {:>10.1} KB/s",
+                        r / 1e3,
+                        w / 1e3
+                    );
                 }
                 if let Some(c) = rates.cgroup_cpus {
                     println!("cgroup cpu     {c:.2} CPUs busy");
@@ -516,7 +600,9 @@ fn run(cli: Cli) -> Result<()> {
             let one = stream_triad(&[cpu], array, 5)?;
             let all = stream_triad(&topo.online(), array, 5)?;
             if json {
-                print_json(&serde_json::json!({"llc": cal, "triad_one_cpu": one, "triad_all_cpus": all}))?;
+                print_json(
+                    &serde_json::json!({"llc": cal, "triad_one_cpu": one, "triad_all_cpus": all}),
+                )?;
             } else {
                 println!(
                     "LLC: sysfs {} KiB, effective {} KiB (hit {:.1} ns, miss {:.1} ns)",
@@ -528,11 +614,25 @@ fn run(cli: Cli) -> Result<()> {
                 for (b, ns) in &cal.points {
                     println!("  {:>8} KiB {:>7.1} ns", b >> 10, ns);
                 }
-                println!("STREAM triad cpu{cpu}: best {:.2} GB/s", one.best_bytes_per_sec / 1e9);
-                println!("STREAM triad cpus {:?}: best {:.2} GB/s", all.cpus, all.best_bytes_per_sec / 1e9);
+                println!(
+                    "STREAM triad cpu{cpu}: best {:.2} GB/s",
+                    one.best_bytes_per_sec / 1e9
+                );
+                println!(
+                    "STREAM triad cpus {:?}: best {:.2} GB/s",
+                    all.cpus,
+                    all.best_bytes_per_sec / 1e9
+                );
             }
         }
-        Cmd::Victim { kind, listen, cpu, llc_size, dir, file_size } => {
+        Cmd::Victim {
+            kind,
+            listen,
+            cpu,
+            llc_size,
+            dir,
+            file_size,
+        } => {
             let kind: VictimKind = kind.parse().map_err(|e: String| anyhow!(e))?;
             let s = ProbeSettings::discover()?;
             let _pin = cpu.map(pin).transpose()?;
@@ -541,8 +641,10 @@ fn run(cli: Cli) -> Result<()> {
                 dir: dir.unwrap_or_else(std::env::temp_dir),
                 file_bytes: file_size,
             };
-            let mut v = Victim::new(kind, &cfg).map_err(|e| anyhow!("failed to prepare victim {}: {e}", kind.name()))?;
-            let l = std::net::TcpListener::bind(listen).with_context(|| format!("failed to listen on {listen}"))?;
+            let mut v = Victim::new(kind, &cfg)
+                .map_err(|e| anyhow!("failed to prepare victim {}: {e}", kind.name()))?;
+            let l = std::net::TcpListener::bind(listen)
+                .with_context(|| format!("failed to listen on {listen}"))?;
             println!("listening on {}", l.local_addr()?);
             use std::io::Write;
             std::io::stdout().flush()?;
@@ -567,8 +669,10 @@ fn pin(cpu: usize) -> Result<impl Drop> {
     let pid = nix::unistd::Pid::from_raw(0);
     let old = nix::sched::sched_getaffinity(pid)?;
     let mut set = nix::sched::CpuSet::new();
-    set.set(cpu).with_context(|| format!("cpu {cpu} is out of range"))?;
-    nix::sched::sched_setaffinity(pid, &set).with_context(|| format!("failed to pin to cpu {cpu}"))?;
+    set.set(cpu)
+        .with_context(|| format!("cpu {cpu} is out of range"))?;
+    nix::sched::sched_setaffinity(pid, &set)
+        .with_context(|| format!("failed to pin to cpu {cpu}"))?;
     Ok(G(old))
 }
 
@@ -614,10 +718,29 @@ mod tests {
 
     #[test]
     fn run_flags() {
-        let c = parse(&["run", "membw", "--intensity", "70", "--duration", "10ms", "--cpu", "1"]).unwrap();
+        let c = parse(&[
+            "run",
+            "membw",
+            "--intensity",
+            "70",
+            "--duration",
+            "10ms",
+            "--cpu",
+            "1",
+        ])
+        .unwrap();
         match c.cmd {
-            Cmd::Run { probe, intensity, duration, cpu, opts } => {
-                assert_eq!((probe.as_str(), intensity, duration, cpu), ("membw", 70, Duration::from_millis(10), Some(1)));
+            Cmd::Run {
+                probe,
+                intensity,
+                duration,
+                cpu,
+                opts,
+            } => {
+                assert_eq!(
+                    (probe.as_str(), intensity, duration, cpu),
+                    ("membw", 70, Duration::from_millis(10), Some(1))
+                );
                 assert_eq!(opts.disk_cap, 64 << 20);
                 assert_eq!(opts.period, Duration::from_micros(500));
             }
@@ -630,19 +753,46 @@ mod tests {
     #[test]
     fn probe_option_flags() {
         let c = parse(&[
-            "--json", "run", "disk", "--disk-dir", "/tmp/x", "--disk-cap", "8MiB", "--net-sink", "10.0.0.2:9", "--mem-share", "0.25",
-            "--mem-max", "256MiB", "--mem-cgroup", "/sys/fs/cgroup/memory/t", "--llc-size", "4MiB", "--period", "250us",
-            "--tcp-request", "ping", "--tcp-response-len", "4", "--realtime", "10",
+            "--json",
+            "run",
+            "disk",
+            "--disk-dir",
+            "/tmp/x",
+            "--disk-cap",
+            "8MiB",
+            "--net-sink",
+            "10.0.0.2:9",
+            "--mem-share",
+            "0.25",
+            "--mem-max",
+            "256MiB",
+            "--mem-cgroup",
+            "/sys/fs/cgroup/memory/t",
+            "--llc-size",
+            "4MiB",
+            "--period",
+            "250us",
+            "--tcp-request",
+            "ping",
+            "--tcp-response-len",
+            "4",
+            "--realtime",
+            "10",
         ])
         .unwrap();
         assert!(c.json);
-        let Cmd::Run { opts, .. } = c.cmd else { panic!() };
+        let Cmd::Run { opts, .. } = c.cmd else {
+            panic!()
+        };
         assert_eq!(opts.disk_dir, Some(PathBuf::from("/tmp/x")));
         assert_eq!(opts.disk_cap, 8 << 20);
         assert_eq!(opts.net_sink, Some("10.0.0.2:9".parse().unwrap()));
         assert_eq!(opts.mem_share, 0.25);
         assert_eq!(opts.mem_max, 256 << 20);
-        assert_eq!(opts.mem_cgroup, Some(PathBuf::from("/sys/fs/cgroup/memory/t")));
+        assert_eq!(
+            opts.mem_cgroup,
+            Some(PathBuf::from("/sys/fs/cgroup/memory/t"))
+        );
         assert_eq!(opts.llc_size.as_deref(), Some("4MiB"));
         assert_eq!(opts.period, Duration::from_micros(250));
         assert_eq!(opts.tcp_request, "ping");
@@ -654,10 +804,20 @@ mod tests {
     #[test]
     fn sweep_flags() {
         let c = parse(&["sweep", "--probes", "cpu,llc", "--intensities", "10,50"]).unwrap();
-        let Cmd::Sweep { probes, intensities, .. } = c.cmd else { panic!() };
+        let Cmd::Sweep {
+            probes,
+            intensities,
+            ..
+        } = c.cmd
+        else {
+            panic!()
+        };
         assert_eq!(probes, vec!["cpu", "llc"]);
         assert_eq!(intensities, vec![10, 50]);
-        assert_eq!(parse_probes(&probes).unwrap(), vec![ProbeKind::Cpu, ProbeKind::Llc]);
+        assert_eq!(
+            parse_probes(&probes).unwrap(),
+            vec![ProbeKind::Cpu, ProbeKind::Llc]
+        );
         assert!(parse_probes(&["gpu".into()]).is_err());
         assert_eq!(parse_probes(&[]).unwrap().len(), 10);
     }
@@ -665,23 +825,78 @@ mod tests {
     #[test]
     fn diagnose_flags() {
         let c = parse(&[
-            "diagnose", "--target-tcp", "127.0.0.1:7000", "--target-cpu", "1", "--budget", "500ms", "--intensities", "20,50,90",
-            "--duration", "5ms", "--baseline", "2ms", "--min-effect", "0.3", "--rounds", "2", "--order", "llc,membw", "--all",
+            "diagnose",
+            "--target-tcp",
+            "127.0.0.1:7000",
+            "--target-cpu",
+            "1",
+            "--budget",
+            "500ms",
+            "--intensities",
+            "20,50,90",
+            "--duration",
+            "5ms",
+            "--baseline",
+            "2ms",
+            "--min-effect",
+            "0.3",
+            "--rounds",
+            "2",
+            "--order",
+            "llc,membw",
+            "--all",
         ])
         .unwrap();
-        let Cmd::Diagnose { target, target_cpu, budget, intensities, duration, baseline, min_effect, rounds, order, all, .. } = c.cmd else {
+        let Cmd::Diagnose {
+            target,
+            target_cpu,
+            budget,
+            intensities,
+            duration,
+            baseline,
+            min_effect,
+            rounds,
+            order,
+            all,
+            ..
+        } = c.cmd
+        else {
             panic!()
         };
         assert_eq!(target.target_tcp.as_deref(), Some("127.0.0.1:7000"));
-        assert_eq!((target_cpu, budget, duration, baseline), (1, Duration::from_millis(500), Duration::from_millis(5), Duration::from_millis(2)));
+        assert_eq!(
+            (target_cpu, budget, duration, baseline),
+            (
+                1,
+                Duration::from_millis(500),
+                Duration::from_millis(5),
+                Duration::from_millis(2)
+            )
+        );
         assert_eq!(intensities, vec![20, 50, 90]);
         assert_eq!((min_effect, rounds, all), (0.3, 2, true));
         assert_eq!(order, vec!["llc", "membw"]);
         // exactly one target
         assert!(parse(&["diagnose"]).is_err());
-        assert!(parse(&["diagnose", "--target-cmd", "true", "--target-url", "http://x/"]).is_err());
+        assert!(
+            parse(&[
+                "diagnose",
+                "--target-cmd",
+                "true",
+                "--target-url",
+                "http://x/"
+            ])
+            .is_err()
+        );
         let c = parse(&["diagnose", "--target-url", "http://127.0.0.1:80/"]).unwrap();
-        let Cmd::Diagnose { budget, intensities, .. } = c.cmd else { panic!() };
+        let Cmd::Diagnose {
+            budget,
+            intensities,
+            ..
+        } = c.cmd
+        else {
+            panic!()
+        };
         assert_eq!(budget, Duration::from_millis(300));
         assert_eq!(intensities, vec![30, 60, 100]);
     }
@@ -689,14 +904,42 @@ mod tests {
     #[test]
     fn other_verbs() {
         assert!(matches!(parse(&["list"]).unwrap().cmd, Cmd::List));
-        let Cmd::Counters { pid, interval, .. } = parse(&["counters", "--pid", "1", "--interval", "2s"]).unwrap().cmd else { panic!() };
-        assert_eq!((pid, interval), (Some(1), Duration::from_secs(2)));
-        let Cmd::Calibrate { cpu, array } = parse(&["calibrate", "--cpu", "0", "--array", "32MiB"]).unwrap().cmd else { panic!() };
-        assert_eq!((cpu, array), (Some(0), 32 << 20));
-        let Cmd::Victim { kind, listen, file_size, .. } = parse(&["victim", "llc", "--listen", "127.0.0.1:7000", "--file-size", "8MiB"]).unwrap().cmd
+        let Cmd::Counters { pid, interval, .. } =
+            parse(&["counters", "--pid", "1", "--interval", "2s"])
+                .unwrap()
+                .cmd
         else {
             panic!()
         };
-        assert_eq!((kind.as_str(), listen, file_size), ("llc", "127.0.0.1:7000".parse().unwrap(), 8 << 20));
+        assert_eq!((pid, interval), (Some(1), Duration::from_secs(2)));
+        let Cmd::Calibrate { cpu, array } = parse(&["calibrate", "--cpu", "0", "--array", "32MiB"])
+            .unwrap()
+            .cmd
+        else {
+            panic!()
+        };
+        assert_eq!((cpu, array), (Some(0), 32 << 20));
+        let Cmd::Victim {
+            kind,
+            listen,
+            file_size,
+            ..
+        } = parse(&[
+            "victim",
+            "llc",
+            "--listen",
+            "127.0.0.1:7000",
+            "--file-size",
+            "8MiB",
+        ])
+        .unwrap()
+        .cmd
+        else {
+            panic!()
+        };
+        assert_eq!(
+            (kind.as_str(), listen, file_size),
+            ("llc", "127.0.0.1:7000".parse().unwrap(), 8 << 20)
+        );
     }
 }

@@ -8,10 +8,10 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use super::{duty_loop, report_from, ProbeError, ProbeReport};
 #[cfg(not(target_arch = "x86_64"))]
 use super::ProbeKind;
-use crate::mem::{permutation, Mapping};
+use super::{ProbeError, ProbeReport, duty_loop, report_from};
+use crate::mem::{Mapping, permutation};
 
 const LINE: usize = 64;
 const WORDS_PER_LINE: usize = LINE / 8;
@@ -91,7 +91,12 @@ impl Chase {
         (stats.units, t0.elapsed())
     }
 
-    pub(crate) fn run(&mut self, intensity: u8, duration: Duration, stop: &AtomicBool) -> ProbeReport {
+    pub(crate) fn run(
+        &mut self,
+        intensity: u8,
+        duration: Duration,
+        stop: &AtomicBool,
+    ) -> ProbeReport {
         if intensity == 0 {
             let s = duty_loop(0, duration, super::DEFAULT_PERIOD, stop, |_| 0);
             return report_from(s, "line-access", LINE as f64, 0);
@@ -149,7 +154,11 @@ pub struct LlcCalibration {
 /// hit and miss latencies (interpolated in log size). Virtual machines often
 /// report the host's LLC while sharing it; this finds what is left. Takes
 /// about `points × per_point`.
-pub fn calibrate_llc(l2: u64, sysfs_llc: u64, per_point: Duration) -> Result<LlcCalibration, ProbeError> {
+pub fn calibrate_llc(
+    l2: u64,
+    sysfs_llc: u64,
+    per_point: Duration,
+) -> Result<LlcCalibration, ProbeError> {
     let max = (sysfs_llc * 4).max(l2 * 8);
     let mut chase = Chase::new(max, 1)?;
     let mut points = Vec::new();
@@ -211,7 +220,8 @@ impl CodeChain {
             } else {
                 let target = base + perm[i + 1] * LINE;
                 let rel = target as i64 - (base + at + 5) as i64;
-                let rel = i32::try_from(rel).map_err(|_| ProbeError::Config("l1i code too large".into()))?;
+                let rel = i32::try_from(rel)
+                    .map_err(|_| ProbeError::Config("l1i code too large".into()))?;
                 b[at] = 0xE9; // jmp rel32
                 b[at + 1..at + 5].copy_from_slice(&rel.to_le_bytes());
             }
@@ -251,7 +261,12 @@ impl CodeChain {
     }
 
     #[cfg(target_arch = "x86_64")]
-    pub(crate) fn run(&mut self, intensity: u8, duration: Duration, stop: &AtomicBool) -> Result<ProbeReport, ProbeError> {
+    pub(crate) fn run(
+        &mut self,
+        intensity: u8,
+        duration: Duration,
+        stop: &AtomicBool,
+    ) -> Result<ProbeReport, ProbeError> {
         let n = self.perm.len();
         let lines = (n * usize::from(intensity.min(100))).div_ceil(100);
         if lines == 0 {
@@ -266,8 +281,11 @@ impl CodeChain {
         // SAFETY: perm[0]'s line starts a chain of jmps that ends in the ret
         // just written (or the final ret); the code only jumps inside the
         // mapping and touches no registers the C ABI requires preserved.
-        let f: extern "C" fn() =
-            unsafe { std::mem::transmute::<*mut u8, extern "C" fn()>(self.map.as_ptr().add(self.perm[0] * LINE)) };
+        let f: extern "C" fn() = unsafe {
+            std::mem::transmute::<*mut u8, extern "C" fn()>(
+                self.map.as_ptr().add(self.perm[0] * LINE),
+            )
+        };
         let per = lines as u64;
         let reps = (4096 / per).max(1);
         let stats = duty_loop(100, duration, super::DEFAULT_PERIOD, stop, |_| {
@@ -279,11 +297,21 @@ impl CodeChain {
         if patched {
             self.set_byte(last, 0xE9)?;
         }
-        Ok(report_from(stats, "line-fetch", LINE as f64, (lines * LINE) as u64))
+        Ok(report_from(
+            stats,
+            "line-fetch",
+            LINE as f64,
+            (lines * LINE) as u64,
+        ))
     }
 
     #[cfg(not(target_arch = "x86_64"))]
-    pub(crate) fn run(&mut self, _i: u8, _d: Duration, _s: &AtomicBool) -> Result<ProbeReport, ProbeError> {
+    pub(crate) fn run(
+        &mut self,
+        _i: u8,
+        _d: Duration,
+        _s: &AtomicBool,
+    ) -> Result<ProbeReport, ProbeError> {
         let _ = &self.perm;
         Err(ProbeError::Unsupported {
             probe: ProbeKind::L1i,

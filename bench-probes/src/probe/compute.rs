@@ -5,24 +5,24 @@ use std::hint::black_box;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
-use super::{duty_loop, report_from, ProbeReport};
+use super::{ProbeReport, duty_loop, report_from};
 
 const CPU_ITERS: u64 = 512;
 const CPU_CHAINS: u64 = 4;
 
 /// One work unit: `CPU_ITERS` steps of four independent multiply/xorshift chains.
 fn int_chunk(seed: &mut [u64; 4]) -> u64 {
-    let mut s = *seed;
-    for _ in 0..CPU_ITERS {
-        for x in s.iter_mut() {
-            *x = x.wrapping_mul(0x9E37_79B9_7F4A_7C15).rotate_left(17) ^ (*x >> 7);
-        }
-    }
-    *seed = black_box(s);
+    crate::kernels::int_work(seed, CPU_ITERS);
+    black_box(&seed);
     CPU_ITERS * CPU_CHAINS
 }
 
-pub(super) fn run_cpu(intensity: u8, duration: Duration, period: Duration, stop: &AtomicBool) -> ProbeReport {
+pub(super) fn run_cpu(
+    intensity: u8,
+    duration: Duration,
+    period: Duration,
+    stop: &AtomicBool,
+) -> ProbeReport {
     let mut seed = [1u64, 2, 3, 4];
     let stats = duty_loop(intensity, duration, period, stop, |_| int_chunk(&mut seed));
     report_from(stats, "int-op", 0.0, 0)
@@ -80,7 +80,12 @@ pub(crate) fn fpu_uses_avx2() -> bool {
     }
 }
 
-pub(super) fn run_fpu(intensity: u8, duration: Duration, period: Duration, stop: &AtomicBool) -> ProbeReport {
+pub(super) fn run_fpu(
+    intensity: u8,
+    duration: Duration,
+    period: Duration,
+    stop: &AtomicBool,
+) -> ProbeReport {
     let avx = fpu_uses_avx2();
     let mut acc16 = [1.0f64; 16];
     let mut acc32 = [1.0f64; 32];
@@ -94,7 +99,14 @@ pub(super) fn run_fpu(intensity: u8, duration: Duration, period: Duration, stop:
         fpu_chunk_scalar(&mut acc16)
     });
     let mut r = report_from(stats, "flop", 0.0, 0);
-    r.note = Some(if avx { "avx2+fma kernel" } else { "scalar fma kernel" }.into());
+    r.note = Some(
+        if avx {
+            "avx2+fma kernel"
+        } else {
+            "scalar fma kernel"
+        }
+        .into(),
+    );
     r
 }
 

@@ -8,19 +8,18 @@
 //! the probe is dropped.
 
 use std::fs::{self, File, OpenOptions};
-use std::os::unix::fs::FileExt;
 use std::os::fd::AsRawFd;
+use std::os::unix::fs::FileExt;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use super::{duty_loop, report_from, ProbeError, ProbeReport};
+use super::{ProbeError, ProbeReport, duty_loop, report_from};
 use crate::mem::Mapping;
 
 const BLOCK: usize = 64 << 10;
 const SYNC_EVERY: u64 = 1 << 20;
-
 
 pub(crate) struct DiskProbe {
     dir: PathBuf,
@@ -37,7 +36,9 @@ static SEQ: AtomicU64 = AtomicU64::new(0);
 impl DiskProbe {
     pub(crate) fn new(parent: &Path, cap: u64) -> Result<Self, ProbeError> {
         if cap < SYNC_EVERY {
-            return Err(ProbeError::Config(format!("disk cap {cap} bytes is below 1 MiB")));
+            return Err(ProbeError::Config(format!(
+                "disk cap {cap} bytes is below 1 MiB"
+            )));
         }
         let meta = fs::metadata(parent).map_err(|source| ProbeError::Io {
             what: "stat disk directory",
@@ -45,7 +46,10 @@ impl DiskProbe {
             source,
         })?;
         if !meta.is_dir() {
-            return Err(ProbeError::Config(format!("disk directory {} is not a directory", parent.display())));
+            return Err(ProbeError::Config(format!(
+                "disk directory {} is not a directory",
+                parent.display()
+            )));
         }
         let dir = parent.join(format!(
             "seer-probe-disk-{}-{}",
@@ -114,7 +118,13 @@ impl DiskProbe {
         Ok(me)
     }
 
-    pub(crate) fn run(&mut self, intensity: u8, duration: Duration, period: Duration, stop: &AtomicBool) -> Result<ProbeReport, ProbeError> {
+    pub(crate) fn run(
+        &mut self,
+        intensity: u8,
+        duration: Duration,
+        period: Duration,
+        stop: &AtomicBool,
+    ) -> Result<ProbeReport, ProbeError> {
         let Some(file) = self.file.as_ref() else {
             return Err(ProbeError::Config("disk probe file is closed".into()));
         };
@@ -193,7 +203,14 @@ mod tests {
         let mut p = DiskProbe::new(d.path(), 2 << 20).unwrap();
         let path = p.path().to_path_buf();
         let stop = AtomicBool::new(false);
-        let r = p.run(100, Duration::from_millis(20), super::super::DEFAULT_PERIOD, &stop).unwrap();
+        let r = p
+            .run(
+                100,
+                Duration::from_millis(20),
+                super::super::DEFAULT_PERIOD,
+                &stop,
+            )
+            .unwrap();
         assert!(r.ops > 0);
         assert!(fs::metadata(&path).unwrap().len() <= 2 << 20);
         drop(p);
@@ -205,7 +222,10 @@ mod tests {
     fn refuses_tiny_caps_and_missing_dirs() {
         let d = tempfile::tempdir().unwrap();
         assert!(DiskProbe::new(d.path(), 1000).is_err());
-        let err = DiskProbe::new(&d.path().join("nope"), 4 << 20).err().unwrap().to_string();
+        let err = DiskProbe::new(&d.path().join("nope"), 4 << 20)
+            .err()
+            .unwrap()
+            .to_string();
         assert!(err.contains("nope"), "{err}");
     }
 }

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use super::{duty_loop, report_from, PinGuard, ProbeError, ProbeReport};
+use super::{PinGuard, ProbeError, ProbeReport, duty_loop, report_from};
 use crate::mem::Mapping;
 
 /// Bytes per triad element, STREAM's convention (two reads, one write).
@@ -57,17 +57,33 @@ impl Triad {
         let t0 = Instant::now();
         // SAFETY: b and c are distinct live mappings of n f64s each, owned by
         // self and not aliased by a, which is borrowed mutably below.
-        let (bs, cs) = unsafe { (std::slice::from_raw_parts(b, n), std::slice::from_raw_parts(c, n)) };
+        let (bs, cs) = unsafe {
+            (
+                std::slice::from_raw_parts(b, n),
+                std::slice::from_raw_parts(c, n),
+            )
+        };
         triad_kernel(&mut self.a.f64s_mut()[..n], bs, cs, 3.0);
         t0.elapsed()
     }
 
-    pub(crate) fn run(&mut self, intensity: u8, duration: Duration, period: Duration, stop: &AtomicBool) -> ProbeReport {
+    pub(crate) fn run(
+        &mut self,
+        intensity: u8,
+        duration: Duration,
+        period: Duration,
+        stop: &AtomicBool,
+    ) -> ProbeReport {
         let n = self.n;
         let b = self.b.f64s_mut().as_ptr();
         let c = self.c.f64s_mut().as_ptr();
         // SAFETY: as in pass().
-        let (bs, cs) = unsafe { (std::slice::from_raw_parts(b, n), std::slice::from_raw_parts(c, n)) };
+        let (bs, cs) = unsafe {
+            (
+                std::slice::from_raw_parts(b, n),
+                std::slice::from_raw_parts(c, n),
+            )
+        };
         let a = &mut self.a.f64s_mut()[..n];
         let mut pos = self.pos;
         let stats = duty_loop(intensity, duration, period, stop, |_| {
@@ -78,7 +94,12 @@ impl Triad {
             done
         });
         self.pos = pos;
-        let mut r = report_from(stats, "triad-element", TRIAD_BYTES_PER_ELEMENT, (3 * n * 8) as u64);
+        let mut r = report_from(
+            stats,
+            "triad-element",
+            TRIAD_BYTES_PER_ELEMENT,
+            (3 * n * 8) as u64,
+        );
         r.note = Some(format!("3 arrays of {} MiB", n * 8 >> 20));
         r
     }
@@ -102,9 +123,15 @@ pub struct TriadResult {
 /// Run the STREAM triad on each CPU in `cpus` at once (one pinned thread
 /// each, arrays of `array_bytes` first-touched by their thread), `passes`
 /// timed passes after one warm-up pass.
-pub fn stream_triad(cpus: &[usize], array_bytes: u64, passes: usize) -> Result<TriadResult, ProbeError> {
+pub fn stream_triad(
+    cpus: &[usize],
+    array_bytes: u64,
+    passes: usize,
+) -> Result<TriadResult, ProbeError> {
     if cpus.is_empty() || passes == 0 {
-        return Err(ProbeError::Config("stream triad needs at least one cpu and one pass".into()));
+        return Err(ProbeError::Config(
+            "stream triad needs at least one cpu and one pass".into(),
+        ));
     }
     let barrier = std::sync::Barrier::new(cpus.len());
     let results: Vec<Result<Vec<Duration>, ProbeError>> = std::thread::scope(|s| {
@@ -128,8 +155,9 @@ pub fn stream_triad(cpus: &[usize], array_bytes: u64, passes: usize) -> Result<T
         handles
             .into_iter()
             .map(|h| {
-                h.join()
-                    .unwrap_or_else(|_| Err(ProbeError::Config("stream triad thread panicked".into())))
+                h.join().unwrap_or_else(|_| {
+                    Err(ProbeError::Config("stream triad thread panicked".into()))
+                })
             })
             .collect()
     });

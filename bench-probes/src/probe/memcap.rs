@@ -1,10 +1,12 @@
 //! The `memcap` probe: holds `intensity × cap` bytes of anonymous memory and
 //! keeps touching them for the window, where the cap is a configured share of
 //! `MemAvailable` or of the cgroup's limit (whichever is smaller), bounded by
-//! an absolute maximum. Memory is faulted in before the window. With a target
-//! cgroup the memory is held by a forked child that joins that cgroup (memory
-//! is charged per process), asks the OOM killer to pick it first, and is
-//! killed and reaped after the window.
+//! an absolute maximum. Memory is faulted in before the window, by a forked
+//! child process (so the caller's address space, and any target thread in
+//! it, sees no page faults, mmap-lock traffic or TLB shootdowns from the
+//! probe). With a target cgroup the child joins that cgroup first (memory is
+//! charged per process). The child asks the OOM killer to pick it first and
+//! is killed and reaped after the window.
 
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
@@ -12,8 +14,7 @@ use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
-use super::{duty_loop, report_from, stopped, ProbeError, ProbeReport, ProbeSettings};
-use crate::mem::Mapping;
+use super::{ProbeError, ProbeReport, ProbeSettings, duty_loop, report_from, stopped};
 use crate::memlimit;
 
 const PAGE: usize = 4096;
@@ -21,28 +22,36 @@ const PAGE: usize = 4096;
 pub(crate) struct Memcap {
     cap: u64,
     procs: Option<(PathBuf, CString)>,
+    own: PathBuf,
     basis: String,
 }
 
 impl Memcap {
     pub(crate) fn new(s: &ProbeSettings) -> Result<Self, ProbeError> {
         if !(s.mem_share > 0.0 && s.mem_share <= 1.0) {
-            return Err(ProbeError::Config(format!("memory share {} is not in (0, 1]", s.mem_share)));
+            return Err(ProbeError::Config(format!(
+                "memory share {} is not in (0, 1]",
+                s.mem_share
+            )));
         }
         let avail = memlimit::mem_available(&s.meminfo)?;
         let (limit, procs) = match &s.mem_cgroup {
             Some(dir) => {
                 let limit = memlimit::cgroup_limit(dir)?;
                 let procs = dir.join("cgroup.procs");
-                let c = CString::new(procs.as_os_str().as_bytes())
-                    .map_err(|_| ProbeError::Config(format!("cgroup path {} has a NUL byte", procs.display())))?;
+                let c = CString::new(procs.as_os_str().as_bytes()).map_err(|_| {
+                    ProbeError::Config(format!("cgroup path {} has a NUL byte", procs.display()))
+                })?;
                 (limit, Some((procs, c)))
             }
             None => {
                 let own = std::fs::read_to_string(&s.proc_self_cgroup)
                     .ok()
                     .and_then(|t| memlimit::own_cgroup_dir(&s.cgroup_root, &t));
-                (own.and_then(|d| memlimit::cgroup_limit(&d).ok().flatten()), None)
+                (
+                    own.and_then(|d| memlimit::cgroup_limit(&d).ok().flatten()),
+                    None,
+                )
             }
         };
         let cap = memlimit::memcap_cap(avail, limit, s.mem_share, s.mem_max);
@@ -54,11 +63,22 @@ impl Memcap {
             limit.map_or(String::new(), |l| format!(", cgroup limit {} MiB", l >> 20)),
             s.mem_max >> 20
         );
-        Ok(Memcap { cap, procs, basis })
+        Ok(Memcap {
+            cap,
+            procs,
+            own: PathBuf::from("(own cgroup)"),
+            basis,
+        })
     }
 
-    pub(crate) fn run(&mut self, intensity: u8, duration: Duration, stop: &AtomicBool) -> Result<ProbeReport, ProbeError> {
-        let bytes = (self.cap as u128 * u128::from(intensity.min(100)) / 100) as usize / PAGE * PAGE;
+    pub(crate) fn run(
+        &mut self,
+        intensity: u8,
+        duration: Duration,
+        stop: &AtomicBool,
+    ) -> Result<ProbeReport, ProbeError> {
+        let bytes =
+            (self.cap as u128 * u128::from(intensity.min(100)) / 100) as usize / PAGE * PAGE;
         if bytes == 0 {
             let s = duty_loop(0, duration, super::DEFAULT_PERIOD, stop, |_| 0);
             let mut r = report_from(s, "page-touch", 64.0, 0);
@@ -66,40 +86,14 @@ impl Memcap {
             return Ok(r);
         }
         match &self.procs {
-            None => self.run_here(bytes, duration, stop),
-            Some((path, c)) => run_in_child(c, path, bytes, duration, stop, &self.basis),
+            None => run_in_child(None, &self.own, bytes, duration, stop, &self.basis),
+            Some((path, c)) => run_in_child(Some(c), path, bytes, duration, stop, &self.basis),
         }
-    }
-
-    fn run_here(&self, bytes: usize, duration: Duration, stop: &AtomicBool) -> Result<ProbeReport, ProbeError> {
-        let t0 = Instant::now();
-        let mut map = Mapping::anon(bytes, false, true).map_err(|e| ProbeError::Sys {
-            what: format!("map {bytes} bytes for memcap"),
-            source: e,
-        })?;
-        let setup = t0.elapsed();
-        let b = map.bytes_mut();
-        let pages = b.len() / PAGE;
-        let mut i = 0usize;
-        let stats = duty_loop(100, duration, super::DEFAULT_PERIOD, stop, |_| {
-            for _ in 0..256 {
-                b[i * PAGE] = b[i * PAGE].wrapping_add(1);
-                i += 1;
-                if i == pages {
-                    i = 0;
-                }
-            }
-            256
-        });
-        let mut r = report_from(stats, "page-touch", 64.0, bytes as u64);
-        r.setup_ms = setup.as_secs_f64() * 1e3;
-        r.note = Some(self.basis.clone());
-        Ok(r)
     }
 }
 
 fn run_in_child(
-    procs: &CString,
+    procs: Option<&CString>,
     path: &std::path::Path,
     bytes: usize,
     duration: Duration,
@@ -134,14 +128,22 @@ fn run_in_child(
         // SAFETY: see the fork above; every call is a raw system call on
         // buffers that live in this (copied) address space.
         unsafe {
-            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0);
+            libc::prctl(
+                libc::PR_SET_PDEATHSIG,
+                libc::SIGKILL as libc::c_ulong,
+                0,
+                0,
+                0,
+            );
             let normal = libc::sched_param { sched_priority: 0 };
             libc::sched_setscheduler(0, libc::SCHED_OTHER, &normal);
-            let fd = libc::open(procs.as_ptr(), libc::O_WRONLY);
-            if fd < 0 || libc::write(fd, b"0".as_ptr().cast(), 1) != 1 {
-                libc::_exit(3);
+            if let Some(procs) = procs {
+                let fd = libc::open(procs.as_ptr(), libc::O_WRONLY);
+                if fd < 0 || libc::write(fd, b"0".as_ptr().cast(), 1) != 1 {
+                    libc::_exit(3);
+                }
+                libc::close(fd);
             }
-            libc::close(fd);
             let fd = libc::open(oom.as_ptr(), libc::O_WRONLY);
             if fd >= 0 {
                 libc::write(fd, b"1000".as_ptr().cast(), 4);
@@ -185,7 +187,8 @@ fn run_in_child(
     let mut byte = 0u8;
     // SAFETY: polling and reading one byte from our own pipe fd.
     let got = unsafe {
-        libc::poll(&mut pfd, 1, 30_000) == 1 && libc::read(rd, (&mut byte as *mut u8).cast(), 1) == 1
+        libc::poll(&mut pfd, 1, 30_000) == 1
+            && libc::read(rd, (&mut byte as *mut u8).cast(), 1) == 1
     };
     // SAFETY: closing our read end.
     unsafe { libc::close(rd) };
@@ -194,7 +197,9 @@ fn run_in_child(
     if got {
         super::mark_window_started();
         while window_start.elapsed() < duration && !stopped(stop) {
-            std::thread::sleep((duration - window_start.elapsed().min(duration)).min(Duration::from_millis(1)));
+            std::thread::sleep(
+                (duration - window_start.elapsed().min(duration)).min(Duration::from_millis(1)),
+            );
         }
     }
     let wall = window_start.elapsed();
@@ -214,7 +219,10 @@ fn run_in_child(
         } else {
             format!("killed by signal {} (OOM?)", libc::WTERMSIG(status))
         };
-        return Err(ProbeError::Config(format!("memcap child in {}: {why}", path.display())));
+        return Err(ProbeError::Config(format!(
+            "memcap child in {}: {why}",
+            path.display()
+        )));
     }
     let mut r = report_from(
         super::DutyStats {
@@ -227,6 +235,10 @@ fn run_in_child(
         bytes as u64,
     );
     r.setup_ms = setup.as_secs_f64() * 1e3;
-    r.note = Some(format!("{basis}; held by child {pid} in {}", path.display()));
+    r.note = Some(format!(
+        "{basis}; held by child {pid} in {}",
+        path.display()
+    ));
+    r.ops = (bytes / PAGE) as u64;
     Ok(r)
 }

@@ -9,7 +9,7 @@ use std::sync::atomic::AtomicBool;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use super::{duty_loop, report_from, ProbeError, ProbeReport};
+use super::{ProbeError, ProbeReport, duty_loop, report_from};
 
 const CHUNK: usize = 64 << 10;
 
@@ -59,16 +59,34 @@ impl NetProbe {
                 (a, Some(h))
             }
         };
-        let stream = TcpStream::connect_timeout(&peer, Duration::from_secs(2)).map_err(|source| ProbeError::Net {
-            what: "connect to sink",
-            addr: peer,
-            source,
-        })?;
-        stream.set_nonblocking(true).map_err(|source| ProbeError::Net {
-            what: "set non-blocking socket to",
-            addr: peer,
-            source,
-        })?;
+        let stream =
+            TcpStream::connect_timeout(&peer, Duration::from_secs(2)).map_err(|source| {
+                ProbeError::Net {
+                    what: "connect to sink",
+                    addr: peer,
+                    source,
+                }
+            })?;
+        // A small send buffer keeps the duty cycle meaningful: bytes queue in
+        // the socket only briefly beyond the on-phase.
+        let sndbuf: libc::c_int = 64 << 10;
+        // SAFETY: setsockopt on our socket with a valid int option value.
+        unsafe {
+            libc::setsockopt(
+                stream.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_SNDBUF,
+                (&sndbuf as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            );
+        }
+        stream
+            .set_nonblocking(true)
+            .map_err(|source| ProbeError::Net {
+                what: "set non-blocking socket to",
+                addr: peer,
+                source,
+            })?;
         Ok(NetProbe {
             stream,
             peer,
@@ -77,7 +95,13 @@ impl NetProbe {
         })
     }
 
-    pub(crate) fn run(&mut self, intensity: u8, duration: Duration, period: Duration, stop: &AtomicBool) -> Result<ProbeReport, ProbeError> {
+    pub(crate) fn run(
+        &mut self,
+        intensity: u8,
+        duration: Duration,
+        period: Duration,
+        stop: &AtomicBool,
+    ) -> Result<ProbeReport, ProbeError> {
         let mut err = None;
         let stream = &mut self.stream;
         let buf = &self.buf;
@@ -140,7 +164,14 @@ mod tests {
     fn sends_to_the_loopback_sink_and_stops_it() {
         let mut p = NetProbe::new(None).unwrap();
         let stop = AtomicBool::new(false);
-        let r = p.run(50, Duration::from_millis(10), super::super::DEFAULT_PERIOD, &stop).unwrap();
+        let r = p
+            .run(
+                50,
+                Duration::from_millis(10),
+                super::super::DEFAULT_PERIOD,
+                &stop,
+            )
+            .unwrap();
         assert!(r.ops > 0, "{r:?}");
         assert!(r.note.as_deref().unwrap_or("").contains("127.0.0.1"));
         drop(p); // joins the sink thread: must not hang
