@@ -59,7 +59,10 @@ impl Tc {
             } = root.options
             {
                 if default_class != u32::from(q.default_class) {
-                    diffs.push(format!("default {default_class:x} -> {:x}", q.default_class));
+                    diffs.push(format!(
+                        "default {default_class:x} -> {:x}",
+                        q.default_class
+                    ));
                 }
                 if r2q != q.r2q {
                     diffs.push(format!("r2q {r2q} -> {}", q.r2q));
@@ -74,7 +77,12 @@ impl Tc {
                 return Ok(Change::Unchanged);
             }
             return Err(HtbError::Mismatch {
-                op: format!("ensure htb root {} on dev {} (netns {})", q.handle, link.name, self.netns()),
+                op: format!(
+                    "ensure htb root {} on dev {} (netns {})",
+                    q.handle,
+                    link.name,
+                    self.netns()
+                ),
                 reason: format!(
                     "the HTB root differs ({}) and HTB cannot change it in place; delete it first (tc qdisc del dev {} root)",
                     diffs.join(", "),
@@ -139,10 +147,18 @@ impl Tc {
             diffs.push(format!("ceil {} -> {}", p.ceil64, want.ceil64));
         }
         if p.buffer != want.buffer {
-            diffs.push(format!("burst {}b -> {}b", p.burst_bytes(&ps), class.effective_burst(&ps)));
+            diffs.push(format!(
+                "burst {}b -> {}b",
+                p.burst_bytes(&ps),
+                class.effective_burst(&ps)
+            ));
         }
         if p.cbuffer != want.cbuffer {
-            diffs.push(format!("cburst {}b -> {}b", p.cburst_bytes(&ps), class.effective_cburst(&ps)));
+            diffs.push(format!(
+                "cburst {}b -> {}b",
+                p.cburst_bytes(&ps),
+                class.effective_cburst(&ps)
+            ));
         }
         if p.prio != want.prio {
             diffs.push(format!("prio {} -> {}", p.prio, want.prio));
@@ -161,7 +177,13 @@ impl Tc {
 
     /// Makes sure the leaf qdisc under class `parent` is `leaf` with handle
     /// `handle` (kind and fifo limit compared), replacing what is there.
-    pub fn ensure_leaf(&mut self, link: &Link, parent: Handle, handle: Handle, leaf: &Leaf) -> Result<Change, HtbError> {
+    pub fn ensure_leaf(
+        &mut self,
+        link: &Link,
+        parent: Handle,
+        handle: Handle,
+        leaf: &Leaf,
+    ) -> Result<Change, HtbError> {
         let existing = self
             .qdiscs(link)?
             .into_iter()
@@ -171,7 +193,10 @@ impl Tc {
             && q.header.handle == handle
         {
             let same = match (leaf, &q.options) {
-                (Leaf::Pfifo { limit: Some(l) } | Leaf::Bfifo { limit: Some(l) }, Options::Fifo { limit }) => l == limit,
+                (
+                    Leaf::Pfifo { limit: Some(l) } | Leaf::Bfifo { limit: Some(l) },
+                    Options::Fifo { limit },
+                ) => l == limit,
                 (Leaf::Pfifo { limit: Some(_) } | Leaf::Bfifo { limit: Some(_) }, _) => false,
                 _ => true,
             };

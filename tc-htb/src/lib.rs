@@ -35,8 +35,8 @@ pub use ensure::Change;
 pub use error::HtbError;
 pub use handle::{Handle, HandleError};
 pub use msg::{
-    Classifier, Filter, HtbClass, HtbClassParams, HtbQdisc, HtbXstats, Leaf, MsgError, Options,
-    Stats, TcObject, U32Match, ETH_P_ALL, ETH_P_IP,
+    Classifier, ETH_P_ALL, ETH_P_IP, Filter, HtbClass, HtbClassParams, HtbQdisc, HtbXstats, Leaf,
+    MsgError, Options, Stats, TcObject, U32Match,
 };
-pub use rate::{parse_size, Psched, Rate, RateError};
+pub use rate::{Psched, Rate, RateError, parse_size};
 pub use tc::{Link, Tc};

@@ -10,7 +10,7 @@ use std::net::Ipv4Addr;
 use netlink_packet_core::{NlaBuffer, NlasIterator};
 
 /// The value of an attribute, borrowed for as long as the buffer it lies in.
-fn nla_value<'a>(nla: NlaBuffer<&'a [u8]>) -> &'a [u8] {
+fn nla_value(nla: NlaBuffer<&[u8]>) -> &[u8] {
     let len = usize::from(nla.length());
     let inner = nla.into_inner();
     &inner[4.min(inner.len())..len.min(inner.len())]
@@ -272,7 +272,7 @@ impl MsgBuf {
     }
 
     fn pad(&mut self) {
-        while self.buf.len() % 4 != 0 {
+        while !self.buf.len().is_multiple_of(4) {
             self.buf.push(0);
         }
     }
@@ -521,13 +521,25 @@ impl HtbClass {
             reason,
         };
         if self.rate.0 == 0 {
-            return Err(invalid("rate", "0".into(), "rate must be at least 1 byte/s"));
+            return Err(invalid(
+                "rate",
+                "0".into(),
+                "rate must be at least 1 byte/s",
+            ));
         }
         if self.effective_ceil().0 == 0 {
-            return Err(invalid("ceil", "0".into(), "ceil must be at least 1 byte/s"));
+            return Err(invalid(
+                "ceil",
+                "0".into(),
+                "ceil must be at least 1 byte/s",
+            ));
         }
         if self.prio > HTB_MAX_PRIO {
-            return Err(invalid("prio", self.prio.to_string(), "HTB priorities are 0 to 7"));
+            return Err(invalid(
+                "prio",
+                self.prio.to_string(),
+                "HTB priorities are 0 to 7",
+            ));
         }
         if self.classid.major() == 0 || self.classid.minor() == 0 {
             return Err(invalid(
@@ -644,7 +656,13 @@ impl HtbClassParams {
     fn write(&self, out: &mut Vec<u8>) {
         self.rate.write(out);
         self.ceil.write(out);
-        for v in [self.buffer, self.cbuffer, self.quantum, self.level, self.prio] {
+        for v in [
+            self.buffer,
+            self.cbuffer,
+            self.quantum,
+            self.level,
+            self.prio,
+        ] {
             out.extend_from_slice(&v.to_ne_bytes());
         }
     }
@@ -830,19 +848,21 @@ impl U32Match {
                         return None;
                     }
                     let net = (Ipv4Addr::from(k.val), len);
-                    if k.off == 12 { m.src = Some(net) } else { m.dst = Some(net) }
-                }
-                20 if k.offmask == 0 => {
-                    match k.mask {
-                        0xFFFF_FFFF => {
-                            m.sport = Some((k.val >> 16) as u16);
-                            m.dport = Some(k.val as u16);
-                        }
-                        0xFFFF_0000 => m.sport = Some((k.val >> 16) as u16),
-                        0x0000_FFFF => m.dport = Some(k.val as u16),
-                        _ => return None,
+                    if k.off == 12 {
+                        m.src = Some(net)
+                    } else {
+                        m.dst = Some(net)
                     }
                 }
+                20 if k.offmask == 0 => match k.mask {
+                    0xFFFF_FFFF => {
+                        m.sport = Some((k.val >> 16) as u16);
+                        m.dport = Some(k.val as u16);
+                    }
+                    0xFFFF_0000 => m.sport = Some((k.val >> 16) as u16),
+                    0x0000_FFFF => m.dport = Some(k.val as u16),
+                    _ => return None,
+                },
                 _ => return None,
             }
         }
@@ -999,7 +1019,15 @@ pub fn encode_qdisc_delete(m: &mut MsgBuf, seq: u32, ifindex: i32, parent: Handl
 }
 
 /// Encodes `tc qdisc VERB dev IFINDEX parent P handle H LEAF ...`.
-pub fn encode_leaf(m: &mut MsgBuf, verb: Verb, seq: u32, ifindex: i32, parent: Handle, handle: Handle, leaf: &Leaf) {
+pub fn encode_leaf(
+    m: &mut MsgBuf,
+    verb: Verb,
+    seq: u32,
+    ifindex: i32,
+    parent: Handle,
+    handle: Handle,
+    leaf: &Leaf,
+) {
     let (ty, flags) = Object::Qdisc.request(verb);
     m.begin(ty, flags, seq);
     m.tcmsg(&TcHeader {
@@ -1014,7 +1042,14 @@ pub fn encode_leaf(m: &mut MsgBuf, verb: Verb, seq: u32, ifindex: i32, parent: H
 /// Encodes `tc class VERB dev IFINDEX parent P classid C htb rate ...`.
 ///
 /// Call [`HtbClass::validate`] first; this only writes bytes.
-pub fn encode_htb_class(m: &mut MsgBuf, verb: Verb, seq: u32, ifindex: i32, class: &HtbClass, psched: &Psched) {
+pub fn encode_htb_class(
+    m: &mut MsgBuf,
+    verb: Verb,
+    seq: u32,
+    ifindex: i32,
+    class: &HtbClass,
+    psched: &Psched,
+) {
     let (ty, flags) = Object::Class.request(verb);
     m.begin(ty, flags, seq);
     m.tcmsg(&TcHeader {
@@ -1103,16 +1138,28 @@ pub fn encode_filter(m: &mut MsgBuf, verb: Verb, seq: u32, ifindex: i32, f: &Fil
 
 /// Encodes a `RTM_GET*` request: a dump of `object`s on a link (`tc -s
 /// OBJECT show dev D [parent P]`) when `dump`, else one object by handle.
-pub fn encode_get(m: &mut MsgBuf, object: Object, dump: bool, seq: u32, header: &TcHeader) {
-    // A single get asks for an ECHO (the kernel answers `RTM_GETTCLASS`
-    // through `rtnetlink_send`, which unicasts to the asker only with
-    // NLM_F_ECHO) and an ACK (no object comes for a built-in root such as
-    // `noqueue`; the ACK then ends the wait).
-    let flags = if dump {
-        NLM_F_REQUEST | NLM_F_DUMP
+///
+/// A single get asks for an ECHO: the kernel answers `RTM_GETTCLASS`
+/// through `rtnetlink_send`, which unicasts to the asker only with
+/// `NLM_F_ECHO`. With `ack` it also asks for an ACK, for gets that may have
+/// no object to send (a built-in root such as `noqueue`).
+pub fn encode_get(
+    m: &mut MsgBuf,
+    object: Object,
+    dump: bool,
+    ack: bool,
+    seq: u32,
+    header: &TcHeader,
+) {
+    let mut flags = NLM_F_REQUEST;
+    if dump {
+        flags |= NLM_F_DUMP;
     } else {
-        NLM_F_REQUEST | NLM_F_ACK | NLM_F_ECHO
-    };
+        flags |= NLM_F_ECHO;
+        if ack {
+            flags |= NLM_F_ACK;
+        }
+    }
     m.begin(object.get_type(), flags, seq);
     m.tcmsg(header);
 }
@@ -1158,7 +1205,9 @@ pub fn messages(mut data: &[u8]) -> impl Iterator<Item = Result<(NlHeader, &[u8]
         let len = h.len as usize;
         if len < NLMSG_HDRLEN || len > data.len() {
             data = &[];
-            return Some(Err(malformed(format!("netlink message length {len} out of bounds"))));
+            return Some(Err(malformed(format!(
+                "netlink message length {len} out of bounds"
+            ))));
         }
         let payload = &data[NLMSG_HDRLEN..len];
         data = &data[((len + 3) & !3).min(data.len())..];
@@ -1317,7 +1366,11 @@ pub fn decode_tc(ty: u16, payload: &[u8]) -> Result<TcObject, MsgError> {
         RTM_NEWQDISC | RTM_DELQDISC | RTM_GETQDISC => Object::Qdisc,
         RTM_NEWTCLASS | RTM_DELTCLASS | RTM_GETTCLASS => Object::Class,
         RTM_NEWTFILTER | RTM_DELTFILTER | RTM_GETTFILTER => Object::Filter,
-        other => return Err(malformed(format!("message type {other} is not traffic control"))),
+        other => {
+            return Err(malformed(format!(
+                "message type {other} is not traffic control"
+            )));
+        }
     };
     if payload.len() < TCMSG_LEN {
         return Err(malformed(format!("tcmsg of {} bytes", payload.len())));
@@ -1347,8 +1400,11 @@ pub fn decode_tc(ty: u16, payload: &[u8]) -> Result<TcObject, MsgError> {
             _ => {}
         }
     }
-    if object == Object::Class && kind == "htb" {
-        if let Some(x) = xstats.filter(|x| x.len() >= 20) {
+    if object == Object::Class
+        && kind == "htb"
+        && let Some(x) = xstats.filter(|x| x.len() >= 20)
+    {
+        {
             stats.htb = Some(HtbXstats {
                 lends: u32_at(x, 0),
                 borrows: u32_at(x, 4),
@@ -1371,7 +1427,11 @@ pub fn decode_tc(ty: u16, payload: &[u8]) -> Result<TcObject, MsgError> {
     })
 }
 
-fn decode_stats2<'a>(value: &'a [u8], stats: &mut Stats, xstats: &mut Option<&'a [u8]>) -> Result<(), MsgError> {
+fn decode_stats2<'a>(
+    value: &'a [u8],
+    stats: &mut Stats,
+    xstats: &mut Option<&'a [u8]>,
+) -> Result<(), MsgError> {
     for nla in NlasIterator::new(value) {
         let nla = nla.map_err(|e| malformed(format!("stats attribute: {e}")))?;
         let kind = nla.kind();
@@ -1454,7 +1514,9 @@ fn decode_options(object: Object, kind: &str, raw: &[u8]) -> Result<Options, Msg
             p.ceil64 = Rate(c64.unwrap_or(u64::from(p.ceil.rate)));
             Options::HtbClass(p)
         }
-        (Object::Qdisc, "pfifo" | "bfifo") if raw.len() >= 4 => Options::Fifo { limit: u32_at(raw, 0) },
+        (Object::Qdisc, "pfifo" | "bfifo") if raw.len() >= 4 => Options::Fifo {
+            limit: u32_at(raw, 0),
+        },
         (Object::Filter, "u32") => {
             let (mut flowid, mut keys, mut divisor) = (None, Vec::new(), None);
             for nla in attrs() {
@@ -1466,7 +1528,10 @@ fn decode_options(object: Object, kind: &str, raw: &[u8]) -> Result<Options, Msg
                     TCA_U32_SEL if v.len() >= 16 => {
                         let n = usize::from(v[2]);
                         if v.len() < 16 + 16 * n {
-                            return Err(malformed(format!("u32 selector with {n} keys in {} bytes", v.len())));
+                            return Err(malformed(format!(
+                                "u32 selector with {n} keys in {} bytes",
+                                v.len()
+                            )));
                         }
                         for k in v[16..16 + 16 * n].chunks_exact(16) {
                             keys.push(U32Key {
@@ -1480,7 +1545,11 @@ fn decode_options(object: Object, kind: &str, raw: &[u8]) -> Result<Options, Msg
                     _ => {}
                 }
             }
-            Options::U32 { flowid, keys, divisor }
+            Options::U32 {
+                flowid,
+                keys,
+                divisor,
+            }
         }
         (Object::Filter, "fw" | "matchall") => {
             let mut classid = None;
@@ -1497,6 +1566,7 @@ fn decode_options(object: Object, kind: &str, raw: &[u8]) -> Result<Options, Msg
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -1510,7 +1580,15 @@ mod tests {
         };
         let keys = m.keys();
         assert_eq!(keys.len(), 3);
-        assert_eq!(keys[2], U32Key { mask: u32::MAX, val: 0x0fa0_1389, off: 20, offmask: 0 });
+        assert_eq!(
+            keys[2],
+            U32Key {
+                mask: u32::MAX,
+                val: 0x0fa0_1389,
+                off: 20,
+                offmask: 0
+            }
+        );
         assert_eq!(U32Match::from_keys(&keys), Some(m));
     }
 
@@ -1522,17 +1600,44 @@ mod tests {
             sport: None,
             dport: None,
         };
-        assert_eq!(m.keys()[0], U32Key { mask: 0xffff_0000, val: 0x0a02_0000, off: 16, offmask: 0 });
+        assert_eq!(
+            m.keys()[0],
+            U32Key {
+                mask: 0xffff_0000,
+                val: 0x0a02_0000,
+                off: 16,
+                offmask: 0
+            }
+        );
     }
 
     #[test]
     fn class_validation_rejects_bad_values() {
         let ok = HtbClass::new(Handle::new(1, 0), Handle::new(1, 0x10), Rate::mbit(1));
         assert!(ok.validate().is_ok());
-        assert!(HtbClass { rate: Rate(0), ..ok }.validate().is_err());
+        assert!(
+            HtbClass {
+                rate: Rate(0),
+                ..ok
+            }
+            .validate()
+            .is_err()
+        );
         assert!(ok.prio(8).validate().is_err());
-        assert!(HtbClass { classid: Handle::new(1, 0), ..ok }.validate().is_err());
-        let err = HtbClass { parent: Handle::new(2, 0), ..ok }.validate().unwrap_err();
+        assert!(
+            HtbClass {
+                classid: Handle::new(1, 0),
+                ..ok
+            }
+            .validate()
+            .is_err()
+        );
+        let err = HtbClass {
+            parent: Handle::new(2, 0),
+            ..ok
+        }
+        .validate()
+        .unwrap_err();
         assert!(err.to_string().contains("1:10"), "{err}");
     }
 
@@ -1546,7 +1651,13 @@ mod tests {
         p.extend_from_slice(&1u16.to_ne_bytes());
         p.extend_from_slice(b"bad rate\0\0\0\0");
         let e = decode_error(NLM_F_CAPPED | NLM_F_ACK_TLVS, &p).unwrap();
-        assert_eq!(e, NlError { errno: 22, message: Some("bad rate".into()) });
+        assert_eq!(
+            e,
+            NlError {
+                errno: 22,
+                message: Some("bad rate".into())
+            }
+        );
         assert!(decode_error(0, &p[..8]).is_err());
     }
 

@@ -147,8 +147,13 @@ impl fmt::Display for Rate {
     /// Prints like `tc`: `50Mbit`, `1Gbit`, `1500bit` (decimal units).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let bits = self.bits_per_sec();
-        for (unit, scale) in [("Tbit", 1_000_000_000_000u64), ("Gbit", 1_000_000_000), ("Mbit", 1_000_000), ("Kbit", 1000)] {
-            if bits >= scale && bits % scale == 0 {
+        for (unit, scale) in [
+            ("Tbit", 1_000_000_000_000u64),
+            ("Gbit", 1_000_000_000),
+            ("Mbit", 1_000_000),
+            ("Kbit", 1000),
+        ] {
+            if bits >= scale && bits.is_multiple_of(scale) {
                 return write!(f, "{}{unit}", bits / scale);
             }
         }
@@ -288,6 +293,7 @@ impl Psched {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use proptest::prelude::*;

@@ -138,9 +138,11 @@ impl Tc {
         msg::encode_get_link(&mut self.tx, seq, name);
         let netns = self.netns.clone();
         let op = || format!("`ip link show {name}` (netns {netns})");
-        self.send().map_err(|source| HtbError::Io { op: op(), source })?;
+        self.send()
+            .map_err(|source| HtbError::Io { op: op(), source })?;
         loop {
-            self.recv().map_err(|source| HtbError::Io { op: op(), source })?;
+            self.recv()
+                .map_err(|source| HtbError::Io { op: op(), source })?;
             for m in msg::messages(&self.rx) {
                 let (h, payload) = m.map_err(|source| HtbError::Msg { op: op(), source })?;
                 if h.seq != seq {
@@ -184,9 +186,15 @@ impl Tc {
 
     /// Sends the encoded request and waits for its ACK.
     fn transact(&mut self, seq: u32, op: &dyn Fn(&Tc) -> String) -> Result<(), HtbError> {
-        self.send().map_err(|source| HtbError::Io { op: op(self), source })?;
+        self.send().map_err(|source| HtbError::Io {
+            op: op(self),
+            source,
+        })?;
         loop {
-            self.recv().map_err(|source| HtbError::Io { op: op(self), source })?;
+            self.recv().map_err(|source| HtbError::Io {
+                op: op(self),
+                source,
+            })?;
             let mut result = None;
             for m in msg::messages(&self.rx) {
                 let (h, payload) = match m {
@@ -203,39 +211,66 @@ impl Tc {
             }
             match result {
                 None => continue,
-                Some(Err(source)) => return Err(HtbError::Msg { op: op(self), source }),
+                Some(Err(source)) => {
+                    return Err(HtbError::Msg {
+                        op: op(self),
+                        source,
+                    });
+                }
                 Some(Ok(e)) if e.errno == 0 => return Ok(()),
                 Some(Ok(e)) => return Err(kernel_error(op(self), e)),
             }
         }
     }
 
-    /// Sends the encoded get/dump request and collects the objects.
-    fn collect(&mut self, seq: u32, op: &dyn Fn(&Tc) -> String) -> Result<Vec<TcObject>, HtbError> {
-        self.send().map_err(|source| HtbError::Io { op: op(self), source })?;
+    /// Sends the encoded get/dump request and collects the objects, until
+    /// `NLMSG_DONE` or an ACK, or (with `first`) the first object.
+    fn collect(
+        &mut self,
+        seq: u32,
+        first: bool,
+        op: &dyn Fn(&Tc) -> String,
+    ) -> Result<Vec<TcObject>, HtbError> {
+        self.send().map_err(|source| HtbError::Io {
+            op: op(self),
+            source,
+        })?;
         let mut out = Vec::new();
         loop {
-            self.recv().map_err(|source| HtbError::Io { op: op(self), source })?;
+            self.recv().map_err(|source| HtbError::Io {
+                op: op(self),
+                source,
+            })?;
             let mut done = false;
             for m in msg::messages(&self.rx) {
-                let (h, payload) = m.map_err(|source| HtbError::Msg { op: op(self), source })?;
+                let (h, payload) = m.map_err(|source| HtbError::Msg {
+                    op: op(self),
+                    source,
+                })?;
                 if h.seq != seq {
                     continue;
                 }
                 match h.ty {
                     NLMSG_DONE => done = true,
                     NLMSG_ERROR => {
-                        let e = msg::decode_error(h.flags, payload)
-                            .map_err(|source| HtbError::Msg { op: op(self), source })?;
+                        let e = msg::decode_error(h.flags, payload).map_err(|source| {
+                            HtbError::Msg {
+                                op: op(self),
+                                source,
+                            }
+                        })?;
                         if e.errno != 0 {
                             return Err(kernel_error(op(self), e));
                         }
                         done = true;
                     }
-                    ty => out.push(
-                        msg::decode_tc(ty, payload)
-                            .map_err(|source| HtbError::Msg { op: op(self), source })?,
-                    ),
+                    ty => {
+                        out.push(msg::decode_tc(ty, payload).map_err(|source| HtbError::Msg {
+                            op: op(self),
+                            source,
+                        })?);
+                        done |= first;
+                    }
                 }
             }
             if done {
@@ -282,11 +317,19 @@ impl Tc {
 
     /// `tc qdisc del dev D parent P [handle H]` (any kind; `parent root`
     /// deletes the root and with it every class and filter).
-    pub fn qdisc_del(&mut self, link: &Link, parent: Handle, handle: Handle) -> Result<(), HtbError> {
+    pub fn qdisc_del(
+        &mut self,
+        link: &Link,
+        parent: Handle,
+        handle: Handle,
+    ) -> Result<(), HtbError> {
         let seq = self.next_seq();
         msg::encode_qdisc_delete(&mut self.tx, seq, link.index, parent, handle);
         self.transact(seq, &|tc| {
-            tc.op(format_args!("qdisc del dev {} parent {} handle {}", link.name, parent, handle))
+            tc.op(format_args!(
+                "qdisc del dev {} parent {} handle {}",
+                link.name, parent, handle
+            ))
         })
     }
 
@@ -296,7 +339,14 @@ impl Tc {
         self.qdisc_del(link, Handle::ROOT, Handle::UNSPEC)
     }
 
-    fn leaf(&mut self, link: &Link, verb: Verb, parent: Handle, handle: Handle, leaf: &Leaf) -> Result<(), HtbError> {
+    fn leaf(
+        &mut self,
+        link: &Link,
+        verb: Verb,
+        parent: Handle,
+        handle: Handle,
+        leaf: &Leaf,
+    ) -> Result<(), HtbError> {
         let seq = self.next_seq();
         msg::encode_leaf(&mut self.tx, verb, seq, link.index, parent, handle, leaf);
         self.transact(seq, &|tc| {
@@ -312,12 +362,24 @@ impl Tc {
     }
 
     /// `tc qdisc add dev D parent 1:10 handle 10: pfifo|bfifo|sfq|fq_codel ...`.
-    pub fn leaf_add(&mut self, link: &Link, parent: Handle, handle: Handle, leaf: &Leaf) -> Result<(), HtbError> {
+    pub fn leaf_add(
+        &mut self,
+        link: &Link,
+        parent: Handle,
+        handle: Handle,
+        leaf: &Leaf,
+    ) -> Result<(), HtbError> {
         self.leaf(link, Verb::Add, parent, handle, leaf)
     }
 
     /// `tc qdisc replace dev D parent 1:10 handle 10: ...`.
-    pub fn leaf_replace(&mut self, link: &Link, parent: Handle, handle: Handle, leaf: &Leaf) -> Result<(), HtbError> {
+    pub fn leaf_replace(
+        &mut self,
+        link: &Link,
+        parent: Handle,
+        handle: Handle,
+        leaf: &Leaf,
+    ) -> Result<(), HtbError> {
         self.leaf(link, Verb::Replace, parent, handle, leaf)
     }
 
@@ -335,9 +397,10 @@ impl Tc {
                 class.effective_ceil()
             ))
         };
-        class
-            .validate()
-            .map_err(|source| HtbError::Msg { op: op(self), source })?;
+        class.validate().map_err(|source| HtbError::Msg {
+            op: op(self),
+            source,
+        })?;
         let seq = self.next_seq();
         msg::encode_htb_class(&mut self.tx, verb, seq, link.index, class, &self.psched);
         self.transact(seq, &op)
@@ -366,7 +429,10 @@ impl Tc {
         let seq = self.next_seq();
         msg::encode_class_delete(&mut self.tx, seq, link.index, classid);
         self.transact(seq, &|tc| {
-            tc.op(format_args!("class del dev {} classid {}", link.name, classid))
+            tc.op(format_args!(
+                "class del dev {} classid {}",
+                link.name, classid
+            ))
         })
     }
 
@@ -407,16 +473,25 @@ impl Tc {
 
     // --- reading ---
 
-    fn dump(&mut self, object: Object, link: &Link, parent: Handle) -> Result<Vec<TcObject>, HtbError> {
+    fn dump(
+        &mut self,
+        object: Object,
+        link: &Link,
+        parent: Handle,
+    ) -> Result<Vec<TcObject>, HtbError> {
         let seq = self.next_seq();
         let header = TcHeader {
             ifindex: link.index,
             parent,
             ..TcHeader::default()
         };
-        msg::encode_get(&mut self.tx, object, true, seq, &header);
-        let mut out = self.collect(seq, &|tc| {
-            tc.op(format_args!("-s {} show dev {}", object.as_str(), link.name))
+        msg::encode_get(&mut self.tx, object, true, false, seq, &header);
+        let mut out = self.collect(seq, false, &|tc| {
+            tc.op(format_args!(
+                "-s {} show dev {}",
+                object.as_str(),
+                link.name
+            ))
         })?;
         out.retain(|o| o.header.ifindex == link.index);
         Ok(out)
@@ -438,7 +513,16 @@ impl Tc {
         self.dump(Object::Filter, link, parent)
     }
 
-    fn get_one(&mut self, object: Object, link: &Link, parent: Handle, handle: Handle) -> Result<Option<TcObject>, HtbError> {
+    /// One object; `may_be_absent` asks for an ACK so that a get the kernel
+    /// answers with nothing ends (costs a second message otherwise).
+    fn get_one(
+        &mut self,
+        object: Object,
+        link: &Link,
+        parent: Handle,
+        handle: Handle,
+        may_be_absent: bool,
+    ) -> Result<Option<TcObject>, HtbError> {
         let seq = self.next_seq();
         let header = TcHeader {
             ifindex: link.index,
@@ -446,7 +530,7 @@ impl Tc {
             parent,
             info: 0,
         };
-        msg::encode_get(&mut self.tx, object, false, seq, &header);
+        msg::encode_get(&mut self.tx, object, false, may_be_absent, seq, &header);
         let op = |tc: &Tc| {
             tc.op(format_args!(
                 "-s {} get dev {} parent {} handle {}",
@@ -456,14 +540,19 @@ impl Tc {
                 handle
             ))
         };
-        Ok(self.collect(seq, &op)?.pop())
+        Ok(self.collect(seq, !may_be_absent, &op)?.pop())
     }
 
     /// One class with its parameters and statistics (`tc -s class show dev
     /// D classid 1:10`), read with a single `RTM_GETTCLASS` (no dump).
     pub fn class_get(&mut self, link: &Link, classid: Handle) -> Result<TcObject, HtbError> {
-        let op = |tc: &Tc| tc.op(format_args!("-s class show dev {} classid {classid}", link.name));
-        self.get_one(Object::Class, link, Handle::UNSPEC, classid)?
+        let op = |tc: &Tc| {
+            tc.op(format_args!(
+                "-s class show dev {} classid {classid}",
+                link.name
+            ))
+        };
+        self.get_one(Object::Class, link, Handle::UNSPEC, classid, false)?
             .ok_or_else(|| HtbError::Kernel {
                 op: op(self),
                 message: Some("the kernel sent no class".into()),
@@ -482,7 +571,7 @@ impl Tc {
     /// `None` when the root is the kernel's built-in default (`noqueue`,
     /// which the kernel does not report).
     pub fn root_get(&mut self, link: &Link) -> Result<Option<TcObject>, HtbError> {
-        self.get_one(Object::Qdisc, link, Handle::ROOT, Handle::UNSPEC)
+        self.get_one(Object::Qdisc, link, Handle::ROOT, Handle::UNSPEC, true)
     }
 }
 
@@ -500,5 +589,10 @@ fn kernel_error(op: String, e: msg::NlError) -> HtbError {
 /// Whether the calling thread holds `CAP_NET_ADMIN` in its effective set
 /// (needed for every change; reading needs nothing).
 pub fn has_net_admin() -> bool {
-    caps::has_cap(None, caps::CapSet::Effective, caps::Capability::CAP_NET_ADMIN).unwrap_or(false)
+    caps::has_cap(
+        None,
+        caps::CapSet::Effective,
+        caps::Capability::CAP_NET_ADMIN,
+    )
+    .unwrap_or(false)
 }

@@ -10,6 +10,8 @@
 //! Commands for sfq, fq_codel, fw, cgroup and matchall were rejected by this
 //! kernel (modules not built) but the bytes `tc` sent are still the reference.
 
+#![allow(clippy::unwrap_used)]
+
 use std::net::Ipv4Addr;
 
 use tc_htb::msg::{self, MsgBuf, Object, Options, Verb};
@@ -92,11 +94,22 @@ fn check_class(name: &str, verb: Verb, class: HtbClass) {
     let theirs = golden(name);
     let p = Psched::LINUX_DEFAULT;
     let mut m = MsgBuf::new();
-    msg::encode_htb_class(&mut m, verb, seq_of(&theirs), IFINDEX, &class.with_rate_tables(), &p);
+    msg::encode_htb_class(
+        &mut m,
+        verb,
+        seq_of(&theirs),
+        IFINDEX,
+        &class.with_rate_tables(),
+        &p,
+    );
     assert_bytes(name, m.finish(), &theirs);
 
     msg::encode_htb_class(&mut m, verb, seq_of(&theirs), IFINDEX, &class, &p);
-    assert_bytes(&format!("{name} without rate tables"), m.finish(), &strip_rate_tables(&theirs));
+    assert_bytes(
+        &format!("{name} without rate tables"),
+        m.finish(),
+        &strip_rate_tables(&theirs),
+    );
 
     // Round trip: the capture decodes to the parameters we encode.
     let (hdr, payload) = msg::messages(&theirs).next().unwrap().unwrap();
@@ -123,7 +136,12 @@ fn qdisc_add() {
     let obj = msg::decode_tc(hdr.ty, payload).unwrap();
     assert_eq!(
         obj.options,
-        Options::HtbQdisc { r2q: 10, default_class: 0x10, direct_packets: 0, direct_qlen: Some(1000) }
+        Options::HtbQdisc {
+            r2q: 10,
+            default_class: 0x10,
+            direct_packets: 0,
+            direct_qlen: Some(1000)
+        }
     );
     assert_eq!(obj.header.parent, Handle::ROOT);
 }
@@ -133,11 +151,23 @@ fn qdisc_replace_and_change() {
     // tc qdisc replace dev g0 root handle 1: htb default 20 direct_qlen 64
     let theirs = golden("qdisc_replace");
     let mut m = MsgBuf::new();
-    msg::encode_htb_qdisc(&mut m, Verb::Replace, seq_of(&theirs), IFINDEX, &HtbQdisc::root(1, 0x20).direct_qlen(64));
+    msg::encode_htb_qdisc(
+        &mut m,
+        Verb::Replace,
+        seq_of(&theirs),
+        IFINDEX,
+        &HtbQdisc::root(1, 0x20).direct_qlen(64),
+    );
     assert_bytes("qdisc_replace", m.finish(), &theirs);
     // tc qdisc change dev g0 root handle 1: htb default 30 r2q 5
     let theirs = golden("qdisc_change");
-    msg::encode_htb_qdisc(&mut m, Verb::Change, seq_of(&theirs), IFINDEX, &HtbQdisc::root(1, 0x30).r2q(5));
+    msg::encode_htb_qdisc(
+        &mut m,
+        Verb::Change,
+        seq_of(&theirs),
+        IFINDEX,
+        &HtbQdisc::root(1, 0x30).r2q(5),
+    );
     assert_bytes("qdisc_change", m.finish(), &theirs);
 }
 
@@ -146,7 +176,13 @@ fn qdisc_and_class_delete() {
     let mut m = MsgBuf::new();
     // tc qdisc del dev g0 root
     let theirs = golden("qdisc_del");
-    msg::encode_qdisc_delete(&mut m, seq_of(&theirs), IFINDEX, Handle::ROOT, Handle::UNSPEC);
+    msg::encode_qdisc_delete(
+        &mut m,
+        seq_of(&theirs),
+        IFINDEX,
+        Handle::ROOT,
+        Handle::UNSPEC,
+    );
     assert_bytes("qdisc_del", m.finish(), &theirs);
     // tc qdisc del dev g0 parent 1:10 handle 10:
     let theirs = golden("leaf_del");
@@ -174,7 +210,11 @@ fn class_add_full() {
 #[test]
 fn class_add_defaults() {
     // tc class add dev g0 parent 1: classid 1:20 htb rate 1gbit
-    check_class("class_add_default", Verb::Add, HtbClass::new(h("1:"), h("1:20"), Rate::gbit(1)));
+    check_class(
+        "class_add_default",
+        Verb::Add,
+        HtbClass::new(h("1:"), h("1:20"), Rate::gbit(1)),
+    );
 }
 
 #[test]
@@ -196,7 +236,11 @@ fn class_change_and_replace() {
         .cburst(30 * 1024);
     check_class("class_change", Verb::Change, class);
     // tc class replace dev g0 parent 1: classid 1:10 htb rate 60mbit
-    check_class("class_replace", Verb::Replace, HtbClass::new(h("1:"), h("1:10"), Rate::mbit(60)));
+    check_class(
+        "class_replace",
+        Verb::Replace,
+        HtbClass::new(h("1:"), h("1:10"), Rate::mbit(60)),
+    );
 }
 
 #[test]
@@ -204,27 +248,64 @@ fn leaves() {
     let mut m = MsgBuf::new();
     let cases: [(&str, Handle, Handle, Leaf); 4] = [
         // tc qdisc add dev g0 parent 1:10 handle 10: pfifo limit 100
-        ("leaf_pfifo", h("1:10"), h("10:"), Leaf::Pfifo { limit: Some(100) }),
+        (
+            "leaf_pfifo",
+            h("1:10"),
+            h("10:"),
+            Leaf::Pfifo { limit: Some(100) },
+        ),
         // tc qdisc add dev g0 parent 1:30 handle 30: bfifo limit 100000
-        ("leaf_bfifo", h("1:30"), h("30:"), Leaf::Bfifo { limit: Some(100_000) }),
+        (
+            "leaf_bfifo",
+            h("1:30"),
+            h("30:"),
+            Leaf::Bfifo {
+                limit: Some(100_000),
+            },
+        ),
         // tc qdisc add dev g0 parent 1:20 handle 20: sfq perturb 10
-        ("leaf_sfq", h("1:20"), h("20:"), Leaf::Sfq { perturb_secs: 10, limit: 0, quantum: 0 }),
+        (
+            "leaf_sfq",
+            h("1:20"),
+            h("20:"),
+            Leaf::Sfq {
+                perturb_secs: 10,
+                limit: 0,
+                quantum: 0,
+            },
+        ),
         // tc qdisc add dev g0 parent 1:30 handle 30: fq_codel
         (
             "leaf_fq_codel",
             h("1:30"),
             h("30:"),
-            Leaf::FqCodel { limit: None, target_us: None, interval_us: None, ecn: None },
+            Leaf::FqCodel {
+                limit: None,
+                target_us: None,
+                interval_us: None,
+                ecn: None,
+            },
         ),
     ];
     for (name, parent, handle, leaf) in cases {
         let theirs = golden(name);
-        msg::encode_leaf(&mut m, Verb::Add, seq_of(&theirs), IFINDEX, parent, handle, &leaf);
+        msg::encode_leaf(
+            &mut m,
+            Verb::Add,
+            seq_of(&theirs),
+            IFINDEX,
+            parent,
+            handle,
+            &leaf,
+        );
         assert_bytes(name, m.finish(), &theirs);
     }
     let theirs = golden("leaf_pfifo");
     let (hdr, payload) = msg::messages(&theirs).next().unwrap().unwrap();
-    assert_eq!(msg::decode_tc(hdr.ty, payload).unwrap().options, Options::Fifo { limit: 100 });
+    assert_eq!(
+        msg::decode_tc(hdr.ty, payload).unwrap().options,
+        Options::Fifo { limit: 100 }
+    );
 }
 
 #[test]
@@ -236,7 +317,12 @@ fn filters() {
         sport: Some(4000),
         dport: Some(5001),
     };
-    let net = U32Match { src: None, dst: Some((Ipv4Addr::new(10, 2, 0, 0), 16)), sport: None, dport: None };
+    let net = U32Match {
+        src: None,
+        dst: Some((Ipv4Addr::new(10, 2, 0, 0), 16)),
+        sport: None,
+        dport: None,
+    };
     let cases = [
         // tc filter add dev g0 parent 1: protocol ip prio 1 u32 match ip src 10.1.0.1/32
         //   match ip dst 10.1.0.2/32 match ip sport 4000 0xffff match ip dport 5001 0xffff flowid 1:10

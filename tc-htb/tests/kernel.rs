@@ -2,6 +2,8 @@
 //! the reverse; errors; the `ensure` layer. Each test works in its own
 //! uniquely named network namespace and removes it (also on panic).
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::net::Ipv4Addr;
@@ -23,10 +25,16 @@ fn single(tag: &str) -> Option<(Netns, Tc)> {
     }
     let ns = Netns::new(tag);
     let out = std::process::Command::new("ip")
-        .args(["-n", &ns.name, "link", "add", "va", "type", "veth", "peer", "name", "vb"])
+        .args([
+            "-n", &ns.name, "link", "add", "va", "type", "veth", "peer", "name", "vb",
+        ])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let tc = Tc::open_in_netns(ns.path()).unwrap();
     Some((ns, tc))
 }
@@ -42,13 +50,23 @@ fn class_50_100() -> HtbClass {
 
 #[test]
 fn configured_by_library_read_back_by_tc() {
-    let Some((ns, mut tc)) = single("lib2tc") else { return };
+    let Some((ns, mut tc)) = single("lib2tc") else {
+        return;
+    };
     let va = tc.link("va").unwrap();
-    tc.qdisc_add(&va, &HtbQdisc::root(1, 0x10).r2q(10).direct_qlen(1000)).unwrap();
+    tc.qdisc_add(&va, &HtbQdisc::root(1, 0x10).r2q(10).direct_qlen(1000))
+        .unwrap();
     tc.class_add(&va, &class_50_100()).unwrap();
-    tc.leaf_add(&va, h("1:10"), h("10:"), &Leaf::Pfifo { limit: Some(100) }).unwrap();
-    let m = U32Match { src: None, dst: Some((Ipv4Addr::new(10, 99, 0, 2), 32)), sport: None, dport: Some(5001) };
-    tc.filter_add(&va, &Filter::u32(h("1:"), 1, m, h("1:10"))).unwrap();
+    tc.leaf_add(&va, h("1:10"), h("10:"), &Leaf::Pfifo { limit: Some(100) })
+        .unwrap();
+    let m = U32Match {
+        src: None,
+        dst: Some((Ipv4Addr::new(10, 99, 0, 2), 32)),
+        sport: None,
+        dport: Some(5001),
+    };
+    tc.filter_add(&va, &Filter::u32(h("1:"), 1, m, h("1:10")))
+        .unwrap();
 
     let q = ns.tc(&["-d", "qdisc", "show", "dev", "va"]);
     assert!(q.contains("qdisc htb 1: root"), "{q}");
@@ -57,7 +75,12 @@ fn configured_by_library_read_back_by_tc() {
     assert!(q.contains("qdisc pfifo 10: parent 1:10 limit 100p"), "{q}");
 
     let c = ns.tc(&["-d", "class", "show", "dev", "va"]);
-    for want in ["class htb 1:10 root leaf 10: prio 1 quantum 1514", "rate 50Mbit ceil 100Mbit", "linklayer ethernet", "burst 15Kb"] {
+    for want in [
+        "class htb 1:10 root leaf 10: prio 1 quantum 1514",
+        "rate 50Mbit ceil 100Mbit",
+        "linklayer ethernet",
+        "burst 15Kb",
+    ] {
         assert!(c.contains(want), "missing {want:?} in:\n{c}");
     }
 
@@ -73,7 +96,14 @@ fn configured_by_library_read_back_by_tc() {
     assert!(c.contains("rate 40Gbit ceil 50Gbit"), "{c}");
 
     // A change is visible to tc at once.
-    tc.class_change(&va, &HtbClass { rate: Rate::mbit(70), ..class_50_100() }).unwrap();
+    tc.class_change(
+        &va,
+        &HtbClass {
+            rate: Rate::mbit(70),
+            ..class_50_100()
+        },
+    )
+    .unwrap();
     let c = ns.tc(&["class", "show", "dev", "va", "classid", "1:10"]);
     assert!(c.contains("rate 70Mbit ceil 100Mbit"), "{c}");
     drop(tc);
@@ -82,38 +112,119 @@ fn configured_by_library_read_back_by_tc() {
 
 #[test]
 fn configured_by_tc_decoded_by_library() {
-    let Some((ns, mut tc)) = single("tc2lib") else { return };
-    ns.tc(&["qdisc", "add", "dev", "va", "root", "handle", "1:", "htb", "default", "20", "r2q", "5"]);
-    ns.tc(&["class", "add", "dev", "va", "parent", "1:", "classid", "1:1", "htb", "rate", "1gbit"]);
-    ns.tc(&["class", "add", "dev", "va", "parent", "1:1", "classid", "1:10", "htb", "rate", "50mbit", "ceil", "100mbit", "burst", "15k", "cburst", "15k", "prio", "2", "quantum", "3000"]);
-    ns.tc(&["class", "add", "dev", "va", "parent", "1:1", "classid", "1:30", "htb", "rate", "40gbit", "ceil", "50gbit"]);
-    ns.tc(&["qdisc", "add", "dev", "va", "parent", "1:10", "handle", "10:", "bfifo", "limit", "30000"]);
-    ns.tc(&["filter", "add", "dev", "va", "parent", "1:", "protocol", "ip", "prio", "3", "u32", "match", "ip", "src", "10.1.0.0/16", "match", "ip", "sport", "80", "0xffff", "flowid", "1:10"]);
+    let Some((ns, mut tc)) = single("tc2lib") else {
+        return;
+    };
+    ns.tc(&[
+        "qdisc", "add", "dev", "va", "root", "handle", "1:", "htb", "default", "20", "r2q", "5",
+    ]);
+    ns.tc(&[
+        "class", "add", "dev", "va", "parent", "1:", "classid", "1:1", "htb", "rate", "1gbit",
+    ]);
+    ns.tc(&[
+        "class", "add", "dev", "va", "parent", "1:1", "classid", "1:10", "htb", "rate", "50mbit",
+        "ceil", "100mbit", "burst", "15k", "cburst", "15k", "prio", "2", "quantum", "3000",
+    ]);
+    ns.tc(&[
+        "class", "add", "dev", "va", "parent", "1:1", "classid", "1:30", "htb", "rate", "40gbit",
+        "ceil", "50gbit",
+    ]);
+    ns.tc(&[
+        "qdisc", "add", "dev", "va", "parent", "1:10", "handle", "10:", "bfifo", "limit", "30000",
+    ]);
+    ns.tc(&[
+        "filter",
+        "add",
+        "dev",
+        "va",
+        "parent",
+        "1:",
+        "protocol",
+        "ip",
+        "prio",
+        "3",
+        "u32",
+        "match",
+        "ip",
+        "src",
+        "10.1.0.0/16",
+        "match",
+        "ip",
+        "sport",
+        "80",
+        "0xffff",
+        "flowid",
+        "1:10",
+    ]);
     let va = tc.link("va").unwrap();
 
     let qdiscs = tc.qdiscs(&va).unwrap();
-    let root = qdiscs.iter().find(|q| q.header.parent == Handle::ROOT).unwrap();
+    let root = qdiscs
+        .iter()
+        .find(|q| q.header.parent == Handle::ROOT)
+        .unwrap();
     assert_eq!(root.kind, "htb");
     assert_eq!(root.header.handle, h("1:"));
-    assert!(matches!(root.options, Options::HtbQdisc { r2q: 5, default_class: 0x20, .. }), "{:?}", root.options);
-    let leaf = qdiscs.iter().find(|q| q.header.parent == h("1:10")).unwrap();
-    assert_eq!((leaf.kind.as_str(), &leaf.options), ("bfifo", &Options::Fifo { limit: 30000 }));
+    assert!(
+        matches!(
+            root.options,
+            Options::HtbQdisc {
+                r2q: 5,
+                default_class: 0x20,
+                ..
+            }
+        ),
+        "{:?}",
+        root.options
+    );
+    let leaf = qdiscs
+        .iter()
+        .find(|q| q.header.parent == h("1:10"))
+        .unwrap();
+    assert_eq!(
+        (leaf.kind.as_str(), &leaf.options),
+        ("bfifo", &Options::Fifo { limit: 30000 })
+    );
     let root_get = tc.root_get(&va).unwrap().unwrap();
     assert_eq!(root_get.options, root.options);
 
     let classes = tc.classes(&va).unwrap();
     assert_eq!(classes.len(), 3, "{classes:?}");
-    let c10 = classes.iter().find(|c| c.header.handle == h("1:10")).unwrap();
+    let c10 = classes
+        .iter()
+        .find(|c| c.header.handle == h("1:10"))
+        .unwrap();
     assert_eq!(c10.header.parent, h("1:1"));
-    let Options::HtbClass(p) = c10.options else { panic!("{:?}", c10.options) };
+    let Options::HtbClass(p) = c10.options else {
+        panic!("{:?}", c10.options)
+    };
     let ps = *tc.psched();
-    assert_eq!((p.rate64, p.ceil64, p.prio, p.quantum, p.level), (Rate::mbit(50), Rate::mbit(100), 2, 3000, 0));
-    assert!(p.burst_bytes(&ps).abs_diff(15 * 1024) <= 16, "burst {}", p.burst_bytes(&ps));
-    assert!(p.cburst_bytes(&ps).abs_diff(15 * 1024) <= 32, "cburst {}", p.cburst_bytes(&ps));
-    let c1 = classes.iter().find(|c| c.header.handle == h("1:1")).unwrap();
-    assert!(matches!(c1.options, Options::HtbClass(p) if p.level > 0), "inner class has level > 0");
+    assert_eq!(
+        (p.rate64, p.ceil64, p.prio, p.quantum, p.level),
+        (Rate::mbit(50), Rate::mbit(100), 2, 3000, 0)
+    );
+    assert!(
+        p.burst_bytes(&ps).abs_diff(15 * 1024) <= 16,
+        "burst {}",
+        p.burst_bytes(&ps)
+    );
+    assert!(
+        p.cburst_bytes(&ps).abs_diff(15 * 1024) <= 32,
+        "cburst {}",
+        p.cburst_bytes(&ps)
+    );
+    let c1 = classes
+        .iter()
+        .find(|c| c.header.handle == h("1:1"))
+        .unwrap();
+    assert!(
+        matches!(c1.options, Options::HtbClass(p) if p.level > 0),
+        "inner class has level > 0"
+    );
     let c30 = tc.class_get(&va, h("1:30")).unwrap();
-    let Options::HtbClass(p30) = c30.options else { panic!() };
+    let Options::HtbClass(p30) = c30.options else {
+        panic!()
+    };
     assert_eq!((p30.rate64, p30.ceil64), (Rate::gbit(40), Rate::gbit(50)));
     // tc's default burst at 40gbit (rate/HZ + mtu = 1605 bytes) is under
     // one microsecond: buffer 0 ticks, so the bucket holds nothing.
@@ -121,13 +232,21 @@ fn configured_by_tc_decoded_by_library() {
     let stats = tc.class_stats(&va, h("1:10")).unwrap();
     assert_eq!((stats.bytes, stats.packets, stats.backlog_bytes), (0, 0, 0));
     let x = stats.htb.expect("htb xstats");
-    assert_eq!((x.tokens as u32, x.ctokens as u32), (p.buffer, p.cbuffer), "an idle class has full buckets: {x:?}");
+    assert_eq!(
+        (x.tokens as u32, x.ctokens as u32),
+        (p.buffer, p.cbuffer),
+        "an idle class has full buckets: {x:?}"
+    );
 
     let filters = tc.filters(&va, h("1:")).unwrap();
     let node = filters
         .iter()
         .find_map(|f| match &f.options {
-            Options::U32 { flowid: Some(id), keys, .. } => Some((*id, keys.clone(), f.prio(), f.protocol())),
+            Options::U32 {
+                flowid: Some(id),
+                keys,
+                ..
+            } => Some((*id, keys.clone(), f.prio(), f.protocol())),
             _ => None,
         })
         .expect("a u32 node with a flowid");
@@ -135,36 +254,69 @@ fn configured_by_tc_decoded_by_library() {
     assert_eq!(
         node.1,
         vec![
-            U32Key { mask: 0xffff_0000, val: 0x0a01_0000, off: 12, offmask: 0 },
-            U32Key { mask: 0xffff_0000, val: 80 << 16, off: 20, offmask: 0 },
+            U32Key {
+                mask: 0xffff_0000,
+                val: 0x0a01_0000,
+                off: 12,
+                offmask: 0
+            },
+            U32Key {
+                mask: 0xffff_0000,
+                val: 80 << 16,
+                off: 20,
+                offmask: 0
+            },
         ]
     );
     let m = U32Match::from_keys(&node.1).unwrap();
-    assert_eq!((m.src, m.sport, m.dst, m.dport), (Some((Ipv4Addr::new(10, 1, 0, 0), 16)), Some(80), None, None));
+    assert_eq!(
+        (m.src, m.sport, m.dst, m.dport),
+        (Some((Ipv4Addr::new(10, 1, 0, 0), 16)), Some(80), None, None)
+    );
     drop(tc);
     ns.close();
 }
 
 #[test]
 fn replace_and_delete() {
-    let Some((ns, mut tc)) = single("repl") else { return };
+    let Some((ns, mut tc)) = single("repl") else {
+        return;
+    };
     let va = tc.link("va").unwrap();
     tc.qdisc_replace(&va, &HtbQdisc::root(1, 0x10)).unwrap();
     let c = HtbClass::new(h("1:"), h("1:10"), Rate::mbit(10));
     tc.class_replace(&va, &c).unwrap();
-    tc.class_replace(&va, &HtbClass { rate: Rate::mbit(20), ..c }).unwrap();
-    assert!(ns.tc(&["class", "show", "dev", "va"]).contains("rate 20Mbit"));
+    tc.class_replace(
+        &va,
+        &HtbClass {
+            rate: Rate::mbit(20),
+            ..c
+        },
+    )
+    .unwrap();
+    assert!(
+        ns.tc(&["class", "show", "dev", "va"])
+            .contains("rate 20Mbit")
+    );
     // Adding twice fails with EEXIST and says which class.
     let err = tc.class_add(&va, &c).unwrap_err();
     assert_eq!(err.errno(), Some(libc::EEXIST), "{err}");
     // A filter pointing at the class keeps it busy.
-    let m = U32Match { src: None, dst: None, sport: None, dport: Some(80) };
+    let m = U32Match {
+        src: None,
+        dst: None,
+        sport: None,
+        dport: Some(80),
+    };
     let f = Filter::u32(h("1:"), 7, m, h("1:10"));
     tc.filter_add(&va, &f).unwrap();
     let busy = tc.class_del(&va, h("1:10")).unwrap_err();
     assert_eq!(busy.errno(), Some(libc::EBUSY), "{busy}");
     let text = busy.to_string();
-    assert!(text.contains("class del dev va classid 1:10") && text.contains(&ns.name), "{text}");
+    assert!(
+        text.contains("class del dev va classid 1:10") && text.contains(&ns.name),
+        "{text}"
+    );
     tc.filter_del(&va, &f).unwrap();
     assert!(tc.filters(&va, h("1:")).unwrap().is_empty());
     tc.class_del(&va, h("1:10")).unwrap();
@@ -179,13 +331,24 @@ fn replace_and_delete() {
 
 #[test]
 fn errors_name_the_interface_handle_and_kernel_message() {
-    let Some((ns, mut tc)) = single("err") else { return };
+    let Some((ns, mut tc)) = single("err") else {
+        return;
+    };
     // Missing interface.
     let err = tc.link("nosuch0").unwrap_err();
     assert!(matches!(err, HtbError::NoSuchInterface { .. }), "{err:?}");
-    assert!(err.to_string().contains("\"nosuch0\"") && err.to_string().contains(&ns.name), "{err}");
+    assert!(
+        err.to_string().contains("\"nosuch0\"") && err.to_string().contains(&ns.name),
+        "{err}"
+    );
     // Invalid rates never reach the kernel.
-    assert!("fast".parse::<Rate>().unwrap_err().to_string().contains("\"fast\""));
+    assert!(
+        "fast"
+            .parse::<Rate>()
+            .unwrap_err()
+            .to_string()
+            .contains("\"fast\"")
+    );
     let va = tc.link("va").unwrap();
     let zero = HtbClass::new(h("1:"), h("1:10"), Rate(0));
     let err = tc.class_add(&va, &zero).unwrap_err();
@@ -194,31 +357,54 @@ fn errors_name_the_interface_handle_and_kernel_message() {
     // A class under a qdisc that does not exist: the kernel's own words.
     let err = tc.class_add(&va, &class_50_100()).unwrap_err();
     let text = err.to_string();
-    assert!(text.contains("class add dev va parent 1: classid 1:10"), "{text}");
+    assert!(
+        text.contains("class add dev va parent 1: classid 1:10"),
+        "{text}"
+    );
     assert_eq!(err.errno(), Some(libc::ENOENT), "{err}");
     // The kernel's extended-ack text is part of the error.
     tc.qdisc_add(&va, &HtbQdisc::root(1, 0x10)).unwrap();
     let err = tc.qdisc_change(&va, &HtbQdisc::root(1, 0x20)).unwrap_err();
     let text = err.to_string();
     println!("kernel said: {text}");
-    let HtbError::Kernel { message, .. } = &err else { panic!("{err:?}") };
-    assert!(message.as_deref().is_some_and(|m| m.contains("Change operation not supported")), "{text}");
-    assert!(text.contains("qdisc change dev va parent root handle 1: htb default 20"), "{text}");
+    let HtbError::Kernel { message, .. } = &err else {
+        panic!("{err:?}")
+    };
+    assert!(
+        message
+            .as_deref()
+            .is_some_and(|m| m.contains("Change operation not supported")),
+        "{text}"
+    );
+    assert!(
+        text.contains("qdisc change dev va parent root handle 1: htb default 20"),
+        "{text}"
+    );
     // A namespace that does not exist.
     let err = Tc::open_in_netns("/run/netns/tchtb-does-not-exist").unwrap_err();
-    assert!(err.to_string().contains("/run/netns/tchtb-does-not-exist"), "{err}");
+    assert!(
+        err.to_string().contains("/run/netns/tchtb-does-not-exist"),
+        "{err}"
+    );
     drop(tc);
     ns.close();
 }
 
 #[test]
 fn missing_cap_net_admin_is_a_clear_error() {
-    let Some((ns, mut tc)) = single("cap") else { return };
+    let Some((ns, mut tc)) = single("cap") else {
+        return;
+    };
     let va = tc.link("va").unwrap();
     // Capabilities are per thread: drop CAP_NET_ADMIN in a helper thread only.
     let err = std::thread::scope(|s| {
         s.spawn(|| {
-            caps::drop(None, caps::CapSet::Effective, caps::Capability::CAP_NET_ADMIN).unwrap();
+            caps::drop(
+                None,
+                caps::CapSet::Effective,
+                caps::Capability::CAP_NET_ADMIN,
+            )
+            .unwrap();
             assert!(!tc_htb::tc::has_net_admin());
             let r = tc.qdisc_add(&va, &HtbQdisc::root(1, 0x10));
             // Reading needs no capability.
@@ -230,15 +416,23 @@ fn missing_cap_net_admin_is_a_clear_error() {
     })
     .unwrap_err();
     assert!(matches!(err, HtbError::MissingCapability { .. }), "{err:?}");
-    assert!(err.to_string().contains("CAP_NET_ADMIN") && err.to_string().contains("dev va"), "{err}");
-    assert!(tc_htb::tc::has_net_admin(), "this thread keeps its capability");
+    assert!(
+        err.to_string().contains("CAP_NET_ADMIN") && err.to_string().contains("dev va"),
+        "{err}"
+    );
+    assert!(
+        tc_htb::tc::has_net_admin(),
+        "this thread keeps its capability"
+    );
     drop(tc);
     ns.close();
 }
 
 #[test]
 fn ensure_applies_the_least_change() {
-    let Some((ns, mut tc)) = single("ens") else { return };
+    let Some((ns, mut tc)) = single("ens") else {
+        return;
+    };
     let va = tc.link("va").unwrap();
     let root = HtbQdisc::root(1, 0x10);
     assert_eq!(tc.ensure_root(&va, &root).unwrap(), Change::Created);
@@ -249,23 +443,49 @@ fn ensure_applies_the_least_change() {
     let class = HtbClass::new(h("1:"), h("1:10"), Rate::mbit(100)).ceil(Rate::mbit(200));
     assert_eq!(tc.ensure_class(&va, &class).unwrap(), Change::Created);
     assert_eq!(tc.ensure_class(&va, &class).unwrap(), Change::Unchanged);
-    let faster = HtbClass { rate: Rate::mbit(150), ..class };
+    let faster = HtbClass {
+        rate: Rate::mbit(150),
+        ..class
+    };
     let change = tc.ensure_class(&va, &faster).unwrap();
-    let Change::Updated(diffs) = &change else { panic!("{change:?}") };
+    let Change::Updated(diffs) = &change else {
+        panic!("{change:?}")
+    };
     // The default burst follows the rate, so it changes too; ceil does not.
     assert_eq!(diffs[0], "rate 100Mbit -> 150Mbit", "{diffs:?}");
     assert!(diffs.iter().all(|d| !d.starts_with("ceil")), "{diffs:?}");
-    assert!(ns.tc(&["class", "show", "dev", "va"]).contains("rate 150Mbit ceil 200Mbit"));
+    assert!(
+        ns.tc(&["class", "show", "dev", "va"])
+            .contains("rate 150Mbit ceil 200Mbit")
+    );
     assert_eq!(tc.ensure_class(&va, &faster).unwrap(), Change::Unchanged);
-    let moved = HtbClass { parent: h("1:5"), ..faster };
-    assert!(matches!(tc.ensure_class(&va, &moved), Err(HtbError::Mismatch { .. })));
+    let moved = HtbClass {
+        parent: h("1:5"),
+        ..faster
+    };
+    assert!(matches!(
+        tc.ensure_class(&va, &moved),
+        Err(HtbError::Mismatch { .. })
+    ));
 
     let leaf = Leaf::Pfifo { limit: Some(50) };
-    assert_eq!(tc.ensure_leaf(&va, h("1:10"), h("10:"), &leaf).unwrap(), Change::Created);
-    assert_eq!(tc.ensure_leaf(&va, h("1:10"), h("10:"), &leaf).unwrap(), Change::Unchanged);
+    assert_eq!(
+        tc.ensure_leaf(&va, h("1:10"), h("10:"), &leaf).unwrap(),
+        Change::Created
+    );
+    assert_eq!(
+        tc.ensure_leaf(&va, h("1:10"), h("10:"), &leaf).unwrap(),
+        Change::Unchanged
+    );
     let bigger = Leaf::Pfifo { limit: Some(500) };
-    assert!(matches!(tc.ensure_leaf(&va, h("1:10"), h("10:"), &bigger).unwrap(), Change::Replaced(_)));
-    assert!(ns.tc(&["qdisc", "show", "dev", "va"]).contains("limit 500p"));
+    assert!(matches!(
+        tc.ensure_leaf(&va, h("1:10"), h("10:"), &bigger).unwrap(),
+        Change::Replaced(_)
+    ));
+    assert!(
+        ns.tc(&["qdisc", "show", "dev", "va"])
+            .contains("limit 500p")
+    );
     drop(tc);
     ns.close();
 }
@@ -275,11 +495,15 @@ fn ensure_applies_the_least_change() {
 /// kernel's answer.
 #[test]
 fn optional_classifiers_and_leaves() {
-    let Some((ns, mut tc)) = single("opt") else { return };
+    let Some((ns, mut tc)) = single("opt") else {
+        return;
+    };
     let va = tc.link("va").unwrap();
     tc.qdisc_add(&va, &HtbQdisc::root(1, 0x10)).unwrap();
-    tc.class_add(&va, &HtbClass::new(h("1:"), h("1:10"), Rate::mbit(10))).unwrap();
-    tc.class_add(&va, &HtbClass::new(h("1:"), h("1:20"), Rate::mbit(10))).unwrap();
+    tc.class_add(&va, &HtbClass::new(h("1:"), h("1:10"), Rate::mbit(10)))
+        .unwrap();
+    tc.class_add(&va, &HtbClass::new(h("1:"), h("1:20"), Rate::mbit(10)))
+        .unwrap();
     let filters = [
         (Filter::fw(h("1:"), 3, 6, h("1:10")), "fw"),
         (Filter::cgroup(h("1:"), 4, 1), "cgroup"),
@@ -292,24 +516,46 @@ fn optional_classifiers_and_leaves() {
                 assert!(shown.contains(kind), "{kind} not shown:\n{shown}");
                 tc.filter_del(&va, &f).unwrap();
             }
-            Err(e) if matches!(e.errno(), Some(libc::ENOENT | libc::EOPNOTSUPP | libc::EINVAL)) => {
+            Err(e)
+                if matches!(
+                    e.errno(),
+                    Some(libc::ENOENT | libc::EOPNOTSUPP | libc::EINVAL)
+                ) =>
+            {
                 println!("SKIPPED: {kind} classifier: this kernel lacks it ({e})");
             }
             Err(e) => panic!("{kind}: {e}"),
         }
     }
     let leaves = [
-        Leaf::Sfq { perturb_secs: 10, limit: 0, quantum: 0 },
-        Leaf::FqCodel { limit: Some(1000), target_us: None, interval_us: None, ecn: None },
+        Leaf::Sfq {
+            perturb_secs: 10,
+            limit: 0,
+            quantum: 0,
+        },
+        Leaf::FqCodel {
+            limit: Some(1000),
+            target_us: None,
+            interval_us: None,
+            ecn: None,
+        },
     ];
     for leaf in leaves {
         match tc.leaf_add(&va, h("1:20"), h("20:"), &leaf) {
             Ok(()) => {
                 let shown = ns.tc(&["qdisc", "show", "dev", "va"]);
-                assert!(shown.contains(&format!("qdisc {} 20:", leaf.kind())), "{shown}");
+                assert!(
+                    shown.contains(&format!("qdisc {} 20:", leaf.kind())),
+                    "{shown}"
+                );
                 tc.qdisc_del(&va, h("1:20"), h("20:")).unwrap();
             }
-            Err(e) if matches!(e.errno(), Some(libc::ENOENT | libc::EOPNOTSUPP | libc::EINVAL)) => {
+            Err(e)
+                if matches!(
+                    e.errno(),
+                    Some(libc::ENOENT | libc::EOPNOTSUPP | libc::EINVAL)
+                ) =>
+            {
                 println!("SKIPPED: {} leaf: this kernel lacks it ({e})", leaf.kind());
             }
             Err(e) => panic!("{}: {e}", leaf.kind()),
@@ -333,7 +579,10 @@ fn guard_removes_namespace_on_panic() {
     .unwrap_err();
     let (a, b) = *name.downcast::<(String, String)>().unwrap();
     let list = netns_list();
-    assert!(!list.contains(&a) && !list.contains(&b), "{a} or {b} left behind: {list:?}");
+    assert!(
+        !list.contains(&a) && !list.contains(&b),
+        "{a} or {b} left behind: {list:?}"
+    );
 }
 
 /// Namespaces of test processes that died without cleaning up (killed,
@@ -347,10 +596,16 @@ fn no_namespaces_left_by_dead_test_processes() {
     let stale: Vec<String> = netns_list()
         .into_iter()
         .filter(|n| {
-            let Some(rest) = n.strip_prefix(common::PREFIX) else { return false };
+            let Some(rest) = n.strip_prefix(common::PREFIX) else {
+                return false;
+            };
             let pid = rest.split('-').next().unwrap_or("");
-            pid.parse::<u32>().is_ok_and(|p| !std::path::Path::new(&format!("/proc/{p}")).exists())
+            pid.parse::<u32>()
+                .is_ok_and(|p| !std::path::Path::new(&format!("/proc/{p}")).exists())
         })
         .collect();
-    assert!(stale.is_empty(), "namespaces left behind: {stale:?} (remove with `ip netns del NAME`)");
+    assert!(
+        stale.is_empty(),
+        "namespaces left behind: {stale:?} (remove with `ip netns del NAME`)"
+    );
 }
