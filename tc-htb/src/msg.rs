@@ -1569,6 +1569,70 @@ fn decode_options(object: Object, kind: &str, raw: &[u8]) -> Result<Options, Msg
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    fn decode_request(m: &mut MsgBuf) -> TcObject {
+        let bytes = m.finish().to_vec();
+        let mut it = messages(&bytes);
+        let (h, payload) = it.next().unwrap().unwrap();
+        assert!(it.next().is_none());
+        assert_eq!(h.len as usize, bytes.len());
+        decode_tc(h.ty, payload).unwrap()
+    }
+
+    proptest! {
+        #[test]
+        fn class_encode_decode_round_trip(
+            minor in 1u16..,
+            rate in 1u64..100_000_000_000,
+            ceil in proptest::option::of(1u64..100_000_000_000),
+            burst in proptest::option::of(0u32..64_000_000),
+            cburst in proptest::option::of(0u32..64_000_000),
+            prio in 0u32..=7,
+            quantum in proptest::option::of(1000u32..200_000),
+            tables: bool,
+        ) {
+            let mut class = HtbClass::new(Handle::new(1, 0), Handle::new(1, minor), Rate(rate));
+            class.ceil = ceil.map(Rate);
+            class.burst = burst;
+            class.cburst = cburst;
+            class.prio = prio;
+            class.quantum = quantum;
+            class.rate_tables = tables;
+            prop_assert!(class.validate().is_ok());
+            let p = Psched::LINUX_DEFAULT;
+            let mut m = MsgBuf::new();
+            encode_htb_class(&mut m, Verb::Change, 7, 42, &class, &p);
+            let obj = decode_request(&mut m);
+            prop_assert_eq!(obj.header.ifindex, 42);
+            prop_assert_eq!(obj.header.handle, class.classid);
+            prop_assert_eq!(obj.options, Options::HtbClass(class.params(&p)));
+            // 64-bit rates survive although the ratespec saturates.
+            prop_assert_eq!(class.params(&p).rate64, Rate(rate));
+        }
+
+        #[test]
+        fn u32_match_round_trip(
+            src in proptest::option::of((any::<u32>(), 0u8..=32)),
+            dst in proptest::option::of((any::<u32>(), 0u8..=32)),
+            sport: Option<u16>,
+            dport: Option<u16>,
+            flow in 1u16..,
+        ) {
+            let norm = |(a, l): (u32, u8)| (Ipv4Addr::from(a & prefix_mask(l)), l);
+            let m = U32Match { src: src.map(norm), dst: dst.map(norm), sport, dport };
+            let f = Filter::u32(Handle::new(1, 0), 9, m, Handle::new(1, flow));
+            let mut buf = MsgBuf::new();
+            encode_filter(&mut buf, Verb::Add, 1, 3, &f);
+            let obj = decode_request(&mut buf);
+            prop_assert_eq!(obj.prio(), 9);
+            let Options::U32 { flowid, keys, .. } = obj.options else { panic!("not u32") };
+            prop_assert_eq!(flowid, Some(Handle::new(1, flow)));
+            let back = U32Match::from_keys(&keys).unwrap();
+            // A /0 prefix matches anything; it round-trips as itself.
+            prop_assert_eq!(back, m);
+        }
+    }
 
     #[test]
     fn u32_keys_merge_ports_like_tc() {
