@@ -53,6 +53,7 @@ fn class(rate_mbit: u64) -> HtbClass {
         Rate::mbit(rate_mbit),
     )
     .ceil(Rate::mbit(1000))
+    .quantum(1514)
 }
 
 fn benches(c: &mut Criterion, ns: &Netns) {
@@ -83,7 +84,7 @@ fn benches(c: &mut Criterion, ns: &Netns) {
     let change_args = |rate: &str| -> Vec<String> {
         [
             "-n", &ns.0, "class", "change", "dev", "va", "parent", "1:", "classid", "1:10", "htb",
-            "rate", rate, "ceil", "1000mbit",
+            "rate", rate, "ceil", "1000mbit", "quantum", "1514",
         ]
         .iter()
         .map(|s| s.to_string())
@@ -107,7 +108,7 @@ fn benches(c: &mut Criterion, ns: &Netns) {
             for i in 0..iters {
                 let rate = if i % 2 == 0 { "100mbit" } else { "101mbit" };
                 script.push_str(&format!(
-                    "class change dev va parent 1: classid 1:10 htb rate {rate} ceil 1000mbit\n"
+                    "class change dev va parent 1: classid 1:10 htb rate {rate} ceil 1000mbit quantum 1514\n"
                 ));
             }
             let start = Instant::now();
