@@ -41,6 +41,7 @@ pub struct Tc {
     tx: MsgBuf,
     rx: Vec<u8>,
     netns: String,
+    warning: Option<String>,
 }
 
 fn new_socket(netns: &str) -> Result<Socket, HtbError> {
@@ -104,6 +105,7 @@ impl Tc {
             tx: MsgBuf::new(),
             rx: Vec::with_capacity(RECV_BUF),
             netns,
+            warning: None,
         }
     }
 
@@ -116,6 +118,13 @@ impl Tc {
     /// The scheduler clock bursts are converted with.
     pub fn psched(&self) -> &Psched {
         &self.psched
+    }
+
+    /// The kernel's warning on the last successful change, if it gave one
+    /// (what `tc` prints as `Warning: ...`, e.g. "sch_htb: quantum of class
+    /// 10010 is big. Consider r2q change."); taking it clears it.
+    pub fn take_warning(&mut self) -> Option<String> {
+        self.warning.take()
     }
 
     /// The namespace this socket works in, for messages.
@@ -186,6 +195,7 @@ impl Tc {
 
     /// Sends the encoded request and waits for its ACK.
     fn transact(&mut self, seq: u32, op: &dyn Fn(&Tc) -> String) -> Result<(), HtbError> {
+        self.warning = None;
         self.send().map_err(|source| HtbError::Io {
             op: op(self),
             source,
@@ -217,7 +227,10 @@ impl Tc {
                         source,
                     });
                 }
-                Some(Ok(e)) if e.errno == 0 => return Ok(()),
+                Some(Ok(e)) if e.errno == 0 => {
+                    self.warning = e.message;
+                    return Ok(());
+                }
                 Some(Ok(e)) => return Err(kernel_error(op(self), e)),
             }
         }

@@ -89,6 +89,17 @@ fn configured_by_library_read_back_by_tc() {
     assert!(f.contains("match 0a630002/ffffffff at 16"), "{f}");
     assert!(f.contains("match 00001389/0000ffff at 20"), "{f}");
 
+    assert_eq!(tc.take_warning(), None, "quantum 1514 given: no warning");
+    // Without a quantum, rate/r2q is too big: the kernel warns, as with tc.
+    tc.class_add(&va, &HtbClass::new(h("1:"), h("1:20"), Rate::mbit(100)))
+        .unwrap();
+    let warning = tc.take_warning().expect("kernel warning");
+    assert!(
+        warning.contains("quantum of class 10020 is big"),
+        "{warning}"
+    );
+    assert_eq!(tc.take_warning(), None);
+
     // 64-bit rates: above 2^32 bytes/s.
     let fast = HtbClass::new(h("1:"), h("1:30"), Rate::gbit(40)).ceil(Rate::gbit(50));
     tc.class_add(&va, &fast).unwrap();
