@@ -444,15 +444,16 @@ impl Action {
                 Setting::HtbRate { .. },
             ) => {
                 let ceil = ceil_bps.unwrap_or(*rate_bps);
-                if *rate_bps == 0 || ceil < *rate_bps {
+                if *rate_bps < 8 || ceil < *rate_bps {
                     return Err(ActionError::Invalid {
                         knob: knob.to_string(),
-                        reason: format!("rate {rate_bps} must be > 0 and <= ceil {ceil}"),
+                        reason: format!("rate {rate_bps} bit/s must be >= 8 and <= ceil {ceil}"),
                     });
                 }
+                // The kernel keeps bytes per second.
                 Setting::HtbRate {
-                    rate_bps: *rate_bps,
-                    ceil_bps: ceil,
+                    rate_bps: *rate_bps - rate_bps % 8,
+                    ceil_bps: ceil - ceil % 8,
                 }
             }
             _ => return Err(mismatch()),

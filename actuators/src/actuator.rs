@@ -394,6 +394,17 @@ impl Actuator {
             return Ok(Setting::L3Mask { mask });
         }
         let mut new = action.plan(current, self.cgroups.mode().is_v1())?;
+        if let Setting::MbPercent { percent } = &mut new {
+            let knob = action.knob();
+            *percent = self
+                .cache_mut(&knob)?
+                .normalize_mb_percent(*percent)
+                .map_err(|source| ActuatorError::Backend {
+                    op: "round the percent of",
+                    knob: knob.to_string(),
+                    source,
+                })?;
+        }
         if let Setting::Memory { limit, swap } = &mut new {
             let page = |l: &mut Limit| {
                 if let Limit::Value(v) = l {

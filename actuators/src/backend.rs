@@ -29,6 +29,13 @@ pub trait CacheAllocator: Send {
         domain: u32,
         percent: u32,
     ) -> Result<(), BackendError>;
+
+    /// The percent the hardware will actually hold for `percent` (rounded
+    /// to `bandwidth_gran`, raised to `min_bandwidth`), so that the value
+    /// journaled is the value read back. Default: unchanged.
+    fn normalize_mb_percent(&mut self, percent: u32) -> Result<u32, BackendError> {
+        Ok(percent)
+    }
 }
 
 /// Reads and sets the rate and ceil of HTB classes.

@@ -4,7 +4,9 @@
 //! crash-safe, fsync'd JSON-lines journal.
 //!
 //! Cache ways and memory bandwidth (resctrl) and network rate (HTB) go
-//! through the [`CacheAllocator`] and [`BandwidthShaper`] traits.
+//! through the [`CacheAllocator`] and [`BandwidthShaper`] traits,
+//! implemented on `cat-rdt` ([`ResctrlAllocator`]) and `tc-htb`
+//! ([`HtbShaper`]).
 //!
 //! ```no_run
 //! use seer_actuators::{Action, Actuator, CgroupFs, Durability, Journal};
@@ -28,8 +30,10 @@ pub mod backend;
 pub mod bounds;
 pub mod caps;
 pub mod cgroup;
+pub mod htb;
 pub mod journal;
 pub mod locate;
+pub mod resctrl;
 #[cfg(any(test, feature = "testing"))]
 pub mod test_util;
 pub mod units;
@@ -42,8 +46,10 @@ pub use backend::{BackendError, BandwidthShaper, CacheAllocator};
 pub use bounds::{Bounds, BoundsError};
 pub use caps::{CapsError, Need};
 pub use cgroup::{CgroupError, CgroupFs, CgroupMode, Controller};
+pub use htb::{HtbAdapterError, HtbShaper};
 pub use journal::{Durability, Entry, Journal, JournalError, State};
 pub use locate::{LocateError, Locator, TaskRef};
+pub use resctrl::{ResctrlAdapterError, ResctrlAllocator};
 pub use units::{CpuList, DevNum, Limit, UnitError};
 
 /// Any error from this crate.
