@@ -84,7 +84,15 @@ pub fn info(layout: &Layout, root: &str) -> String {
             ],
             &rows,
         ));
-        out.push('\n');
+        for (r, c) in &layout.caches {
+            if let Some(u) = &c.bit_usage {
+                let _ = writeln!(out, "{r} bit_usage: {u}");
+            }
+        }
+        out.push_str(
+            "  (per way, highest first: 0 unused, H hardware only, X hardware and software, \
+             S shareable, E exclusive, P pseudo-locked)\n\n",
+        );
     }
     if let Some(mb) = &layout.mb {
         let scale = layout.mb_scale;

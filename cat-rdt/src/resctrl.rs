@@ -503,6 +503,19 @@ impl Resctrl {
     fn update_locked(&self, name: &str, update: &Schemata) -> Result<(), ResctrlError> {
         validate::validate_update(&self.layout, update)?;
         let d = self.check_group(name)?;
+        // Overlap rules concern cache masks only: an MB-only update skips them.
+        if update.lines.iter().any(|l| l.resource.is_cache()) {
+            self.check_overlaps(name, update)?;
+        }
+        // Write only the listed lines, each with only the listed domains.
+        let text = update.to_write_string();
+        if text.is_empty() {
+            return Ok(());
+        }
+        self.write(&d.join("schemata"), &text)
+    }
+
+    fn check_overlaps(&self, name: &str, update: &Schemata) -> Result<(), ResctrlError> {
         let current = self.schemata(name)?;
         let merged = current.merged(update);
         let peers = self.peers(name)?;
@@ -515,12 +528,7 @@ impl Resctrl {
             })
             .collect();
         validate::validate_overlaps(&self.layout, self.mode(name)?, &merged, &p)?;
-        // Write only the listed lines, each with only the listed domains.
-        let text = update.to_write_string();
-        if text.is_empty() {
-            return Ok(());
-        }
-        self.write(&d.join("schemata"), &text)
+        Ok(())
     }
 
     /// Task ids in a group.

@@ -431,3 +431,22 @@ fn unmounted_on_panic() {
     );
     assert!(!path.exists(), "mountpoint left behind");
 }
+
+#[test]
+fn mounting_real_resctrl_reports_path_and_options() {
+    let fs = std::fs::read_to_string("/proc/filesystems").unwrap_or_default();
+    if fs.lines().any(|l| l.trim_end().ends_with("resctrl")) {
+        println!("SKIPPED: this kernel has resctrl; not mounting a second one in a test");
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("resctrl-mount-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    let opts = cat_rdt::mount::MountOpts::parse("cdp,mba_MBps").expect("valid");
+    let e = cat_rdt::mount::mount_resctrl(&dir, opts).expect_err("no resctrl in this kernel");
+    let _ = std::fs::remove_dir(&dir);
+    let msg = e.to_string();
+    assert!(
+        msg.contains(&dir.display().to_string()) && msg.contains("\"cdp,mba_MBps\""),
+        "{msg}"
+    );
+}

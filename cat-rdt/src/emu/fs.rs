@@ -58,7 +58,9 @@ struct ResctrlFs {
     inodes: Mutex<Inodes>,
 }
 
-const TTL: Duration = Duration::ZERO;
+// Entries and attributes do not change behind the kernel's back (every change
+// goes through this mount, and rmdir drops the dentry), so they may be cached.
+const TTL: Duration = Duration::from_secs(1);
 
 fn errno(e: i32) -> Errno {
     Errno::from_i32(e)
