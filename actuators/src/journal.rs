@@ -216,12 +216,17 @@ impl Journal {
             path: path.clone(),
             source,
         };
+        let existed = path.exists();
         let file = OpenOptions::new()
             .read(true)
             .append(true)
             .create(true)
             .open(&path)
             .map_err(|e| io("open", e))?;
+        if !existed && durability == Durability::Fsync {
+            // The new file's name must survive a crash too.
+            sync_parent(&path).map_err(|e| io("fsync directory of", e))?;
+        }
         let mut file = match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
             Ok(f) => f,
             Err((_, nix::Error::EWOULDBLOCK)) => return Err(JournalError::Locked(path)),
@@ -421,20 +426,19 @@ impl Journal {
         let new = Flock::lock(new, FlockArg::LockExclusiveNonblock)
             .map_err(|(_, e)| io("lock compacted", e.into()))?;
         fs::rename(&tmp, &self.path).map_err(|e| io("rename compacted", e))?;
-        if let Some(dir) = self.path.parent() {
-            let dir = if dir.as_os_str().is_empty() {
-                Path::new(".")
-            } else {
-                dir
-            };
-            File::open(dir)
-                .and_then(|d| d.sync_all())
-                .map_err(|e| io("fsync directory of", e))?;
-        }
+        sync_parent(&self.path).map_err(|e| io("fsync directory of", e))?;
         self.file = new;
         self.finished.clear();
         Ok(())
     }
+}
+
+fn sync_parent(path: &Path) -> io::Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    File::open(dir)?.sync_all()
 }
 
 fn apply_transition(
