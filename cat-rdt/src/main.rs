@@ -349,6 +349,12 @@ fn run(cli: Cli) -> Result<()> {
             for (n, _, _) in ch.before.iter().filter(|(n, _, _)| *n != ch.group) {
                 writeln!(out, "shrank {n}")?;
             }
+            if !ch.exclusive {
+                writeln!(
+                    out,
+                    "note: {group} stays shareable (its other cache masks overlap other groups); no other group holds its L3 ways"
+                )?;
+            }
             write!(out, "{}", report::show(rc.layout(), &[rc.state(&group)?]))?;
         }
         Cmd::Assign { group, pid, cpus } => {

@@ -188,8 +188,11 @@ pub struct GroupState {
 pub struct WaysChange {
     /// The group given the ways.
     pub group: String,
-    /// Its new mask per L3 resource and domain.
+    /// Its new mask per L3 domain.
     pub region: BTreeMap<u32, u64>,
+    /// Whether the group is now in exclusive mode (false when its other
+    /// cache masks, such as L2, overlap other groups).
+    pub exclusive: bool,
     /// Schemata and mode of every group changed, before the change.
     pub before: Vec<(String, Schemata, Mode)>,
 }
@@ -413,6 +416,15 @@ impl Resctrl {
             status: self.status(),
             source: e,
         })
+    }
+
+    /// Create the group unless it exists; `true` if it was created.
+    pub fn ensure_group(&self, name: &str) -> Result<bool, ResctrlError> {
+        match self.create_group(name) {
+            Ok(()) => Ok(true),
+            Err(ResctrlError::Exists { .. }) => Ok(false),
+            Err(e) => Err(e),
+        }
     }
 
     /// Delete a control group (`rmdir`): its tasks and CPUs return to the
@@ -657,7 +669,8 @@ impl Resctrl {
     /// CDP halves under CDP), shrinking the default group and the groups
     /// `owned` names out of its way; groups Seer does not own and
     /// `shareable_bits` are left alone. The group ends in `exclusive`
-    /// mode. Returns what changed, for [`Resctrl::restore`].
+    /// mode when its other cache masks allow it (see
+    /// [`WaysChange::exclusive`]). Returns what changed, for [`Resctrl::restore`].
     pub fn give_ways(
         &self,
         group: &str,
@@ -752,10 +765,21 @@ impl Resctrl {
             self.update_locked(n, s)?;
         }
         self.update_locked(&target, &new[&target])?;
-        self.set_mode_locked(&target, Mode::Exclusive)?;
+        // The kernel's exclusive mode covers every cache resource: when the
+        // group's other cache masks (L2) overlap other groups, the L3 ways
+        // are still held by no one else but the mode stays shareable.
+        let exclusive =
+            match self.set_mode_locked(&target, Mode::Exclusive) {
+                Ok(()) => true,
+                Err(ResctrlError::Invalid(ValidateError::ExclusiveOverlaps {
+                    resource, ..
+                })) if !resources.contains(&resource) => false,
+                Err(e) => return Err(e),
+            };
         Ok(WaysChange {
             group: target,
             region,
+            exclusive,
             before,
         })
     }

@@ -450,3 +450,110 @@ fn mounting_real_resctrl_reports_path_and_options() {
         "{msg}"
     );
 }
+
+/// A layout described in a profile file: L2 with CDP, 2-bit minimum masks
+/// and hardware-shared ways.
+const CUSTOM: &str = r#"
+name = "custom"
+description = "made-up CPU with L2 CDP"
+cpus = 8
+[l3]
+cbm_mask = "fffff"
+num_closids = 4
+min_cbm_bits = 2
+shareable_bits = "c0000"
+domains = [0]
+cache_bytes = 20971520
+[l2]
+cbm_mask = "ff"
+num_closids = 8
+min_cbm_bits = 1
+cdp = true
+domains = [0, 1, 2, 3]
+cache_bytes = 1048576
+"#;
+
+#[test]
+fn profile_file_with_l2_cdp_and_min_bits() {
+    if !Path::new("/dev/fuse").exists() {
+        println!("SKIPPED: no /dev/fuse");
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("rdt-profile-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    let file = dir.join("custom.toml");
+    std::fs::write(&file, CUSTOM).expect("write profile");
+    let m = cat_rdt::emu::EmulatorMount::mount_temp(
+        file.to_str().expect("utf8"),
+        cat_rdt::emu::MountOpts::parse("cdpl2").expect("opts"),
+        &dir,
+    );
+    let _ = std::fs::remove_file(&file);
+    let m = match m {
+        Ok(m) => m,
+        Err(e) => {
+            let _ = std::fs::remove_dir(&dir);
+            println!("SKIPPED: cannot mount: {e}");
+            return;
+        }
+    };
+    let rc = Resctrl::at(m.path()).expect("open");
+    assert!(rc.layout().l2_cdp());
+    assert_eq!(rc.layout().num_closids(), 4);
+    assert_eq!(
+        std::fs::read_to_string(m.path().join("schemata")).expect("read"),
+        "    L3:0=fffff\nL2DATA:0=ff;1=ff;2=ff;3=ff\nL2CODE:0=ff;1=ff;2=ff;3=ff\n"
+    );
+    rc.create_group("g").expect("create");
+    // min_cbm_bits 2: Seer refuses one way, and so would the kernel.
+    let e = rc
+        .update_schemata("g", &Schemata::parse("L3:0=1").expect("p"))
+        .expect_err("one way");
+    assert!(
+        matches!(
+            e,
+            ResctrlError::Invalid(ValidateError::TooFewBits {
+                bits: 1,
+                min: 2,
+                ..
+            })
+        ),
+        "{e}"
+    );
+    let raw = write(&m.path().join("g/schemata"), "L3:0=1\n").expect_err("kernel refuses too");
+    assert_eq!(errno(&raw), libc::EINVAL);
+    assert_eq!(status(m.path()), "Need at least 2 bits in the mask");
+    rc.update_schemata(
+        "g",
+        &Schemata::parse("L2DATA:3=0f\nL2CODE:3=f0").expect("p"),
+    )
+    .expect("L2 CDP");
+    assert!(
+        rc.update_schemata("g", &Schemata::parse("L2:0=f").expect("p"))
+            .is_err()
+    );
+    // Exclusive groups may not hold the hardware-shared ways.
+    rc.update_schemata("g", &Schemata::parse("L3:0=c0000").expect("p"))
+        .expect("shareable ways");
+    let e = rc
+        .set_mode("g", Mode::Exclusive)
+        .expect_err("hardware ways");
+    assert!(e.to_string().contains("shareable_bits"), "{e}");
+    // The allocator keeps clear of them: 4 ways below bit 18, default group shrunk.
+    let ch = rc.give_ways("g", 4, &Owned::None).expect("ways");
+    assert_eq!(ch.region[&0] & 0xc0000, 0);
+    assert_eq!(ch.region[&0].count_ones(), 4);
+    // Its L2 masks overlap the default group's, so the kernel would refuse
+    // exclusive mode: the ways are still held by no other group.
+    assert!(!ch.exclusive);
+    assert_eq!(rc.mode("g").expect("mode"), Mode::Shareable);
+    let root_l3 = rc
+        .schemata("/")
+        .expect("read")
+        .get(&Resource::L3, 0)
+        .map_or(0, Value::raw);
+    assert_eq!(root_l3 & ch.region[&0], 0);
+    assert!(rc.ensure_group("g").is_ok_and(|created| !created));
+    drop(m);
+    let _ = std::fs::remove_dir(&dir);
+}
