@@ -9,6 +9,8 @@
 //! own cost) and then, in a second run, are converted to `seer_traces::Span`s (the
 //! cost of handing them to a consumer that needs names).
 
+#![allow(clippy::unwrap_used)]
+
 use seer_sim::sink::{CountSink, FnSink, SimSpan};
 use seer_sim::{LoadShape, Sim, SimConfig, Topology};
 use std::time::Instant;

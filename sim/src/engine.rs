@@ -1005,7 +1005,7 @@ impl Sim {
         let mut x: f64 = 0.0;
         for &i in &self.svc[sid].injections {
             let inj = &self.injections[i as usize];
-            if pred(&inj.fault) && !inj.instance.is_some_and(|v| v != instance) {
+            if pred(&inj.fault) && inj.instance.is_none_or(|v| v == instance) {
                 x = x.max(inj.intensity_at(self.now));
             }
         }

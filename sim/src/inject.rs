@@ -466,6 +466,7 @@ pub fn parse_injection(spec: &str) -> Result<Injection, String> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

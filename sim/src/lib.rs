@@ -19,6 +19,7 @@
 //! ```
 
 pub mod builtin;
+pub mod cli;
 pub mod dataset;
 pub mod dist;
 pub mod engine;

@@ -334,6 +334,7 @@ impl Arrivals {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use crate::rng::SimRng;

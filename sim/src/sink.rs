@@ -241,6 +241,7 @@ impl<A: SpanSink, B: SpanSink> SpanSink for Tee<A, B> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -550,7 +550,7 @@ impl TopologyFile {
                 op,
             });
         }
-        if !(total > 0.0) {
+        if total.is_nan() || total <= 0.0 {
             return Err(bad("api weights sum to 0".into()));
         }
         Ok(Topology {
@@ -711,6 +711,7 @@ impl Topology {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -1,6 +1,8 @@
 //! Behaviour of the simulator, measured on its spans and its monitor: fan-out,
 //! blocking propagation, each injection kind, actuators, determinism, memory.
 
+#![allow(clippy::unwrap_used)]
+
 use seer_sim::inject::{Campaign, parse_injection};
 use seer_sim::sink::{CsvSink, NullSink, VecSink};
 use seer_sim::{Action, Fault, Injection, LoadShape, Sim, SimConfig, Topology};

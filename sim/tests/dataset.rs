@@ -1,6 +1,8 @@
 //! Simulation → trace pipeline → labelled dataset, and span files read back by
 //! Seer's importers.
 
+#![allow(clippy::unwrap_used)]
+
 use seer_sim::dataset::{OtlpFileSink, PipelineSink, run_to_dataset};
 use seer_sim::inject::parse_injection;
 use seer_sim::sink::{CsvSink, Tee, VecSink};

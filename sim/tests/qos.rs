@@ -2,6 +2,8 @@
 //! otherwise meets QoS, produces an end-to-end p99 violation, and the culprit's
 //! queue depth rises before the end-to-end p99 crosses its target.
 
+#![allow(clippy::unwrap_used)]
+
 use seer_sim::inject::parse_injection;
 use seer_sim::sink::NullSink;
 use seer_sim::{LoadShape, Sim, SimConfig, Topology};

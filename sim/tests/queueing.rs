@@ -2,6 +2,8 @@
 //! analytic mean number in system and mean wait (Erlang C), and Little's law on
 //! every service of `social-network`.
 
+#![allow(clippy::unwrap_used)]
+
 use seer_sim::sink::{NullSink, SimSpan, SpanSink};
 use seer_sim::{LoadShape, Sim, SimConfig, Topology};
 

@@ -1,0 +1,356 @@
+//! The `seer sim` command's arguments and its library side: arguments → validated
+//! [`SimConfig`] → a run written to a directory (dataset, ground truth, spans),
+//! with a progress callback and a summary for `--json`.
+//!
+//! The `seer` binary flattens [`SimArgs`] into its `sim` subcommand and draws the
+//! progress bar; everything else happens here.
+
+use crate::dataset::{OtlpFileSink, PipelineSink, origin};
+use crate::engine::{Sim, SimConfig, SimError};
+use crate::inject::{Campaign, Injection, parse_injection, parse_injections_json};
+use crate::load::LoadShape;
+use crate::sink::{CsvSink, NullSink, SpanSink, Tee};
+use crate::topology::Topology;
+use serde::Serialize;
+use std::io::BufWriter;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Errors of a `seer sim` run.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// The topology could not be loaded.
+    #[error(transparent)]
+    Topology(#[from] crate::topology::TopologyError),
+    /// The load shape is invalid.
+    #[error(transparent)]
+    Load(#[from] crate::load::LoadError),
+    /// The simulation could not be configured.
+    #[error(transparent)]
+    Sim(#[from] SimError),
+    /// An `--inject` value is invalid.
+    #[error("{0}")]
+    Inject(String),
+    /// A file could not be written or read.
+    #[error("failed to write {path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The dataset could not be written.
+    #[error(transparent)]
+    Dataset(#[from] seer_traces::DatasetError),
+}
+
+/// Span file formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SpanFormat {
+    /// Span CSV (`spans.csv`).
+    Csv,
+    /// OTLP protobuf as the Collector file exporter writes it (`spans.otlp`).
+    Otlp,
+}
+
+/// Arguments of `seer sim`.
+///
+/// Example: `seer sim --topology social-network --duration 2h --load diurnal
+/// --rate 800 --inject campaign --seed 7 --out runs/sn-7`.
+#[derive(Debug, Clone, PartialEq, clap::Args)]
+pub struct SimArgs {
+    /// Built-in topology (social-network, hotel-reservation, media-service, chain,
+    /// fanout) or a topology .toml file.
+    #[arg(long, default_value = "social-network")]
+    pub topology: String,
+    /// Simulated time, e.g. 10m, 2h, 1day.
+    #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
+    pub duration: Duration,
+    /// Load shape: constant, diurnal[:period=24h,amplitude=0.5], spikes[:every=10m,
+    /// length=30s,factor=3], or a file of one rate per second.
+    #[arg(long, default_value = "constant")]
+    pub load: String,
+    /// Mean arrival rate, requests/s.
+    #[arg(long, default_value_t = 800.0)]
+    pub rate: f64,
+    /// Injections: `campaign` (random, with quiet periods), a .json file, or
+    /// SERVICE:KIND@START+DURATION[,ramp=R,intensity=I,instance=N,peer=P]; repeatable.
+    #[arg(long)]
+    pub inject: Vec<String>,
+    /// Seed of every random choice: the same seed gives the same bytes.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Also emit the callers' client spans.
+    #[arg(long)]
+    pub client_spans: bool,
+    /// Also write every span to a file in this format.
+    #[arg(long, value_enum)]
+    pub spans: Option<SpanFormat>,
+    /// Output directory (created).
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+impl SimArgs {
+    /// The validated configuration.
+    pub fn to_config(&self) -> Result<SimConfig, CliError> {
+        let topology = Topology::load(&self.topology)?;
+        let load = LoadShape::parse(&self.load, self.rate)?;
+        let duration_ns = u64::try_from(self.duration.as_nanos())
+            .map_err(|_| CliError::Inject(format!("duration {:?} is too long", self.duration)))?;
+        let mut cfg = SimConfig::new(topology, load, duration_ns);
+        cfg.seed = self.seed;
+        cfg.client_spans = self.client_spans;
+        for spec in &self.inject {
+            cfg.injections.extend(parse_inject_arg(
+                spec,
+                &cfg.topology,
+                duration_ns,
+                self.seed,
+            )?);
+        }
+        for (i, inj) in cfg.injections.iter().enumerate() {
+            inj.validate(i, &cfg.topology).map_err(SimError::from)?;
+        }
+        Ok(cfg)
+    }
+}
+
+/// One `--inject` value: `campaign`, `none`, a `.json` file, or one injection.
+pub fn parse_inject_arg(
+    spec: &str,
+    topo: &Topology,
+    run_ns: u64,
+    seed: u64,
+) -> Result<Vec<Injection>, CliError> {
+    match spec {
+        "campaign" => Campaign::default()
+            .generate(topo, run_ns, seed)
+            .map_err(|e| CliError::Inject(e.to_string())),
+        "none" => Ok(Vec::new()),
+        _ if spec.ends_with(".json") => {
+            let text = std::fs::read_to_string(spec).map_err(|source| CliError::Io {
+                path: spec.into(),
+                source,
+            })?;
+            parse_injections_json(&text, spec).map_err(|e| CliError::Inject(e.to_string()))
+        }
+        _ => parse_injection(spec)
+            .map(|i| vec![i])
+            .map_err(CliError::Inject),
+    }
+}
+
+/// What a run did, for the summary line and `--json`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Summary {
+    /// Topology name.
+    pub topology: String,
+    /// Seed.
+    pub seed: u64,
+    /// Simulated seconds.
+    pub simulated_s: f64,
+    /// Requests that arrived.
+    pub requests: u64,
+    /// Requests completed.
+    pub completed: u64,
+    /// RPCs (server spans).
+    pub rpcs: u64,
+    /// Ticks in the dataset.
+    pub ticks: usize,
+    /// Ticks in which some entry point violated its target.
+    pub violation_ticks: usize,
+    /// Injections (ground truth).
+    pub injections: usize,
+    /// Files written.
+    pub files: Vec<PathBuf>,
+}
+
+/// Runs `cfg` and writes `dataset.parquet`, `injections.json` (ground truth) and,
+/// when asked, the spans, into `out`. `progress(done_ns, total_ns)` is called
+/// every simulated second.
+pub fn run_to_dir(
+    cfg: &SimConfig,
+    out: &Path,
+    spans: Option<SpanFormat>,
+    mut progress: impl FnMut(u64, u64),
+) -> Result<Summary, CliError> {
+    std::fs::create_dir_all(out).map_err(|source| CliError::Io {
+        path: out.into(),
+        source,
+    })?;
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| CliError::Io {
+            path: path.clone(),
+            source,
+        }
+    };
+    let mut files = Vec::new();
+    let inj_path = out.join("injections.json");
+    let json =
+        serde_json::to_vec_pretty(&cfg.injections).map_err(|e| CliError::Inject(e.to_string()))?;
+    std::fs::write(&inj_path, json).map_err(io(&inj_path))?;
+    files.push(inj_path);
+
+    let mut sim = Sim::new(cfg.clone())?;
+    let mut pipeline = PipelineSink::new(cfg.tick_ns);
+    let step = 1_000_000_000u64;
+    let mut drive = |sim: &mut Sim, sink: &mut dyn SpanSink| {
+        let mut t = 0;
+        while t < cfg.duration_ns {
+            t = (t + step).min(cfg.duration_ns);
+            sim.run_until(t, sink);
+            progress(t, cfg.duration_ns);
+        }
+    };
+    match spans {
+        None => drive(&mut sim, &mut Tee(&mut pipeline, NullSink)),
+        Some(SpanFormat::Csv) => {
+            let p = out.join("spans.csv");
+            let f = std::fs::File::create(&p).map_err(io(&p))?;
+            let mut csv = CsvSink::new(BufWriter::new(f));
+            drive(&mut sim, &mut Tee(&mut pipeline, &mut csv));
+            csv.finish().map_err(io(&p))?;
+            files.push(p);
+        }
+        Some(SpanFormat::Otlp) => {
+            let p = out.join("spans.otlp");
+            let f = std::fs::File::create(&p).map_err(io(&p))?;
+            let mut otlp = OtlpFileSink::new(BufWriter::new(f), 1024);
+            drive(&mut sim, &mut Tee(&mut pipeline, &mut otlp));
+            otlp.finish().map_err(io(&p))?;
+            files.push(p);
+        }
+    }
+    let ds = pipeline.finish(&seer_traces::QosSpec::default(), &sim, origin(cfg));
+    let ds_path = out.join("dataset.parquet");
+    ds.write_parquet(&ds_path)?;
+    files.push(ds_path);
+    let stats = sim.stats();
+    Ok(Summary {
+        topology: cfg.topology.name.clone(),
+        seed: cfg.seed,
+        simulated_s: cfg.duration_ns as f64 / 1e9,
+        requests: stats.requests,
+        completed: stats.completed,
+        rpcs: stats.rpcs,
+        ticks: ds.n_ticks(),
+        violation_ticks: (0..ds.n_ticks()).filter(|&t| ds.any_violation(t)).count(),
+        injections: cfg.injections.len(),
+        files,
+    })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        sim: SimArgs,
+    }
+
+    fn parse(args: &[&str]) -> Result<SimArgs, clap::Error> {
+        Cli::try_parse_from(std::iter::once("sim").chain(args.iter().copied())).map(|c| c.sim)
+    }
+
+    #[test]
+    fn each_flag_parses() {
+        let a = parse(&[
+            "--topology",
+            "chain",
+            "--duration",
+            "2h",
+            "--load",
+            "diurnal",
+            "--rate",
+            "500",
+            "--inject",
+            "campaign",
+            "--inject",
+            "back:cpu@1m+1m",
+            "--seed",
+            "7",
+            "--client-spans",
+            "--spans",
+            "otlp",
+            "--out",
+            "/tmp/x",
+        ])
+        .unwrap();
+        assert_eq!(a.topology, "chain");
+        assert_eq!(a.duration, Duration::from_secs(7200));
+        assert_eq!(a.load, "diurnal");
+        assert_eq!(a.rate, 500.0);
+        assert_eq!(
+            a.inject,
+            vec!["campaign".to_string(), "back:cpu@1m+1m".to_string()]
+        );
+        assert_eq!(a.seed, 7);
+        assert!(a.client_spans);
+        assert_eq!(a.spans, Some(SpanFormat::Otlp));
+        assert_eq!(a.out, PathBuf::from("/tmp/x"));
+        let cfg = a.to_config().unwrap();
+        assert!(cfg.injections.len() > 5);
+        assert_eq!(cfg.duration_ns, 7_200_000_000_000);
+        let d = parse(&["--out", "o"]).unwrap();
+        assert_eq!(
+            (d.topology.as_str(), d.rate, d.seed, d.spans),
+            ("social-network", 800.0, 0, None)
+        );
+        assert!(parse(&["--out", "o", "--duration", "soon"]).is_err());
+        assert!(parse(&["--out", "o", "--spans", "xml"]).is_err());
+        assert!(parse(&[]).is_err(), "--out is required");
+    }
+
+    #[test]
+    fn bad_values_say_what_is_wrong() {
+        let mut a = parse(&["--out", "o", "--topology", "chain"]).unwrap();
+        a.inject = vec!["nope:cpu@1s+1s".into()];
+        let e = a.to_config().unwrap_err().to_string();
+        assert!(e.contains("\"nope\""), "{e}");
+        a.inject = vec!["back:gpu@1s+1s".into()];
+        assert!(a.to_config().unwrap_err().to_string().contains("gpu"));
+        a.inject.clear();
+        a.load = "sawtooth".into();
+        assert!(a.to_config().unwrap_err().to_string().contains("sawtooth"));
+    }
+
+    #[test]
+    fn run_to_dir_writes_the_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut a = parse(&[
+            "--topology",
+            "chain",
+            "--duration",
+            "3s",
+            "--rate",
+            "300",
+            "--spans",
+            "csv",
+            "--out",
+            "x",
+        ])
+        .unwrap();
+        a.inject = vec!["back:cpu@1s+1s".into()];
+        let cfg = a.to_config().unwrap();
+        let mut calls = 0;
+        let s = run_to_dir(&cfg, dir.path(), a.spans, |_, _| calls += 1).unwrap();
+        assert_eq!(calls, 3);
+        assert_eq!(s.injections, 1);
+        assert!(s.requests > 700 && s.ticks >= 29, "{s:?}");
+        for f in ["dataset.parquet", "injections.json", "spans.csv"] {
+            assert!(dir.path().join(f).metadata().unwrap().len() > 100, "{f}");
+        }
+        let back: Vec<Injection> =
+            serde_json::from_slice(&std::fs::read(dir.path().join("injections.json")).unwrap())
+                .unwrap();
+        assert_eq!(back, cfg.injections);
+        let json = serde_json::to_string(&s).unwrap();
+        assert!(json.contains("\"violation_ticks\""));
+    }
+}
