@@ -250,23 +250,12 @@ fn run(cli: Cli) -> Result<()> {
             )?;
             out.flush()?;
             drop(out);
-            let waiter = std::thread::spawn(move || m.wait());
             let sig = std::thread::spawn(move || set.wait());
-            // Whichever comes first: a signal unmounts; an outside umount ends the session.
-            loop {
-                if waiter.is_finished() {
-                    break;
-                }
+            // Whichever comes first: a signal unmounts (and removes a mountpoint
+            // this command created); an outside umount ends the session.
+            while m.is_running() {
                 if sig.is_finished() {
-                    let mp = mountpoint.clone();
-                    if nix::mount::umount2(&mp, nix::mount::MntFlags::empty()).is_err() {
-                        let _ = nix::mount::umount2(&mp, nix::mount::MntFlags::MNT_DETACH);
-                    }
-                    let _ = std::process::Command::new("fusermount3")
-                        .arg("-u")
-                        .arg(&mp)
-                        .stderr(std::process::Stdio::null())
-                        .status();
+                    drop(m);
                     break;
                 }
                 std::thread::sleep(Duration::from_millis(50));

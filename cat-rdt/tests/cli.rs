@@ -268,6 +268,7 @@ fn emulate_verb_mounts_until_signalled() {
         std::thread::sleep(Duration::from_millis(20));
     }
     assert!(!dir.join("info").exists(), "still mounted");
+    assert!(!dir.exists(), "mountpoint it created is left behind");
     // Bad profile: one line.
     let e = fails(
         Path::new("/"),

@@ -441,6 +441,14 @@ impl EmulatorMount {
         &self.path
     }
 
+    /// Whether the filesystem is still served (false once it was unmounted
+    /// from outside with `umount` or `fusermount3 -u`).
+    pub fn is_running(&self) -> bool {
+        self.session
+            .as_ref()
+            .is_some_and(|s| !s.guard.is_finished())
+    }
+
     /// Block until the filesystem is unmounted from outside (`umount`,
     /// `fusermount3 -u`).
     pub fn wait(mut self) {
