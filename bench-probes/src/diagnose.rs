@@ -25,7 +25,9 @@
 //! skipped (with that reason) and `cpu` runs on the target's own CPU, where it
 //! hurts any CPU-bound target; its response is then recorded but does not
 //! stop the search, and `cpu` is named only when no later resource responds.
-//! The budget (default 300 ms) counts measurement windows, not probe setup.
+//! The budget (default 300 ms) counts measurement windows, not probe setup:
+//! a resource is started only when its planned windows still fit, so the
+//! budget is exceeded only by the last request of the last window.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -545,7 +547,7 @@ pub fn diagnose(
     for tier in tiers(&cfg.order) {
         let mut tier_ev = Vec::new();
         for &kind in &tier {
-            let specific = !(kind == ProbeKind::Cpu && !placement.smt);
+            let specific = kind != ProbeKind::Cpu || placement.smt;
             if let Some(r) = &stop_reason {
                 tier_ev.push(empty_evidence(
                     kind,
@@ -572,7 +574,7 @@ pub fn diagnose(
                 ));
                 continue;
             }
-            if measure + per_resource > cfg.budget + cfg.budget / 10 {
+            if measure + per_resource > cfg.budget {
                 tier_ev.push(empty_evidence(
                     kind,
                     Status::NotReached(format!("budget of {} ms spent", cfg.budget.as_millis())),

@@ -17,6 +17,8 @@
 //! # Ok::<(), bench_probes::Error>(())
 //! ```
 
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
 pub mod counters;
 pub mod diagnose;
 mod kernels;

@@ -122,7 +122,7 @@ impl XorShift {
 
     /// Uniform in `0..n` (n > 0).
     pub(crate) fn below(&mut self, n: usize) -> usize {
-        ((self.next() >> 11) as u128 * n as u128 >> 53) as usize
+        (((self.next() >> 11) as u128 * n as u128) >> 53) as usize
     }
 }
 

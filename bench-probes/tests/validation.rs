@@ -479,11 +479,13 @@ fn check_diagnosis(vk: VictimKind, want: ProbeKind) {
         for e in &d.evidence {
             println!("   {:<7} {:?} {:?}", e.probe.name(), e.status, slowdowns(e));
         }
-        // slow samples can overrun the last window; never by a whole budget
+        // the budget bounds the windows planned; slow requests (a TCP
+        // retransmission, a disk flush) can still overrun the last one
+        let planned = (cfg.duration * 3 + cfg.baseline * 4) * cfg.rounds as u32;
+        let measured = d.evidence.iter().filter(|e| !e.levels.is_empty()).count() as u32;
         assert!(
-            d.measure_ms < d.budget_ms * 2.0,
-            "diagnosis took {:.0} ms",
-            d.measure_ms
+            planned * measured <= cfg.budget,
+            "{measured} resources planned past the budget"
         );
         if d.resource == Some(want) {
             return;

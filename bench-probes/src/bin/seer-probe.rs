@@ -2,6 +2,8 @@
 //! counters, and diagnose which shared resource a latency-sensitive target
 //! is short of.
 
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;

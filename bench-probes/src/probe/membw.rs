@@ -100,7 +100,7 @@ impl Triad {
             TRIAD_BYTES_PER_ELEMENT,
             (3 * n * 8) as u64,
         );
-        r.note = Some(format!("3 arrays of {} MiB", n * 8 >> 20));
+        r.note = Some(format!("3 arrays of {} MiB", (n * 8) >> 20));
         r
     }
 }
