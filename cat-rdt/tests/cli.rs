@@ -188,8 +188,8 @@ fn cdp_flags() {
 
 #[test]
 fn resctrl_absent_says_so_in_one_line() {
-    let dir = std::env::temp_dir().join(format!("not-resctrl-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("mkdir");
+    let tmp = common::TempDir::new("not-resctrl");
+    let dir = tmp.0.clone();
     for args in [
         vec!["info"],
         vec!["show"],
@@ -205,7 +205,6 @@ fn resctrl_absent_says_so_in_one_line() {
         let e = fails(&dir.join("missing"), &args);
         assert!(e.contains("resctrl is not mounted"), "{args:?}: {e}");
     }
-    let _ = std::fs::remove_dir(&dir);
 }
 
 #[test]

@@ -439,11 +439,10 @@ fn mounting_real_resctrl_reports_path_and_options() {
         println!("SKIPPED: this kernel has resctrl; not mounting a second one in a test");
         return;
     }
-    let dir = std::env::temp_dir().join(format!("resctrl-mount-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("mkdir");
+    let tmp = common::TempDir::new("resctrl-mount");
+    let dir = tmp.0.clone();
     let opts = cat_rdt::mount::MountOpts::parse("cdp,mba_MBps").expect("valid");
     let e = cat_rdt::mount::mount_resctrl(&dir, opts).expect_err("no resctrl in this kernel");
-    let _ = std::fs::remove_dir(&dir);
     let msg = e.to_string();
     assert!(
         msg.contains(&dir.display().to_string()) && msg.contains("\"cdp,mba_MBps\""),
@@ -479,20 +478,16 @@ fn profile_file_with_l2_cdp_and_min_bits() {
         println!("SKIPPED: no /dev/fuse");
         return;
     }
-    let dir = std::env::temp_dir().join(format!("rdt-profile-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("mkdir");
-    let file = dir.join("custom.toml");
+    let tmp = common::TempDir::new("rdt-profile");
+    let file = tmp.0.join("custom.toml");
     std::fs::write(&file, CUSTOM).expect("write profile");
-    let m = cat_rdt::emu::EmulatorMount::mount_temp(
+    let m = match cat_rdt::emu::EmulatorMount::mount_temp(
         file.to_str().expect("utf8"),
         cat_rdt::emu::MountOpts::parse("cdpl2").expect("opts"),
-        &dir,
-    );
-    let _ = std::fs::remove_file(&file);
-    let m = match m {
+        &tmp.0,
+    ) {
         Ok(m) => m,
         Err(e) => {
-            let _ = std::fs::remove_dir(&dir);
             println!("SKIPPED: cannot mount: {e}");
             return;
         }
@@ -554,6 +549,4 @@ fn profile_file_with_l2_cdp_and_min_bits() {
         .map_or(0, Value::raw);
     assert_eq!(root_l3 & ch.region[&0], 0);
     assert!(rc.ensure_group("g").is_ok_and(|created| !created));
-    drop(m);
-    let _ = std::fs::remove_dir(&dir);
 }

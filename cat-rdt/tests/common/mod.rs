@@ -64,3 +64,21 @@ impl Drop for Sleeper {
         let _ = self.0.wait();
     }
 }
+
+/// A directory under the temp dir, removed with its content on drop.
+pub struct TempDir(pub std::path::PathBuf);
+
+impl TempDir {
+    /// Create `<tmp>/<prefix>-<pid>`.
+    pub fn new(prefix: &str) -> TempDir {
+        let p = std::env::temp_dir().join(format!("{prefix}-{}", std::process::id()));
+        std::fs::create_dir_all(&p).expect("create temp dir");
+        TempDir(p)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
