@@ -1407,6 +1407,55 @@ mod tests {
     }
 
     #[test]
+    fn mon_groups_tasks_and_cpus() {
+        let mut m = skx();
+        m.mkdir(&["a"]).expect("mkdir");
+        m.mkdir(&["b"]).expect("mkdir");
+        m.mkdir(&["a", "mon_groups", "m"]).expect("mon mkdir");
+        w(&mut m, "a/cpus", "f0\n").expect("hex mask");
+        assert_eq!(r(&m, "a/cpus_list"), "4-7\n");
+        assert_eq!(w(&mut m, "a/mon_groups/m/cpus_list", "8\n"), Err(EINVAL));
+        assert_eq!(
+            r(&m, "info/last_cmd_status"),
+            "Can only add CPUs to mongroup that belong to parent\n"
+        );
+        w(&mut m, "a/mon_groups/m/cpus_list", "4-5\n").expect("subset");
+        // A task must be in the parent control group before its monitoring group.
+        assert_eq!(w(&mut m, "a/mon_groups/m/tasks", "77\n"), Err(EINVAL));
+        assert_eq!(
+            r(&m, "info/last_cmd_status"),
+            "Can't move task to different control group\n"
+        );
+        w(&mut m, "a/tasks", "77\n").expect("move");
+        w(&mut m, "a/mon_groups/m/tasks", "77\n").expect("move to mon");
+        assert_eq!(r(&m, "a/tasks"), "77\n");
+        assert_eq!(r(&m, "a/mon_groups/m/tasks"), "77\n");
+        // Moving the CPUs to another control group takes them from the mon group too.
+        w(&mut m, "b/cpus_list", "4\n").expect("move cpu");
+        assert_eq!(r(&m, "a/mon_groups/m/cpus_list"), "5\n");
+        assert_eq!(w(&mut m, "a/tasks", "x\n"), Err(EINVAL));
+        assert_eq!(
+            r(&m, "info/last_cmd_status"),
+            "Task list parsing error pid x\n"
+        );
+        m.rmdir(&["a", "mon_groups", "m"]).expect("rmdir mon");
+        assert_eq!(r(&m, "a/tasks"), "77\n", "tasks stay in the parent");
+        m.rmdir(&["a"]).expect("rmdir");
+        assert_eq!(m.rmdir(&[]), Err(EPERM));
+        assert_eq!(m.mkdir(&["info"]), Err(EEXIST));
+        assert_eq!(w(&mut m, "mode", "pseudo-locksetup\n"), Err(EINVAL));
+        assert_eq!(
+            r(&m, "info/last_cmd_status"),
+            "Cannot change default group mode\n"
+        );
+        assert_eq!(w(&mut m, "b/mode", "bogus\n"), Err(EINVAL));
+        assert_eq!(
+            r(&m, "info/last_cmd_status"),
+            "Unknown or unsupported mode\n"
+        );
+    }
+
+    #[test]
     fn cdp_layout() {
         let p = Profile::load("icelake-sp").expect("builtin");
         let m = Model::new(
