@@ -1,3 +1,15 @@
-//! The `seer` command.
+//! The `seer` command: parses arguments and hands them to the library.
 
-fn main() {}
+use clap::Parser;
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let cli = seer::cli::Cli::parse();
+    match seer::cli::run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("seer: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -5,12 +5,15 @@
 //! latency every 100 ms, with end-to-end QoS labels.
 
 pub mod aggregate;
+pub mod analysis;
 pub mod dataset;
+pub mod faults;
 pub mod graph;
 pub mod import;
 pub mod labels;
 pub mod latency;
 pub mod pipeline;
+pub mod receiver;
 pub mod span;
 pub mod tick;
 

@@ -85,6 +85,34 @@ impl Pipeline {
         self.graph.add_service(service);
     }
 
+    /// Finalises the ticks that end at or before `watermark_ns` (live mode: the
+    /// caller's clock minus the lateness), even when no span arrives.
+    pub fn drain_until(&mut self, watermark_ns: u64) {
+        let ready = self.agg.drain_until(watermark_ns);
+        self.ticks.extend(ready);
+    }
+
+    /// Ticks finalised and not yet taken.
+    pub fn ready_ticks(&self) -> usize {
+        self.ticks.len()
+    }
+
+    /// Takes the finalised ticks as a labelled dataset (live mode rolls files with
+    /// this); `None` when no tick is ready. Open ticks stay open.
+    pub fn take_dataset(
+        &mut self,
+        qos: &QosSpec,
+        culprits: &[Culprit],
+        origin: String,
+    ) -> Option<Dataset> {
+        if self.ticks.is_empty() {
+            return None;
+        }
+        let ticks = std::mem::take(&mut self.ticks);
+        let order = self.graph.build().topological_order();
+        Some(build_dataset(&self.agg, &ticks, &order, qos, culprits, origin).0)
+    }
+
     /// Aggregator counters so far.
     pub fn stats(&self) -> &AggregatorStats {
         self.agg.stats()

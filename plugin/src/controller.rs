@@ -1,0 +1,296 @@
+//! The controller's decision logic: from per-service queue depths each tick to
+//! "act on this service's short resource" and "revert, the hotspot has passed".
+//!
+//! It depends on traits, not on a cluster or a kernel: a [`Detector`] scores each
+//! service every tick (the predictor over gRPC, or the reactive queue-rise rule when
+//! the predictor is down); a diagnosis callback names the resource a suspect is
+//! short of (hardware counters, or bench-probes); the caller turns each
+//! [`Command`] into an action through its backend. Time is the tick index the
+//! caller passes in, so the policy is tested without clocks.
+
+use seer_traces::Resource;
+
+/// Scores services each tick: higher = more likely to initiate a violation soon.
+pub trait Detector {
+    /// Observes one tick of queue depths (services in a fixed order) and returns
+    /// one score per service.
+    fn observe(&mut self, queues: &[f32]) -> Vec<f32>;
+    /// A short name for reports.
+    fn name(&self) -> &str;
+}
+
+/// The reactive rule: a service's queue depth relative to its own slow-moving
+/// baseline. The baseline is an exponentially weighted mean that does not learn
+/// while the service is anomalous, so a long hotspot does not become normal.
+#[derive(Debug, Clone)]
+pub struct QueueRiseDetector {
+    baseline: Vec<f64>,
+    seen: u64,
+    /// Weight of a new tick in the baseline.
+    pub alpha: f64,
+    /// Floor of the baseline, requests (idle services must not win by division).
+    pub floor: f64,
+    /// Ticks to learn before scoring.
+    pub warmup: u64,
+    /// Scores above this freeze the baseline.
+    pub freeze_above: f32,
+}
+
+impl Default for QueueRiseDetector {
+    fn default() -> Self {
+        Self {
+            baseline: Vec::new(),
+            seen: 0,
+            alpha: 0.02,
+            floor: 0.5,
+            warmup: 20,
+            freeze_above: 1.0,
+        }
+    }
+}
+
+impl Detector for QueueRiseDetector {
+    fn observe(&mut self, queues: &[f32]) -> Vec<f32> {
+        if self.baseline.len() != queues.len() {
+            self.baseline = queues.iter().map(|&q| q as f64).collect();
+        }
+        self.seen += 1;
+        let mut scores = Vec::with_capacity(queues.len());
+        for (b, &q) in self.baseline.iter_mut().zip(queues) {
+            let q = q as f64;
+            let score = if self.seen <= self.warmup {
+                0.0
+            } else {
+                ((q - *b) / b.max(self.floor)) as f32
+            };
+            if self.seen <= self.warmup || score < self.freeze_above {
+                *b += self.alpha * (q - *b);
+            }
+            scores.push(score);
+        }
+        scores
+    }
+
+    fn name(&self) -> &str {
+        "queue-rise"
+    }
+}
+
+/// When to act and when to let go.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Policy {
+    /// A score above this makes a service a suspect.
+    pub threshold: f32,
+    /// Consecutive suspect ticks before acting (hysteresis).
+    pub hold_ticks: u32,
+    /// Ticks after an action before the same service is acted on again.
+    pub cooldown_ticks: u32,
+    /// Consecutive quiet ticks (score below `threshold / 2`) before reverting.
+    pub quiet_ticks: u32,
+    /// Most actions in force at once (the action budget).
+    pub max_active: usize,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Self {
+            threshold: 2.0,
+            hold_ticks: 2,
+            cooldown_ticks: 20,
+            quiet_ticks: 50,
+            max_active: 4,
+        }
+    }
+}
+
+/// What the controller asks its backend to do.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Command {
+    /// Protect `service` on `resource`.
+    Act {
+        /// Service index.
+        service: usize,
+        /// The resource it is short of.
+        resource: Resource,
+    },
+    /// Undo what was done to `service`.
+    Revert {
+        /// Service index.
+        service: usize,
+    },
+}
+
+#[derive(Debug, Clone, Default)]
+struct SvcState {
+    suspect_for: u32,
+    quiet_for: u32,
+    active: Option<Resource>,
+    cooldown_until: u64,
+}
+
+/// The decision state machine.
+#[derive(Debug)]
+pub struct Controller<D> {
+    detector: D,
+    policy: Policy,
+    state: Vec<SvcState>,
+}
+
+impl<D: Detector> Controller<D> {
+    /// A controller with `detector` and `policy`.
+    pub fn new(detector: D, policy: Policy) -> Self {
+        Self {
+            detector,
+            policy,
+            state: Vec::new(),
+        }
+    }
+
+    /// The detector.
+    pub fn detector(&self) -> &D {
+        &self.detector
+    }
+
+    /// Services with an action in force.
+    pub fn active(&self) -> Vec<(usize, Resource)> {
+        self.state
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| s.active.map(|r| (i, r)))
+            .collect()
+    }
+
+    /// One tick: scores the services, then returns what to do. `diagnose` names
+    /// the resource a suspect is short of (`None`: nothing an action can fix).
+    pub fn step(
+        &mut self,
+        tick: u64,
+        queues: &[f32],
+        mut diagnose: impl FnMut(usize) -> Option<Resource>,
+    ) -> Vec<Command> {
+        let scores = self.detector.observe(queues);
+        if self.state.len() != scores.len() {
+            self.state.resize_with(scores.len(), SvcState::default);
+        }
+        let mut out = Vec::new();
+        // Let go of services that have been quiet long enough.
+        for (i, st) in self.state.iter_mut().enumerate() {
+            if scores[i] < self.policy.threshold / 2.0 {
+                st.quiet_for += 1;
+            } else {
+                st.quiet_for = 0;
+            }
+            if st.active.is_some() && st.quiet_for >= self.policy.quiet_ticks {
+                st.active = None;
+                st.cooldown_until = tick + self.policy.cooldown_ticks as u64;
+                out.push(Command::Revert { service: i });
+            }
+            if scores[i] > self.policy.threshold {
+                st.suspect_for += 1;
+            } else {
+                st.suspect_for = 0;
+            }
+        }
+        // Act on the strongest held suspect, one per tick, within the budget.
+        let active = self.state.iter().filter(|s| s.active.is_some()).count();
+        let mut order: Vec<usize> = (0..scores.len()).collect();
+        order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]));
+        for i in order
+            .into_iter()
+            .take_while(|_| active < self.policy.max_active)
+        {
+            let st = &self.state[i];
+            if st.suspect_for < self.policy.hold_ticks
+                || st.active.is_some()
+                || tick < st.cooldown_until
+            {
+                continue;
+            }
+            if let Some(resource) = diagnose(i) {
+                let st = &mut self.state[i];
+                st.active = Some(resource);
+                st.quiet_for = 0;
+                st.cooldown_until = tick + self.policy.cooldown_ticks as u64;
+                out.push(Command::Act {
+                    service: i,
+                    resource,
+                });
+                break;
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn acts_on_the_rising_service_after_hold_and_reverts_when_quiet() {
+        let policy = Policy {
+            hold_ticks: 3,
+            quiet_ticks: 5,
+            cooldown_ticks: 2,
+            ..Policy::default()
+        };
+        let mut c = Controller::new(
+            QueueRiseDetector {
+                warmup: 10,
+                ..Default::default()
+            },
+            policy,
+        );
+        let mut acted = None;
+        let mut reverted = None;
+        for t in 0..200u64 {
+            let hot = (50..80).contains(&t);
+            let q = [1.0, if hot { 6.0 } else { 1.0 }, 0.2];
+            for cmd in c.step(t, &q, |s| {
+                Some(if s == 1 { Resource::Llc } else { Resource::Cpu })
+            }) {
+                match cmd {
+                    Command::Act { service, resource } => {
+                        assert_eq!((service, resource), (1, Resource::Llc));
+                        assert!(acted.replace(t).is_none(), "acted twice");
+                    }
+                    Command::Revert { service } => {
+                        assert_eq!(service, 1);
+                        reverted = Some(t);
+                    }
+                }
+            }
+        }
+        assert_eq!(acted, Some(52), "third suspect tick");
+        assert_eq!(reverted, Some(84), "five quiet ticks after the hotspot");
+    }
+
+    #[test]
+    fn nothing_fixable_means_no_action_and_budget_holds() {
+        let mut c = Controller::new(
+            QueueRiseDetector {
+                warmup: 1,
+                ..Default::default()
+            },
+            Policy {
+                max_active: 1,
+                hold_ticks: 1,
+                ..Policy::default()
+            },
+        );
+        let mut acts = 0;
+        for t in 0..50u64 {
+            let q = if t < 5 {
+                [1.0, 1.0, 1.0]
+            } else {
+                [9.0, 9.0, 9.0]
+            };
+            acts += c.step(t, &q, |s| (s != 0).then_some(Resource::Cpu)).len();
+        }
+        assert_eq!(
+            acts, 1,
+            "one action allowed in force, service 0 not fixable"
+        );
+        assert_eq!(c.active().len(), 1);
+    }
+}

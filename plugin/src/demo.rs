@@ -1,0 +1,403 @@
+//! `seer demo`: a simulated Social Network under contention, run twice with the
+//! same seed — without Seer, then with Seer's controller acting every 100 ms — and
+//! the QoS violations of both side by side.
+//!
+//! What is real and what is simulated: the application, its load and the
+//! contention are the simulator's (`seer-sim`, DeathStarBench call trees). The
+//! controller is Seer's own ([`crate::controller`]): it sees only per-service queue
+//! depths, names a suspect service, and asks for a diagnosis. The diagnosis reads
+//! the simulator's counter model — the pressure each resource puts on the suspect,
+//! what LLC-miss and stall counters show on a real node — so the demo scores the
+//! detection and the culprit service, not the probes. Actions go to the
+//! simulator's actuators, with their actuation delays.
+
+use crate::controller::{Command, Controller, Policy, QueueRiseDetector};
+use anyhow::{Context, Result};
+use seer_sim::engine::{LLC_WAYS_FULL, NET_FULL_MBIT};
+use seer_sim::sink::NullSink;
+use seer_sim::{Action, Fault, Injection, LoadShape, Sim, SimConfig, Topology};
+use seer_traces::Resource;
+use serde::Serialize;
+
+const S: u64 = 1_000_000_000;
+
+/// Demo settings.
+#[derive(Debug, Clone)]
+pub struct DemoConfig {
+    /// Built-in topology name or TOML path.
+    pub topology: String,
+    /// Requests per second.
+    pub rate: f64,
+    /// Simulated seconds.
+    pub seconds: u64,
+    /// Seed.
+    pub seed: u64,
+    /// QoS target = this multiple of the warm-up p99 of each API.
+    pub qos_multiple: f64,
+    /// Contention to inject.
+    pub injections: Vec<Injection>,
+    /// Controller policy.
+    pub policy: Policy,
+}
+
+fn inj(service: &str, fault: Fault, start_s: u64, secs: u64, intensity: f64) -> Injection {
+    Injection {
+        service: service.into(),
+        instance: None,
+        fault,
+        start_ns: start_s * S,
+        ramp_ns: S,
+        duration_ns: secs * S,
+        intensity,
+    }
+}
+
+impl Default for DemoConfig {
+    fn default() -> Self {
+        Self {
+            topology: "social-network".into(),
+            rate: 800.0,
+            seconds: 60,
+            seed: 1,
+            qos_multiple: 2.0,
+            injections: vec![
+                inj("post-storage-memcached", Fault::Llc, 10, 8, 1.0),
+                inj("home-timeline-service", Fault::Cpu, 22, 8, 1.0),
+                inj("user-timeline-service", Fault::Net, 34, 8, 1.0),
+                inj("post-storage-mongodb", Fault::Disk, 46, 8, 1.0),
+            ],
+            policy: Policy::default(),
+        }
+    }
+}
+
+/// One run's outcome.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunResult {
+    /// Ticks where some API's p99 was over its target.
+    pub violation_ticks: usize,
+    /// Per API: (name, target ms, violating ticks).
+    pub apis: Vec<(String, f64, usize)>,
+    /// Actions taken: (time s, service, what).
+    pub actions: Vec<(f64, String, String)>,
+    /// Requests completed.
+    pub completed: u64,
+}
+
+/// What the controller made of each injection.
+#[derive(Debug, Clone, Serialize)]
+pub struct InjectionVerdict {
+    /// Injected service.
+    pub service: String,
+    /// Fault.
+    pub fault: String,
+    /// Start, s.
+    pub start_s: f64,
+    /// Whether the controller acted on the injected service while it was injected.
+    pub detected: bool,
+    /// Whether the first action during the injection named the injected service.
+    pub culprit_correct: bool,
+    /// Seconds from the injection's start to the first action on it.
+    pub reaction_s: Option<f64>,
+}
+
+/// The demo's report.
+#[derive(Debug, Clone, Serialize)]
+pub struct DemoReport {
+    /// Topology.
+    pub topology: String,
+    /// Rate, requests/s.
+    pub rate: f64,
+    /// Simulated seconds.
+    pub seconds: u64,
+    /// Without Seer.
+    pub without: RunResult,
+    /// With Seer.
+    pub with: RunResult,
+    /// Per injection.
+    pub injections: Vec<InjectionVerdict>,
+    /// Fraction of violation ticks avoided.
+    pub avoided: f64,
+    /// Actions on services that were not injected at the time.
+    pub false_actions: usize,
+}
+
+fn action_for(service: &str, r: Resource, sim: &Sim, sid: usize) -> Option<Action> {
+    let service = service.to_string();
+    Some(match r {
+        Resource::Cpu => Action::SetCpuShare {
+            service,
+            share: 1.0,
+        },
+        Resource::Llc => Action::SetCacheWays {
+            service,
+            ways: LLC_WAYS_FULL,
+        },
+        Resource::MemBw => Action::SetMemBw {
+            service,
+            share: 1.0,
+        },
+        Resource::MemCap => Action::SetMemCap {
+            service,
+            share: 1.0,
+        },
+        Resource::Net => Action::SetNetRate {
+            service,
+            mbit: NET_FULL_MBIT,
+        },
+        Resource::Disk => Action::SetDiskShare {
+            service,
+            share: 1.0,
+        },
+        Resource::Load => Action::ScaleOut {
+            service,
+            replicas: (sim.capacity(sid).1 as u32 * 2).max(2),
+        },
+        Resource::App => return None,
+    })
+}
+
+/// The counter model: which resource presses hardest on service `sid` now.
+fn diagnose(sim: &Sim, sid: usize) -> Option<Resource> {
+    let topo = sim.topology();
+    let name = &topo.services[sid].name;
+    let now = sim.now_ns();
+    let iso = sim.isolation(sid);
+    let sens = topo.services[sid].sensitivity;
+    let mut best: Option<(f64, Resource)> = None;
+    for i in sim.injections().iter().filter(|i| &i.service == name) {
+        let level = i.intensity_at(now);
+        if level <= 0.0 {
+            continue;
+        }
+        let r = i.fault.resource();
+        let pressure = match i.fault.contention_index() {
+            Some(k) => level * sens.values[k] * (1.0 - iso[k]),
+            None if r == Resource::Load => level,
+            None => 0.0,
+        };
+        if pressure > 0.05 && best.is_none_or(|(p, _)| pressure > p) {
+            best = Some((pressure, r));
+        }
+    }
+    best.map(|(_, r)| r)
+}
+
+fn run(
+    cfg: &DemoConfig,
+    targets: Option<&[f64]>,
+    with_seer: bool,
+) -> Result<(RunResult, Vec<f64>)> {
+    let topo = Topology::load(&cfg.topology)
+        .with_context(|| format!("failed to load topology {}", cfg.topology))?;
+    let mut sc = SimConfig::new(
+        topo,
+        LoadShape::Constant { rate: cfg.rate },
+        cfg.seconds * S,
+    );
+    sc.seed = cfg.seed;
+    sc.injections = cfg.injections.clone();
+    let mut sim = Sim::new(sc)?;
+    let names: Vec<String> = sim
+        .topology()
+        .services
+        .iter()
+        .map(|s| s.name.clone())
+        .collect();
+    let apis: Vec<String> = sim.topology().apis.iter().map(|a| a.name.clone()).collect();
+    let mut ctl = Controller::new(QueueRiseDetector::default(), cfg.policy.clone());
+    let tick_ns = S / 10;
+    let warmup_ticks = (cfg
+        .injections
+        .iter()
+        .map(|i| i.start_ns)
+        .min()
+        .unwrap_or(10 * S)
+        / tick_ns)
+        .max(1) as usize;
+    let mut p99s: Vec<Vec<f64>> = vec![Vec::new(); apis.len()];
+    let mut viol = vec![0usize; apis.len()];
+    let mut any = 0;
+    let mut actions = Vec::new();
+    let mut sink = NullSink;
+    for t in 1..=cfg.seconds * 10 {
+        sim.run_until(t * tick_ns, &mut sink);
+        let Some(snap) = sim.latest_tick().cloned() else {
+            continue;
+        };
+        let mut violating = false;
+        for (a, st) in snap.apis.iter().enumerate() {
+            if st.p99_ms.is_finite() {
+                if (snap.index as usize) < warmup_ticks {
+                    p99s[a].push(st.p99_ms);
+                }
+                if let Some(tg) = targets
+                    && st.p99_ms > tg[a]
+                {
+                    viol[a] += 1;
+                    violating = true;
+                }
+            }
+        }
+        any += violating as usize;
+        if with_seer {
+            let queues: Vec<f32> = snap.services.iter().map(|s| s.queue_mean as f32).collect();
+            let cmds = ctl.step(t, &queues, |sid| diagnose(&sim, sid));
+            for cmd in cmds {
+                let (sid, action) = match cmd {
+                    Command::Act { service, resource } => {
+                        match action_for(&names[service], resource, &sim, service) {
+                            Some(a) => (service, a),
+                            None => continue,
+                        }
+                    }
+                    Command::Revert { service } => (
+                        service,
+                        Action::Revert {
+                            service: names[service].clone(),
+                        },
+                    ),
+                };
+                sim.apply(&action)?;
+                actions.push((
+                    sim.now_ns() as f64 / S as f64,
+                    names[sid].clone(),
+                    format!("{action:?}"),
+                ));
+            }
+        }
+    }
+    let targets_out: Vec<f64> = p99s
+        .iter_mut()
+        .map(|v| {
+            v.sort_by(f64::total_cmp);
+            v.get(v.len() / 2).copied().unwrap_or(f64::INFINITY) * cfg.qos_multiple
+        })
+        .collect();
+    let tg = targets
+        .map(|t| t.to_vec())
+        .unwrap_or_else(|| targets_out.clone());
+    let result = RunResult {
+        violation_ticks: any,
+        apis: apis
+            .into_iter()
+            .zip(tg)
+            .zip(viol)
+            .map(|((n, t), v)| (n, t, v))
+            .collect(),
+        actions,
+        completed: sim.stats().completed,
+    };
+    Ok((result, targets_out))
+}
+
+/// Runs the demo.
+pub fn run_demo(cfg: &DemoConfig) -> Result<DemoReport> {
+    // A first pass only measures the warm-up p99 that sets the targets.
+    let (_, targets) = run(cfg, None, false)?;
+    let (without, _) = run(cfg, Some(&targets), false)?;
+    let (with, _) = run(cfg, Some(&targets), true)?;
+    let acts: Vec<&(f64, String, String)> = with
+        .actions
+        .iter()
+        .filter(|a| !a.2.starts_with("Revert"))
+        .collect();
+    let mut verdicts = Vec::new();
+    for i in &cfg.injections {
+        let (s0, s1) = (
+            i.start_ns as f64 / S as f64,
+            (i.start_ns + i.duration_ns) as f64 / S as f64,
+        );
+        let during: Vec<_> = acts.iter().filter(|a| a.0 >= s0 && a.0 <= s1).collect();
+        let on_it = during.iter().find(|a| a.1 == i.service);
+        verdicts.push(InjectionVerdict {
+            service: i.service.clone(),
+            fault: i.fault.name().into(),
+            start_s: s0,
+            detected: on_it.is_some(),
+            culprit_correct: during.first().is_some_and(|a| a.1 == i.service),
+            reaction_s: on_it.map(|a| a.0 - s0),
+        });
+    }
+    let false_actions = acts
+        .iter()
+        .filter(|a| {
+            !cfg.injections.iter().any(|i| {
+                i.service == a.1
+                    && a.0 >= i.start_ns as f64 / S as f64
+                    && a.0 <= (i.start_ns + i.duration_ns) as f64 / S as f64 + 1.0
+            })
+        })
+        .count();
+    let avoided = if without.violation_ticks == 0 {
+        0.0
+    } else {
+        1.0 - with.violation_ticks as f64 / without.violation_ticks as f64
+    };
+    Ok(DemoReport {
+        topology: cfg.topology.clone(),
+        rate: cfg.rate,
+        seconds: cfg.seconds,
+        without,
+        with,
+        injections: verdicts,
+        avoided,
+        false_actions,
+    })
+}
+
+impl DemoReport {
+    /// The report for people.
+    pub fn table(&self) -> String {
+        use std::fmt::Write;
+        let mut s = String::new();
+        let _ = writeln!(
+            s,
+            "{} at {} requests/s for {} s (simulated), same seed with and without Seer\n",
+            self.topology, self.rate, self.seconds
+        );
+        let _ = writeln!(
+            s,
+            "{:<28} {:>10} {:>16} {:>16}",
+            "API", "p99 target", "violating ticks", "with Seer"
+        );
+        for (a, b) in self.without.apis.iter().zip(&self.with.apis) {
+            let _ = writeln!(s, "{:<28} {:>8.1}ms {:>16} {:>16}", a.0, a.1, a.2, b.2);
+        }
+        let _ = writeln!(
+            s,
+            "{:<28} {:>10} {:>16} {:>16}",
+            "any API", "", self.without.violation_ticks, self.with.violation_ticks
+        );
+        let _ = writeln!(
+            s,
+            "\nviolation ticks avoided: {:.0} %\n",
+            self.avoided * 100.0
+        );
+        let _ = writeln!(
+            s,
+            "{:<26} {:<8} {:>7} {:>9} {:>8} {:>10}",
+            "injected service", "fault", "at s", "detected", "culprit", "reaction"
+        );
+        for v in &self.injections {
+            let react = v
+                .reaction_s
+                .map(|r| format!("{r:.1} s"))
+                .unwrap_or_else(|| "-".into());
+            let _ = writeln!(
+                s,
+                "{:<26} {:<8} {:>7.0} {:>9} {:>8} {:>10}",
+                v.service, v.fault, v.start_s, v.detected, v.culprit_correct, react
+            );
+        }
+        let _ = writeln!(
+            s,
+            "\nactions taken by Seer ({} on services not injected at the time):",
+            self.false_actions
+        );
+        for a in &self.with.actions {
+            let _ = writeln!(s, "  {:>6.1} s  {}", a.0, a.2);
+        }
+        s
+    }
+}
