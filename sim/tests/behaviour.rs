@@ -422,3 +422,31 @@ fn latest_tick_reports_the_last_100ms() {
     assert!(t.apis[0].p99_ms > t.apis[0].p50_ms);
     assert!(t.services[2].queue_mean > 0.0);
 }
+
+#[test]
+fn every_builtin_topology_serves_a_moderate_load() {
+    for name in seer_sim::builtin::NAMES {
+        let mut sim = Sim::new(cfg(name, 300.0, 4)).unwrap();
+        let mut sink = VecSink::default();
+        sim.run(&mut sink);
+        let st = sim.stats();
+        assert!(
+            st.completed as f64 >= 0.98 * st.requests as f64,
+            "{name}: {st:?}"
+        );
+        assert!(
+            sim.in_flight() < 50,
+            "{name}: {} in flight",
+            sim.in_flight()
+        );
+        // Every service of the topology gets traffic.
+        for (sid, tot) in sim.monitor().totals().iter().enumerate() {
+            assert!(
+                tot.arrivals > 0,
+                "{name}: {} idle",
+                sim.topology().services[sid].name
+            );
+        }
+        assert_eq!(sink.spans.len() as u64, st.spans);
+    }
+}
