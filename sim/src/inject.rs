@@ -597,4 +597,25 @@ mod tests {
         let kinds: std::collections::BTreeSet<_> = a.iter().map(|x| x.fault.name()).collect();
         assert!(kinds.len() >= 5, "{kinds:?}");
     }
+
+    proptest::proptest! {
+        #[test]
+        fn intensity_stays_in_range_and_ramps_up(
+            start in 0u64..1_000_000, ramp in 0u64..1_000_000, extra in 1u64..1_000_000,
+            i in 0.0f64..=1.0, a in 0u64..3_000_000, b in 0u64..3_000_000,
+        ) {
+            let inj = Injection {
+                service: "x".into(), instance: None, fault: Fault::Cpu,
+                start_ns: start, ramp_ns: ramp, duration_ns: ramp + extra, intensity: i,
+            };
+            let (lo, hi) = (a.min(b), a.max(b));
+            let (x, y) = (inj.intensity_at(lo), inj.intensity_at(hi));
+            proptest::prop_assert!((0.0..=i).contains(&x) && (0.0..=i).contains(&y));
+            // Non-decreasing while the injection lasts.
+            if hi < inj.end_ns() {
+                proptest::prop_assert!(x <= y + 1e-12);
+            }
+            proptest::prop_assert_eq!(inj.intensity_at(inj.end_ns()), 0.0);
+        }
+    }
 }

@@ -431,4 +431,27 @@ mod tests {
         assert_eq!(rates.len(), 3600);
         assert!((s.mean_rate(3_600_000_000_000) - 500.0).abs() < 1.0);
     }
+
+    proptest::proptest! {
+        #[test]
+        fn scaling_keeps_shape_and_hits_mean(
+            rates in proptest::collection::vec(0.0f64..1e4, 1..50), target in 1.0f64..1e5,
+        ) {
+            proptest::prop_assume!(rates.iter().any(|&r| r > 1e-3));
+            let s = scale_to_mean(&rates, target);
+            let m = s.iter().sum::<f64>() / s.len() as f64;
+            proptest::prop_assert!((m - target).abs() <= 1e-9 * target);
+            for (a, b) in rates.iter().zip(&s) {
+                proptest::prop_assert!(*b >= 0.0);
+                proptest::prop_assert!((b * rates.iter().sum::<f64>() / s.iter().sum::<f64>() - a).abs() <= 1e-6 * (1.0 + a));
+            }
+        }
+
+        #[test]
+        fn diurnal_stays_within_its_envelope(mean in 0.0f64..1e4, amp in 0.0f64..=1.0, t in 0u64..u64::MAX / 4) {
+            let d = LoadShape::Diurnal { mean, amplitude: amp, period_ns: 3_600_000_000_000, phase: 0.3 };
+            let r = d.rate_at(t);
+            proptest::prop_assert!(r >= 0.0 && r <= d.max_rate() + 1e-9);
+        }
+    }
 }
