@@ -375,6 +375,8 @@ pub struct Sim {
     injections: Vec<Injection>,
     inj_service: Vec<u32>,
     inj_peer: Vec<u32>,
+    /// Load injections on front ends not yet over.
+    frontend_load: Vec<u32>,
     actions: Vec<Option<(u32, Resolved)>>,
     free_actions: Vec<u32>,
     next_span: u64,
@@ -458,6 +460,7 @@ impl Sim {
             injections: Vec::new(),
             inj_service: Vec::new(),
             inj_peer: Vec::new(),
+            frontend_load: Vec::new(),
             actions: Vec::new(),
             free_actions: Vec::new(),
             next_span: 1,
@@ -489,6 +492,7 @@ impl Sim {
         }
         if inj.fault == Fault::Load {
             if self.svc[sid].frontend {
+                self.frontend_load.push(idx as u32);
                 let max: f64 = 1.0
                     + LOAD_FACTOR
                         * (self
@@ -742,10 +746,11 @@ impl Sim {
                 break;
             }
             let Some(ev) = self.heap.pop() else { break };
+            self.now = ev.t;
             if ev.t >= self.monitor.next_boundary() {
                 self.monitor.roll_to(ev.t);
+                self.prune_injections();
             }
-            self.now = ev.t;
             self.stats.events += 1;
             match ev.kind {
                 EvKind::Arrival => self.on_arrival(),
@@ -777,27 +782,32 @@ impl Sim {
         });
     }
 
-    fn load_multiplier(
-        injections: &[Injection],
-        svc: &[SvcState],
-        inj_service: &[u32],
-        t: u64,
-    ) -> f64 {
+    fn load_multiplier(injections: &[Injection], frontend_load: &[u32], t: u64) -> f64 {
         let mut m = 1.0;
-        for (i, inj) in injections.iter().enumerate() {
-            if inj.fault == Fault::Load && svc[inj_service[i] as usize].frontend {
-                m += LOAD_FACTOR * inj.intensity_at(t);
-            }
+        for &i in frontend_load {
+            m += LOAD_FACTOR * injections[i as usize].intensity_at(t);
         }
         m
     }
 
+    /// Forgets injections that are over, so that per-request work stays
+    /// proportional to the injections active now, not to all of a long campaign.
+    fn prune_injections(&mut self) {
+        let (now, inj) = (self.now, &self.injections);
+        let live = |i: &u32| inj[*i as usize].end_ns() > now;
+        for s in &mut self.svc {
+            s.injections.retain(live);
+            s.peer_of.retain(live);
+        }
+        self.frontend_load.retain(live);
+    }
+
     fn schedule_arrival(&mut self, from: u64) {
-        let (inj, svc, isvc) = (&self.injections, &self.svc, &self.inj_service);
+        let (inj, fl) = (&self.injections, &self.frontend_load);
         let next = self
             .arrivals
             .next(from, self.duration_ns, &mut self.arrival_rng, |t| {
-                Self::load_multiplier(inj, svc, isvc, t)
+                Self::load_multiplier(inj, fl, t)
             });
         if let Some(t) = next {
             self.push(t, EvKind::Arrival);
