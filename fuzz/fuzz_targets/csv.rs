@@ -8,7 +8,11 @@ use std::path::Path;
 
 fuzz_target!(|data: &[u8]| {
     for mapping in [CsvMapping::nezha(), CsvMapping::generic()] {
-        let Ok(mut r) = CsvReader::from_reader(Path::new("fuzz.csv"), std::io::Cursor::new(data.to_vec()), mapping) else {
+        let Ok(mut r) = CsvReader::from_reader(
+            Path::new("fuzz.csv"),
+            std::io::Cursor::new(data.to_vec()),
+            mapping,
+        ) else {
             continue;
         };
         let mut n = 0u64;

@@ -9,11 +9,21 @@ use std::path::Path;
 fuzz_target!(|data: &[u8]| {
     let mut stats = ImportStats::default();
     let mut n = 0u64;
-    read_jaeger(data, Path::new("fuzz.json"), &mut |s| {
-        assert_eq!(s.validate(), Ok(()));
-        n += 1;
-    }, &mut stats);
+    read_jaeger(
+        data,
+        Path::new("fuzz.json"),
+        &mut |s| {
+            assert_eq!(s.validate(), Ok(()));
+            n += 1;
+        },
+        &mut stats,
+    );
     assert_eq!(stats.spans, n);
     let mut stats = ImportStats::default();
-    read_zipkin(data, Path::new("fuzz.json"), &mut |s| assert_eq!(s.validate(), Ok(())), &mut stats);
+    read_zipkin(
+        data,
+        Path::new("fuzz.json"),
+        &mut |s| assert_eq!(s.validate(), Ok(())),
+        &mut stats,
+    );
 });

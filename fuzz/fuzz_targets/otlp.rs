@@ -26,7 +26,9 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(fast, slow);
         assert_eq!(fast_stats.rejected, slow_stats.rejected);
     }
-    if let Ok(r) = OtlpFileReader::from_reader(Path::new("fuzz.otlp"), std::io::Cursor::new(data.to_vec())) {
+    if let Ok(r) =
+        OtlpFileReader::from_reader(Path::new("fuzz.otlp"), std::io::Cursor::new(data.to_vec()))
+    {
         for s in r {
             assert_eq!(s.validate(), Ok(()));
         }

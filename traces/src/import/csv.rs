@@ -404,6 +404,9 @@ fn parse_time(text: &str, unit: TimeUnit) -> Result<(u64, TimeUnit), String> {
             .map(|ns| (ns, unit))
             .ok_or_else(|| format!("{t} overflows"));
     }
+    if let Some(exact) = parse_fixed_point(t, unit) {
+        return exact;
+    }
     let f: f64 = t.parse().map_err(|_| format!("not a number: {t:?}"))?;
     if !f.is_finite() {
         return Err(format!("not a number: {t:?}"));
@@ -421,6 +424,41 @@ fn parse_time(text: &str, unit: TimeUnit) -> Result<(u64, TimeUnit), String> {
         return Err(format!("{t} overflows"));
     }
     Ok((ns.round() as u64, unit))
+}
+
+/// `123.456` in `unit`, exactly (f64 would lose nanoseconds on epoch times).
+fn parse_fixed_point(t: &str, unit: TimeUnit) -> Option<Result<(u64, TimeUnit), String>> {
+    let (int, frac) = t.split_once('.')?;
+    if int.is_empty()
+        || !int.bytes().all(|b| b.is_ascii_digit())
+        || !frac.bytes().all(|b| b.is_ascii_digit())
+    {
+        return None;
+    }
+    let whole: u64 = int.parse().ok()?;
+    let unit = if unit == TimeUnit::Auto {
+        TimeUnit::guess_epoch(whole as f64)
+    } else {
+        unit
+    };
+    let scale = unit.ns().unwrap_or(1);
+    // Digits of the fraction that still count at nanosecond resolution.
+    let digits = scale.ilog10() as usize;
+    let mut frac_ns = 0u64;
+    for (i, b) in frac.bytes().take(digits).enumerate() {
+        frac_ns += u64::from(b - b'0') * 10u64.pow((digits - 1 - i) as u32);
+    }
+    // Round on the first dropped digit.
+    if frac.as_bytes().get(digits).is_some_and(|&b| b >= b'5') {
+        frac_ns += 1;
+    }
+    Some(
+        whole
+            .checked_mul(scale)
+            .and_then(|ns| ns.checked_add(frac_ns))
+            .map(|ns| (ns, unit))
+            .ok_or_else(|| format!("{t} overflows")),
+    )
 }
 
 fn parse_kind(text: &str) -> SpanKind {

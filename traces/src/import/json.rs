@@ -167,7 +167,9 @@ pub(crate) fn parse_document<R: Read, K: SpanSink>(
     ) -> Result<(), serde_json::Error>,
 ) {
     let mut tracking = Tracking::new(std::io::BufReader::with_capacity(64 * 1024, reader));
-    let pos = Pos { marks: Arc::clone(&tracking.marks) };
+    let pos = Pos {
+        marks: Arc::clone(&tracking.marks),
+    };
     let result = {
         let mut de = serde_json::Deserializer::from_reader(&mut tracking);
         drive(&mut de, &pos, sink).and_then(|()| de.end())
