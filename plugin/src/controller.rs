@@ -94,7 +94,7 @@ pub struct Policy {
 impl Default for Policy {
     fn default() -> Self {
         Self {
-            threshold: 2.0,
+            threshold: 1.0,
             hold_ticks: 2,
             cooldown_ticks: 20,
             quiet_ticks: 50,
@@ -134,6 +134,7 @@ pub struct Controller<D> {
     detector: D,
     policy: Policy,
     state: Vec<SvcState>,
+    callees: Vec<Vec<usize>>,
 }
 
 impl<D: Detector> Controller<D> {
@@ -143,6 +144,43 @@ impl<D: Detector> Controller<D> {
             detector,
             policy,
             state: Vec::new(),
+            callees: Vec::new(),
+        }
+    }
+
+    /// Gives the controller the service graph: `callees[s]` are the services `s`
+    /// calls synchronously. A blocked caller's queue rises with its callee's, so
+    /// when a suspect has nothing fixable, the controller follows the rise down
+    /// to the callee with the highest score (at least a quarter of the
+    /// threshold) and diagnoses that one: the hotspot's source, not its echo.
+    pub fn with_callees(mut self, callees: Vec<Vec<usize>>) -> Self {
+        self.callees = callees;
+        self
+    }
+
+    /// From a suspect down the callee graph to the first fixable service.
+    fn locate(
+        &self,
+        start: usize,
+        scores: &[f32],
+        diagnose: &mut impl FnMut(usize) -> Option<Resource>,
+    ) -> Option<(usize, Resource)> {
+        let mut at = start;
+        let mut seen = vec![false; scores.len()];
+        loop {
+            seen[at] = true;
+            if let Some(r) = diagnose(at) {
+                return Some((at, r));
+            }
+            at = self
+                .callees
+                .get(at)?
+                .iter()
+                .copied()
+                .filter(|&c| {
+                    c < scores.len() && !seen[c] && scores[c] > self.policy.threshold / 4.0
+                })
+                .max_by(|&a, &b| scores[a].total_cmp(&scores[b]))?;
         }
     }
 
@@ -206,8 +244,11 @@ impl<D: Detector> Controller<D> {
             {
                 continue;
             }
-            if let Some(resource) = diagnose(i) {
+            if let Some((i, resource)) = self.locate(i, &scores, &mut diagnose) {
                 let st = &mut self.state[i];
+                if st.active.is_some() {
+                    continue;
+                }
                 st.active = Some(resource);
                 st.quiet_for = 0;
                 st.cooldown_until = tick + self.policy.cooldown_ticks as u64;
@@ -263,6 +304,40 @@ mod tests {
         }
         assert_eq!(acted, Some(52), "third suspect tick");
         assert_eq!(reverted, Some(84), "five quiet ticks after the hotspot");
+    }
+
+    #[test]
+    fn follows_a_blocked_caller_down_to_its_callee() {
+        // 0 calls 1 calls 2; 2 is the source (fixable), 0 and 1 rise more.
+        let mut c = Controller::new(
+            QueueRiseDetector {
+                warmup: 5,
+                ..Default::default()
+            },
+            Policy {
+                hold_ticks: 1,
+                ..Policy::default()
+            },
+        )
+        .with_callees(vec![vec![1], vec![2], vec![]]);
+        let mut acted = Vec::new();
+        for t in 0..40u64 {
+            let q = if t < 20 {
+                [2.0, 2.0, 0.2]
+            } else {
+                [12.0, 10.0, 0.6]
+            };
+            for cmd in c.step(t, &q, |s| (s == 2).then_some(Resource::Llc)) {
+                acted.push(cmd);
+            }
+        }
+        assert_eq!(
+            acted,
+            [Command::Act {
+                service: 2,
+                resource: Resource::Llc
+            }]
+        );
     }
 
     #[test]

@@ -157,6 +157,21 @@ fn action_for(service: &str, r: Resource, sim: &Sim, sid: usize) -> Option<Actio
     })
 }
 
+/// Synchronous callees of each service, from the topology's call trees.
+fn callees(topo: &Topology) -> Vec<Vec<usize>> {
+    let mut out = vec![Vec::new(); topo.services.len()];
+    for op in &topo.ops {
+        for call in op.steps.iter().flatten().filter(|c| !c.asynchronous) {
+            let to = topo.ops[call.op as usize].service as usize;
+            let from = op.service as usize;
+            if from != to && !out[from].contains(&to) {
+                out[from].push(to);
+            }
+        }
+    }
+    out
+}
+
 /// The counter model: which resource presses hardest on service `sid` now.
 fn diagnose(sim: &Sim, sid: usize) -> Option<Resource> {
     let topo = sim.topology();
@@ -205,7 +220,8 @@ fn run(
         .map(|s| s.name.clone())
         .collect();
     let apis: Vec<String> = sim.topology().apis.iter().map(|a| a.name.clone()).collect();
-    let mut ctl = Controller::new(QueueRiseDetector::default(), cfg.policy.clone());
+    let mut ctl = Controller::new(QueueRiseDetector::default(), cfg.policy.clone())
+        .with_callees(callees(sim.topology()));
     let tick_ns = S / 10;
     let warmup_ticks = (cfg
         .injections
