@@ -283,7 +283,7 @@ fn sigkill_at_every_step_then_reconcile_real_v1() {
         cg: probe.rel(),
     });
     drop(probe);
-    assert!(n >= 20, "scenario has {n} steps");
+    assert!(n >= 15, "scenario has {n} steps");
     for k in 1..=n {
         let cg = TestCgroup::create("crash safety on real cgroups").expect("test cgroup");
         let dirs = cg.dirs();
