@@ -1,0 +1,431 @@
+//! Evaluation: violations anticipated, false positives, culprit top-1 / top-3 and
+//! inference latency, for models and baselines alike, written as Markdown and JSON.
+//!
+//! Definitions (per dataset, over the ticks that end a full window and whose
+//! horizon lies inside the data):
+//! - an *alarm* at tick `t`: `P(violation) = 1 - P(no violation) ≥ threshold`;
+//! - a *violation episode*: a maximal run of ticks labelled "violation within
+//!   the horizon"; it is *anticipated* when an alarm fires in its first `h` ticks,
+//!   i.e. before the violation itself starts;
+//! - *false positives*: alarms at ticks with no violation within the horizon, as
+//!   a share of all alarms (and, separately, of all quiet ticks);
+//! - *culprit top-k*: over ticks labelled with a known culprit, one of the
+//!   culprits is among the `k` services with the highest probability.
+
+use crate::checkpoint::Model;
+use crate::features::{Label, Series};
+use crate::model::StreamMode;
+use serde::Serialize;
+use std::time::Instant;
+use tch::{Kind, Tensor};
+
+/// Anything that scores windows: `[services + 1]` probabilities per window end,
+/// last = "no violation".
+pub trait Scorer {
+    /// A short name for reports.
+    fn name(&self) -> String;
+    /// Probabilities for the windows of `series` ending at `ends`.
+    fn score(&mut self, series: &Series, ends: &[usize]) -> Vec<Vec<f32>>;
+}
+
+/// A trained model as a [`Scorer`].
+pub struct ModelScorer<'a> {
+    /// The model.
+    pub model: &'a Model,
+    /// Report name.
+    pub label: String,
+}
+
+impl Scorer for ModelScorer<'_> {
+    fn name(&self) -> String {
+        self.label.clone()
+    }
+
+    fn score(&mut self, series: &Series, ends: &[usize]) -> Vec<Vec<f32>> {
+        score_model(self.model, series, ends)
+    }
+}
+
+/// Batched inference of a model over window ends.
+pub fn score_model(model: &Model, series: &Series, ends: &[usize]) -> Vec<Vec<f32>> {
+    let _g = tch::no_grad_guard();
+    let w = model.header.model.window;
+    let (ns, nc) = (series.n_services as i64, series.n_channels as i64);
+    let mut out = Vec::with_capacity(ends.len());
+    for chunk in ends.chunks(512) {
+        let mut buf = Vec::with_capacity(chunk.len() * w * (ns * nc) as usize);
+        for &t in chunk {
+            buf.extend_from_slice(series.window(t, w));
+        }
+        let x = Tensor::from_slice(&buf)
+            .reshape([chunk.len() as i64, w as i64, ns, nc])
+            .to_device(model.vs.device());
+        let p = model
+            .net
+            .probabilities(&model.net.forward(&x))
+            .to_device(tch::Device::Cpu);
+        let rows: Vec<Vec<f32>> = Vec::try_from(&p).unwrap_or_default();
+        out.extend(rows);
+    }
+    out
+}
+
+/// Counts behind the figures.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Metrics {
+    /// Ticks scored.
+    pub ticks: usize,
+    /// Ticks with a violation within the horizon.
+    pub violation_ticks: usize,
+    /// Violation episodes.
+    pub episodes: usize,
+    /// Episodes with an alarm before the violation.
+    pub anticipated: usize,
+    /// Alarms raised.
+    pub alarms: usize,
+    /// Alarms at quiet ticks.
+    pub false_alarms: usize,
+    /// Quiet ticks.
+    pub quiet_ticks: usize,
+    /// Ticks with a known culprit.
+    pub culprit_ticks: usize,
+    /// Of which the top-ranked service is a culprit.
+    pub top1: usize,
+    /// Of which a culprit is in the top 3.
+    pub top3: usize,
+}
+
+impl Metrics {
+    /// Violations anticipated, %.
+    pub fn anticipated_pct(&self) -> f64 {
+        pct(self.anticipated, self.episodes)
+    }
+    /// False positives as a share of alarms, %.
+    pub fn false_positive_pct(&self) -> f64 {
+        pct(self.false_alarms, self.alarms)
+    }
+    /// False alarms as a share of quiet ticks, %.
+    pub fn false_alarm_rate_pct(&self) -> f64 {
+        pct(self.false_alarms, self.quiet_ticks)
+    }
+    /// Culprit top-1, %.
+    pub fn top1_pct(&self) -> f64 {
+        pct(self.top1, self.culprit_ticks)
+    }
+    /// Culprit top-3, %.
+    pub fn top3_pct(&self) -> f64 {
+        pct(self.top3, self.culprit_ticks)
+    }
+
+    fn add(&mut self, o: &Metrics) {
+        self.ticks += o.ticks;
+        self.violation_ticks += o.violation_ticks;
+        self.episodes += o.episodes;
+        self.anticipated += o.anticipated;
+        self.alarms += o.alarms;
+        self.false_alarms += o.false_alarms;
+        self.quiet_ticks += o.quiet_ticks;
+        self.culprit_ticks += o.culprit_ticks;
+        self.top1 += o.top1;
+        self.top3 += o.top3;
+    }
+}
+
+fn pct(a: usize, b: usize) -> f64 {
+    if b == 0 {
+        0.0
+    } else {
+        100.0 * a as f64 / b as f64
+    }
+}
+
+/// Computes the metrics of one series from its probabilities (see module docs).
+pub fn metrics(
+    series: &Series,
+    ends: &[usize],
+    probs: &[Vec<f32>],
+    h: usize,
+    threshold: f32,
+) -> Metrics {
+    let mut m = Metrics::default();
+    let mut run_start: Option<usize> = None;
+    let mut run_alarmed = false;
+    let mut prev_t = None;
+    for (&t, p) in ends.iter().zip(probs) {
+        let Some(label) = series.labels[t].as_ref() else {
+            continue;
+        };
+        let ns = p.len() - 1;
+        let alarm = 1.0 - p[ns] >= threshold;
+        m.ticks += 1;
+        // Episodes: consecutive violation ticks.
+        let contiguous = prev_t.is_some_and(|pt: usize| pt + 1 == t);
+        if label.is_violation() {
+            m.violation_ticks += 1;
+            if run_start.is_none() || !contiguous {
+                if run_start.is_some() && run_alarmed {
+                    m.anticipated += 1;
+                }
+                m.episodes += usize::from(run_start.is_none() || !contiguous);
+                run_start = Some(t);
+                run_alarmed = false;
+            }
+            if alarm && run_start.is_some_and(|s| t < s + h) {
+                run_alarmed = true;
+            }
+        } else {
+            if run_start.take().is_some() && run_alarmed {
+                m.anticipated += 1;
+            }
+            run_alarmed = false;
+            m.quiet_ticks += 1;
+            if alarm {
+                m.false_alarms += 1;
+            }
+        }
+        if alarm {
+            m.alarms += 1;
+        }
+        if let Label::Culprits(c) = label {
+            m.culprit_ticks += 1;
+            let mut rank: Vec<usize> = (0..ns).collect();
+            rank.sort_by(|&a, &b| p[b].total_cmp(&p[a]));
+            if c.contains(&rank[0]) {
+                m.top1 += 1;
+            }
+            if rank.iter().take(3).any(|s| c.contains(s)) {
+                m.top3 += 1;
+            }
+        }
+        prev_t = Some(t);
+    }
+    if run_start.is_some() && run_alarmed {
+        m.anticipated += 1;
+    }
+    m
+}
+
+/// One row of a report.
+#[derive(Debug, Clone, Serialize)]
+pub struct Row {
+    /// Model or baseline name.
+    pub name: String,
+    /// The counts.
+    pub metrics: Metrics,
+    /// Violations anticipated, %.
+    pub anticipated_pct: f64,
+    /// False positives, % of alarms.
+    pub false_positive_pct: f64,
+    /// False alarms, % of quiet ticks.
+    pub false_alarm_rate_pct: f64,
+    /// Culprit top-1, %.
+    pub top1_pct: f64,
+    /// Culprit top-3, %.
+    pub top3_pct: f64,
+    /// Batch-1 inference p50, µs (models only).
+    pub inference_p50_us: Option<f64>,
+    /// Batch-1 inference p99, µs (models only).
+    pub inference_p99_us: Option<f64>,
+}
+
+impl Row {
+    /// A row from metrics.
+    pub fn new(name: String, metrics: Metrics, latency: Option<(f64, f64)>) -> Row {
+        Row {
+            name,
+            anticipated_pct: metrics.anticipated_pct(),
+            false_positive_pct: metrics.false_positive_pct(),
+            false_alarm_rate_pct: metrics.false_alarm_rate_pct(),
+            top1_pct: metrics.top1_pct(),
+            top3_pct: metrics.top3_pct(),
+            metrics,
+            inference_p50_us: latency.map(|l| l.0),
+            inference_p99_us: latency.map(|l| l.1),
+        }
+    }
+}
+
+/// Scores every window of every series with `scorer` and sums the metrics.
+pub fn evaluate_scorer(
+    scorer: &mut dyn Scorer,
+    series: &[Series],
+    window: usize,
+    h: usize,
+    threshold: f32,
+) -> Metrics {
+    let mut total = Metrics::default();
+    for s in series {
+        let ends: Vec<usize> = s.window_ends(window).collect();
+        let probs = scorer.score(s, &ends);
+        total.add(&metrics(s, &ends, &probs, h, threshold));
+    }
+    total
+}
+
+/// Batch-1 inference latency (p50, p99) in µs over up to `n` windows, after a
+/// warm-up; `stream` measures per-tick streaming instead of full windows.
+pub fn inference_latency(
+    model: &Model,
+    series: &Series,
+    n: usize,
+    stream: Option<StreamMode>,
+) -> (f64, f64) {
+    let _g = tch::no_grad_guard();
+    let w = model.header.model.window;
+    let (ns, nc) = (series.n_services as i64, series.n_channels as i64);
+    let ends: Vec<usize> = series.window_ends(w).take(n + 10).collect();
+    let mut times = Vec::with_capacity(ends.len());
+    let dev = model.vs.device();
+    match stream {
+        None => {
+            for (i, &t) in ends.iter().enumerate() {
+                let x = Tensor::from_slice(series.window(t, w))
+                    .reshape([1, w as i64, ns, nc])
+                    .to_device(dev);
+                let start = Instant::now();
+                let p = model.net.probabilities(&model.net.forward(&x));
+                let _ = Vec::<f32>::try_from(p.to_device(tch::Device::Cpu).flatten(0, -1));
+                if i >= 10 {
+                    times.push(start.elapsed().as_secs_f64() * 1e6);
+                }
+            }
+        }
+        Some(mode) => {
+            let mut st = model.net.stream_state(mode);
+            for (i, &t) in ends.iter().enumerate() {
+                let row = &series.window(t, 1)[..];
+                let x = Tensor::from_slice(row).reshape([ns, nc]).to_device(dev);
+                let start = Instant::now();
+                let p = model.net.stream_step(&mut st, &x);
+                let _ = Vec::<f32>::try_from(p.to_device(tch::Device::Cpu));
+                if i >= 10 {
+                    times.push(start.elapsed().as_secs_f64() * 1e6);
+                }
+            }
+        }
+    }
+    percentiles(&mut times)
+}
+
+/// (p50, p99) of `v` (sorted in place); zeros when empty.
+pub fn percentiles(v: &mut [f64]) -> (f64, f64) {
+    if v.is_empty() {
+        return (0.0, 0.0);
+    }
+    v.sort_by(f64::total_cmp);
+    let at = |q: f64| v[((v.len() - 1) as f64 * q).round() as usize];
+    (at(0.5), at(0.99))
+}
+
+/// The report as a Markdown table.
+pub fn markdown(title: &str, rows: &[Row]) -> String {
+    let mut s = format!("## {title}\n\n");
+    s.push_str("| model | anticipated % | false positives % of alarms | false alarms % of quiet ticks | culprit top-1 % | culprit top-3 % | inference p50 µs | p99 µs |\n");
+    s.push_str("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
+    let us = |v: Option<f64>| v.map_or("–".to_string(), |v| format!("{v:.0}"));
+    for r in rows {
+        s.push_str(&format!(
+            "| {} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {} | {} |\n",
+            r.name,
+            r.anticipated_pct,
+            r.false_positive_pct,
+            r.false_alarm_rate_pct,
+            r.top1_pct,
+            r.top3_pct,
+            us(r.inference_p50_us),
+            us(r.inference_p99_us)
+        ));
+    }
+    s
+}
+
+/// Probability of each class (mean over ticks) — for quick sanity checks.
+pub fn mean_probabilities(probs: &[Vec<f32>]) -> Vec<f32> {
+    let Some(first) = probs.first() else {
+        return Vec::new();
+    };
+    let t = Tensor::from_slice(&probs.concat()).reshape([probs.len() as i64, first.len() as i64]);
+    Vec::try_from(t.mean_dim(0, false, Kind::Float)).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn series(labels: Vec<Option<Label>>) -> Series {
+        let n = labels.len();
+        Series {
+            n_ticks: n,
+            n_services: 2,
+            n_channels: 1,
+            x: vec![0.0; n * 2],
+            queue: vec![0.0; n * 2],
+            labels,
+        }
+    }
+
+    #[test]
+    fn metrics_count_episodes_alarms_and_culprits() {
+        use Label::*;
+        // ticks:      0      1      2             3             4      5
+        let s = series(vec![
+            Some(Quiet),
+            Some(Quiet),
+            Some(Culprits(vec![1])),
+            Some(Culprits(vec![1])),
+            Some(Quiet),
+            Some(Unattributed),
+        ]);
+        let quiet = vec![0.0, 0.0, 1.0];
+        let c1 = vec![0.1, 0.8, 0.1];
+        let c0 = vec![0.6, 0.3, 0.1];
+        let probs = vec![
+            quiet.clone(),
+            c0.clone(),
+            c1.clone(),
+            c0.clone(),
+            quiet.clone(),
+            quiet.clone(),
+        ];
+        let ends: Vec<usize> = (0..6).collect();
+        let m = metrics(&s, &ends, &probs, 1, 0.5);
+        assert_eq!(m.ticks, 6);
+        assert_eq!(m.episodes, 2);
+        assert_eq!(
+            m.anticipated, 1,
+            "the first episode was alarmed at its first tick"
+        );
+        assert_eq!(m.alarms, 3);
+        assert_eq!(m.false_alarms, 1);
+        assert_eq!(m.quiet_ticks, 3);
+        assert_eq!(m.culprit_ticks, 2);
+        assert_eq!(m.top1, 1);
+        assert_eq!(m.top3, 2);
+        assert!((m.false_positive_pct() - 100.0 / 3.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn late_alarms_do_not_count_as_anticipation() {
+        use Label::*;
+        let s = series(vec![
+            Some(Quiet),
+            Some(Culprits(vec![0])),
+            Some(Culprits(vec![0])),
+            Some(Quiet),
+        ]);
+        let quiet = vec![0.0, 0.0, 1.0];
+        let c0 = vec![0.9, 0.05, 0.05];
+        let probs = vec![quiet.clone(), quiet.clone(), c0, quiet];
+        let m = metrics(&s, &[0, 1, 2, 3], &probs, 1, 0.5);
+        assert_eq!((m.episodes, m.anticipated), (1, 0));
+        let m2 = metrics(&s, &[0, 1, 2, 3], &probs, 2, 0.5);
+        assert_eq!((m2.episodes, m2.anticipated), (1, 1));
+    }
+
+    #[test]
+    fn percentiles_of_a_known_sample() {
+        let mut v: Vec<f64> = (1..=100).rev().map(f64::from).collect();
+        assert_eq!(percentiles(&mut v), (51.0, 99.0));
+        assert_eq!(percentiles(&mut []), (0.0, 0.0));
+    }
+}

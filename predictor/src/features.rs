@@ -1,0 +1,437 @@
+//! Feature windows: which per-service signals the model reads, how they are
+//! normalised, and the per-tick label ("which service initiates a violation within
+//! the horizon, or none").
+//!
+//! A dataset becomes a [`Series`]: the normalised signals as one dense
+//! `[ticks, services, channels]` buffer plus one [`Label`] per tick. Windows are
+//! never copied out: the model reads `W` consecutive ticks ending at tick `t`.
+
+use seer_traces::{Dataset, ServiceTick};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::fmt;
+use std::str::FromStr;
+
+/// Errors turning datasets into features.
+#[derive(Debug, thiserror::Error)]
+pub enum FeatureError {
+    /// A service the model reads is missing from a dataset.
+    #[error("dataset {origin:?} has no service {service:?} (it has {available})")]
+    MissingService {
+        /// The dataset's origin string.
+        origin: String,
+        /// The missing service.
+        service: String,
+        /// How many services the dataset has.
+        available: usize,
+    },
+    /// The dataset's dense vectors do not match its metadata.
+    #[error("dataset {origin:?} is inconsistent: {message}")]
+    Shape {
+        /// The dataset's origin string.
+        origin: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// Too few ticks to make a single window.
+    #[error(
+        "dataset {origin:?} has {ticks} ticks, fewer than one window of {window} plus the horizon of {horizon}"
+    )]
+    TooShort {
+        /// The dataset's origin string.
+        origin: String,
+        /// Its ticks.
+        ticks: usize,
+        /// The window length.
+        window: usize,
+        /// The horizon in ticks.
+        horizon: usize,
+    },
+    /// An unknown channel name.
+    #[error("unknown channel {0:?} (expected queue, p99_ms or arrivals)")]
+    UnknownChannel(String),
+    /// Datasets with different tick intervals were mixed.
+    #[error("dataset {origin:?} has a tick interval of {got} ns, expected {expected} ns")]
+    Interval {
+        /// The dataset's origin string.
+        origin: String,
+        /// Its interval.
+        got: u64,
+        /// The interval of the first dataset or the model.
+        expected: u64,
+    },
+}
+
+/// One per-service input signal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Channel {
+    /// Mean queue depth (outstanding requests) over the tick.
+    Queue,
+    /// 99th percentile latency, ms (0 when nothing completed).
+    P99Ms,
+    /// Requests that arrived during the tick.
+    Arrivals,
+}
+
+impl Channel {
+    /// The name used on the command line and in checkpoints.
+    pub fn name(self) -> &'static str {
+        match self {
+            Channel::Queue => "queue",
+            Channel::P99Ms => "p99_ms",
+            Channel::Arrivals => "arrivals",
+        }
+    }
+
+    /// The raw value of this channel in a tick (NaN latencies become 0).
+    pub fn raw(self, t: &ServiceTick) -> f32 {
+        let v = match self {
+            Channel::Queue => t.queue_mean,
+            Channel::P99Ms => t.p99_ms,
+            Channel::Arrivals => t.arrivals as f32,
+        };
+        if v.is_finite() { v.max(0.0) } else { 0.0 }
+    }
+}
+
+impl fmt::Display for Channel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Channel {
+    type Err = FeatureError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "queue" => Ok(Channel::Queue),
+            "p99_ms" | "p99" => Ok(Channel::P99Ms),
+            "arrivals" => Ok(Channel::Arrivals),
+            other => Err(FeatureError::UnknownChannel(other.to_string())),
+        }
+    }
+}
+
+/// Number of ticks a horizon covers: `ceil(horizon / interval)`, at least 1.
+pub fn horizon_ticks(horizon_ns: u64, interval_ns: u64) -> usize {
+    let i = interval_ns.max(1);
+    (horizon_ns.div_ceil(i)).max(1) as usize
+}
+
+/// The per-tick target of the predictor.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Label {
+    /// No end-to-end violation within the horizon.
+    Quiet,
+    /// A violation within the horizon, initiated by these services (indices in the
+    /// model's service order, at least one).
+    Culprits(Vec<usize>),
+    /// A violation within the horizon with no culprit active at this tick (a load
+    /// spike, a fault that starts later): counted for detection, not trained on.
+    Unattributed,
+}
+
+impl Label {
+    /// Whether a violation follows within the horizon.
+    pub fn is_violation(&self) -> bool {
+        !matches!(self, Label::Quiet)
+    }
+}
+
+/// Labels every tick of a dataset: violation of any entry point in ticks
+/// `t+1 ..= t+h`, attributed to the services that are culprits at tick `t`.
+///
+/// `order[i]` is the dataset's index of the model's service `i` (`None` when the
+/// dataset lacks it). Ticks whose horizon runs past the end get `None`.
+pub fn labels(ds: &Dataset, order: &[Option<usize>], h: usize) -> Vec<Option<Label>> {
+    let nt = ds.n_ticks();
+    let ns = ds.n_services();
+    let any_violation: Vec<bool> = (0..nt).map(|t| ds.any_violation(t)).collect();
+    // Model index of each dataset service.
+    let mut to_model = vec![None; ns];
+    for (m, d) in order.iter().enumerate() {
+        if let Some(d) = d {
+            to_model[*d] = Some(m);
+        }
+    }
+    (0..nt)
+        .map(|t| {
+            if t + h >= nt {
+                return None;
+            }
+            if !any_violation[t + 1..=t + h].iter().any(|&v| v) {
+                return Some(Label::Quiet);
+            }
+            let mut c: Vec<usize> = ds.culprit[t * ns..(t + 1) * ns]
+                .iter()
+                .enumerate()
+                .filter(|(_, r)| r.is_some())
+                .filter_map(|(s, _)| to_model[s])
+                .collect();
+            c.sort_unstable();
+            Some(if c.is_empty() {
+                Label::Unattributed
+            } else {
+                Label::Culprits(c)
+            })
+        })
+        .collect()
+}
+
+/// Per service and channel: `z = (ln(1 + x) - mean) / std`, learned on training
+/// data and stored in the checkpoint.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Normalizer {
+    /// Channels, in input order.
+    pub channels: Vec<Channel>,
+    /// Services, in input order.
+    pub services: Vec<String>,
+    /// `mean[s * channels + c]` of `ln(1 + x)`.
+    pub mean: Vec<f32>,
+    /// `std[s * channels + c]` of `ln(1 + x)`, at least [`Normalizer::MIN_STD`].
+    pub std: Vec<f32>,
+}
+
+impl Normalizer {
+    /// Smallest standard deviation used, so constant signals do not blow up.
+    pub const MIN_STD: f32 = 0.05;
+
+    /// Learns the statistics from the first `limit[i]` ticks of each dataset (the
+    /// training part), services mapped by name.
+    pub fn fit(
+        datasets: &[&Dataset],
+        limits: &[usize],
+        services: &[String],
+        channels: &[Channel],
+    ) -> Result<Normalizer, FeatureError> {
+        let nc = channels.len();
+        let n = services.len() * nc;
+        let (mut sum, mut sq, mut count) = (vec![0f64; n], vec![0f64; n], 0f64);
+        for (ds, &limit) in datasets.iter().zip(limits) {
+            let order = service_order(ds, services)?;
+            for t in 0..limit.min(ds.n_ticks()) {
+                let row = ds.services_at(t);
+                for (s, d) in order.iter().enumerate() {
+                    for (c, ch) in channels.iter().enumerate() {
+                        let v = f64::from(ch.raw(&row[*d])).ln_1p();
+                        sum[s * nc + c] += v;
+                        sq[s * nc + c] += v * v;
+                    }
+                }
+                count += 1.0;
+            }
+        }
+        let count = count.max(1.0);
+        let mean: Vec<f32> = sum.iter().map(|s| (s / count) as f32).collect();
+        let std = sq
+            .iter()
+            .zip(&mean)
+            .map(|(q, m)| {
+                let var = (q / count - f64::from(*m).powi(2)).max(0.0);
+                (var.sqrt() as f32).max(Self::MIN_STD)
+            })
+            .collect();
+        Ok(Normalizer {
+            channels: channels.to_vec(),
+            services: services.to_vec(),
+            mean,
+            std,
+        })
+    }
+
+    /// Normalises one raw value of service `s`, channel `c`.
+    pub fn apply(&self, s: usize, c: usize, raw: f32) -> f32 {
+        let i = s * self.channels.len() + c;
+        let v = if raw.is_finite() { raw.max(0.0) } else { 0.0 };
+        (v.ln_1p() - self.mean[i]) / self.std[i]
+    }
+
+    /// Normalises one tick given as raw `[service][channel]` values into `out`.
+    pub fn apply_row(&self, raw: &[f32], out: &mut [f32]) {
+        let nc = self.channels.len();
+        for (i, (r, o)) in raw.iter().zip(out.iter_mut()).enumerate() {
+            *o = self.apply(i / nc, i % nc, *r);
+        }
+    }
+}
+
+/// `order[i]` = the dataset index of `services[i]`; every service must be there.
+pub fn service_order(ds: &Dataset, services: &[String]) -> Result<Vec<usize>, FeatureError> {
+    let index: HashMap<&str, usize> = ds
+        .meta
+        .services
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.as_str(), i))
+        .collect();
+    services
+        .iter()
+        .map(|s| {
+            index
+                .get(s.as_str())
+                .copied()
+                .ok_or_else(|| FeatureError::MissingService {
+                    origin: ds.meta.origin.clone(),
+                    service: s.clone(),
+                    available: ds.meta.services.len(),
+                })
+        })
+        .collect()
+}
+
+/// A dataset as model input: normalised signals and per-tick labels.
+#[derive(Debug, Clone)]
+pub struct Series {
+    /// Ticks.
+    pub n_ticks: usize,
+    /// Services (model order).
+    pub n_services: usize,
+    /// Channels.
+    pub n_channels: usize,
+    /// `x[(t * n_services + s) * n_channels + c]`, normalised.
+    pub x: Vec<f32>,
+    /// Raw queue depth `queue[t * n_services + s]` (for the rule baselines).
+    pub queue: Vec<f32>,
+    /// Label of each tick (`None` near the end, where the horizon is not known).
+    pub labels: Vec<Option<Label>>,
+}
+
+impl Series {
+    /// Builds the series of `ds` for a model reading `norm.services` and
+    /// `norm.channels` with a horizon of `h` ticks.
+    pub fn new(ds: &Dataset, norm: &Normalizer, h: usize) -> Result<Series, FeatureError> {
+        ds.check_shape().map_err(|message| FeatureError::Shape {
+            origin: ds.meta.origin.clone(),
+            message,
+        })?;
+        let order = service_order(ds, &norm.services)?;
+        let (nt, ns, nc) = (ds.n_ticks(), norm.services.len(), norm.channels.len());
+        let mut x = vec![0f32; nt * ns * nc];
+        let mut queue = vec![0f32; nt * ns];
+        for t in 0..nt {
+            let row = ds.services_at(t);
+            for (s, d) in order.iter().enumerate() {
+                for (c, ch) in norm.channels.iter().enumerate() {
+                    x[(t * ns + s) * nc + c] = norm.apply(s, c, ch.raw(&row[*d]));
+                }
+                queue[t * ns + s] = Channel::Queue.raw(&row[*d]);
+            }
+        }
+        let opt: Vec<Option<usize>> = order.iter().map(|&d| Some(d)).collect();
+        Ok(Series {
+            n_ticks: nt,
+            n_services: ns,
+            n_channels: nc,
+            x,
+            queue,
+            labels: labels(ds, &opt, h),
+        })
+    }
+
+    /// Ticks that can end a window of `w` and have a label.
+    pub fn window_ends(&self, w: usize) -> impl Iterator<Item = usize> + '_ {
+        (w.saturating_sub(1)..self.n_ticks).filter(|&t| self.labels[t].is_some())
+    }
+
+    /// The window of `w` ticks ending at tick `t`, `[w, services, channels]`.
+    pub fn window(&self, t: usize, w: usize) -> &[f32] {
+        let row = self.n_services * self.n_channels;
+        &self.x[(t + 1 - w) * row..(t + 1) * row]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::synth::{SynthConfig, synth_dataset};
+
+    #[test]
+    fn horizon_ticks_rounds_up_and_is_at_least_one() {
+        assert_eq!(horizon_ticks(100_000_000, 100_000_000), 1);
+        assert_eq!(horizon_ticks(10_000_000, 100_000_000), 1);
+        assert_eq!(horizon_ticks(150_000_000, 100_000_000), 2);
+        assert_eq!(horizon_ticks(1_000_000_000, 100_000_000), 10);
+        assert_eq!(horizon_ticks(0, 100_000_000), 1);
+    }
+
+    #[test]
+    fn channel_names_round_trip() {
+        for c in [Channel::Queue, Channel::P99Ms, Channel::Arrivals] {
+            assert_eq!(c.name().parse::<Channel>().unwrap(), c);
+        }
+        assert!("cpu".parse::<Channel>().is_err());
+    }
+
+    #[test]
+    fn labels_attribute_violations_to_active_culprits() {
+        let mut ds = synth_dataset(&SynthConfig {
+            n_services: 3,
+            n_ticks: 10,
+            ..Default::default()
+        });
+        ds.violation.iter_mut().for_each(|v| *v = false);
+        ds.culprit.iter_mut().for_each(|c| *c = None);
+        ds.violation[5] = true; // one entry point: tick 5
+        ds.culprit[4 * 3 + 2] = Some(seer_traces::Resource::Cpu);
+        let order = [Some(0), Some(1), Some(2)];
+        let l = labels(&ds, &order, 1);
+        assert_eq!(l[3], Some(Label::Quiet));
+        assert_eq!(l[4], Some(Label::Culprits(vec![2])));
+        assert_eq!(l[5], Some(Label::Quiet));
+        assert_eq!(l[9], None);
+        let l2 = labels(&ds, &order, 2);
+        assert_eq!(l2[3], Some(Label::Unattributed));
+        assert_eq!(l2[8], None);
+        // Reordered model: dataset service 2 is model service 0.
+        let l3 = labels(&ds, &[Some(2), Some(0), Some(1)], 1);
+        assert_eq!(l3[4], Some(Label::Culprits(vec![0])));
+    }
+
+    #[test]
+    fn normalizer_centres_training_data() {
+        let ds = synth_dataset(&SynthConfig {
+            n_services: 4,
+            n_ticks: 500,
+            ..Default::default()
+        });
+        let norm = Normalizer::fit(
+            &[&ds],
+            &[500],
+            &ds.meta.services,
+            &[Channel::Queue, Channel::Arrivals],
+        )
+        .unwrap();
+        let s = Series::new(&ds, &norm, 1).unwrap();
+        for k in 0..(4 * 2) {
+            let vals: Vec<f32> = (0..500).map(|t| s.x[t * 8 + k]).collect();
+            let mean = vals.iter().sum::<f32>() / 500.0;
+            assert!(mean.abs() < 1e-3, "channel {k} mean {mean}");
+        }
+        assert_eq!(s.window(19, 20).len(), 20 * 4 * 2);
+    }
+
+    #[test]
+    fn missing_service_is_named() {
+        let ds = synth_dataset(&SynthConfig {
+            n_services: 2,
+            n_ticks: 30,
+            ..Default::default()
+        });
+        let err = service_order(&ds, &["nope".to_string()]).unwrap_err();
+        assert!(err.to_string().contains("\"nope\""), "{err}");
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn normalisation_is_finite_for_any_input(raw in proptest::num::f32::ANY) {
+            let norm = Normalizer {
+                channels: vec![Channel::Queue],
+                services: vec!["a".into()],
+                mean: vec![1.0],
+                std: vec![Normalizer::MIN_STD],
+            };
+            proptest::prop_assert!(norm.apply(0, 0, raw).is_finite());
+        }
+    }
+}

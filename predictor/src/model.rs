@@ -1,0 +1,584 @@
+//! The networks: `hybrid` (convolutions across services → LSTM over time → fully
+//! connected, the paper's Fig. 9), `cnn` (2-D convolutions over time × services)
+//! and `lstm` (an LSTM over the flattened ticks).
+//!
+//! Input `[batch, window, services, channels]`, services in topological order;
+//! output logits `[batch, services + 1]` (last = "no violation") for
+//! [`OutputKind::Softmax`], `[batch, services]` for [`OutputKind::Sigmoid`].
+//!
+//! Per-tick inference ([`StreamState`]) keeps the last `W` ticks' convolution
+//! outputs (hybrid), so a new tick costs one convolution plus the LSTM over the
+//! cached features, which is exactly the full-window result; or, with
+//! [`StreamMode::Stateful`], carries the LSTM state from tick to tick (one LSTM
+//! step per tick, an approximation of the windowed model).
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::str::FromStr;
+use tch::nn::{self, Module, RNN};
+use tch::{Device, Kind, Tensor};
+
+/// Errors in model configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    /// An unknown architecture or output name.
+    #[error("unknown {what} {value:?} (expected {expected})")]
+    Unknown {
+        /// What was being parsed.
+        what: &'static str,
+        /// The value given.
+        value: String,
+        /// The accepted values.
+        expected: &'static str,
+    },
+    /// A configuration that cannot make a network.
+    #[error("invalid model configuration: {0}")]
+    Invalid(String),
+    /// libtorch refused an operation.
+    #[error("libtorch: {0}")]
+    Torch(#[from] tch::TchError),
+}
+
+/// Network architecture.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Arch {
+    /// Convolutions across services, then an LSTM over time (Seer).
+    Hybrid,
+    /// Convolutions over time and services only.
+    Cnn,
+    /// An LSTM over time only.
+    Lstm,
+}
+
+impl Arch {
+    /// All architectures.
+    pub const ALL: [Arch; 3] = [Arch::Hybrid, Arch::Cnn, Arch::Lstm];
+
+    /// The name on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Arch::Hybrid => "hybrid",
+            Arch::Cnn => "cnn",
+            Arch::Lstm => "lstm",
+        }
+    }
+}
+
+impl fmt::Display for Arch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Arch {
+    type Err = ModelError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Arch::ALL
+            .into_iter()
+            .find(|a| a.name() == s)
+            .ok_or_else(|| ModelError::Unknown {
+                what: "architecture",
+                value: s.into(),
+                expected: "hybrid, cnn or lstm",
+            })
+    }
+}
+
+/// How the outputs become probabilities.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OutputKind {
+    /// One softmax over the services plus "no violation" (the paper's choice).
+    Softmax,
+    /// An independent sigmoid per service; "no violation" = all of them off.
+    Sigmoid,
+}
+
+impl OutputKind {
+    /// The name on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            OutputKind::Softmax => "softmax",
+            OutputKind::Sigmoid => "sigmoid",
+        }
+    }
+}
+
+impl FromStr for OutputKind {
+    type Err = ModelError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "softmax" => Ok(OutputKind::Softmax),
+            "sigmoid" => Ok(OutputKind::Sigmoid),
+            _ => Err(ModelError::Unknown {
+                what: "output",
+                value: s.into(),
+                expected: "softmax or sigmoid",
+            }),
+        }
+    }
+}
+
+/// Everything needed to build a network with the same variable names and shapes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelConfig {
+    /// Architecture.
+    pub arch: Arch,
+    /// Services (inputs and outputs).
+    pub n_services: usize,
+    /// Channels per service.
+    pub n_channels: usize,
+    /// Window length, ticks.
+    pub window: usize,
+    /// Output kind.
+    pub output: OutputKind,
+    /// Convolution channels (hybrid, cnn).
+    pub conv_channels: usize,
+    /// Convolution layers (hybrid, cnn).
+    pub conv_layers: usize,
+    /// LSTM hidden size (hybrid, lstm).
+    pub hidden: usize,
+    /// LSTM layers (hybrid, lstm).
+    pub lstm_layers: usize,
+    /// Dropout before the output layer while training.
+    pub dropout: f64,
+}
+
+impl ModelConfig {
+    /// Sizes near the paper's Table 2 (hybrid ≈ 80 k weights for 36 services,
+    /// cnn ≈ 30 k, lstm ≈ 52 k).
+    pub fn new(arch: Arch, n_services: usize, n_channels: usize, window: usize) -> ModelConfig {
+        let (conv_channels, conv_layers, hidden, lstm_layers) = match arch {
+            Arch::Hybrid => (8, 3, 48, 1),
+            Arch::Cnn => (16, 3, 0, 0),
+            Arch::Lstm => (0, 0, 64, 2),
+        };
+        ModelConfig {
+            arch,
+            n_services,
+            n_channels,
+            window,
+            output: OutputKind::Softmax,
+            conv_channels,
+            conv_layers,
+            hidden,
+            lstm_layers,
+            dropout: 0.1,
+        }
+    }
+
+    /// Outputs of the last layer.
+    pub fn n_outputs(&self) -> usize {
+        match self.output {
+            OutputKind::Softmax => self.n_services + 1,
+            OutputKind::Sigmoid => self.n_services,
+        }
+    }
+
+    /// Checks the sizes.
+    pub fn validate(&self) -> Result<(), ModelError> {
+        let bad = |m: String| Err(ModelError::Invalid(m));
+        if self.n_services == 0 || self.n_channels == 0 || self.window == 0 {
+            return bad(format!(
+                "services {}, channels {}, window {} must all be positive",
+                self.n_services, self.n_channels, self.window
+            ));
+        }
+        if self.n_services > 100_000 || self.window > 10_000 || self.n_channels > 16 {
+            return bad(format!(
+                "services {}, channels {}, window {} are implausibly large",
+                self.n_services, self.n_channels, self.window
+            ));
+        }
+        let needs_conv = matches!(self.arch, Arch::Hybrid | Arch::Cnn);
+        let needs_lstm = matches!(self.arch, Arch::Hybrid | Arch::Lstm);
+        if needs_conv && (self.conv_channels == 0 || self.conv_layers == 0) {
+            return bad(format!(
+                "{} needs convolution channels and layers",
+                self.arch
+            ));
+        }
+        if needs_lstm && (self.hidden == 0 || self.lstm_layers == 0) {
+            return bad(format!(
+                "{} needs an LSTM hidden size and layers",
+                self.arch
+            ));
+        }
+        if !(0.0..1.0).contains(&self.dropout) {
+            return bad(format!("dropout {} is outside [0, 1)", self.dropout));
+        }
+        Ok(())
+    }
+}
+
+/// A built network; its variables live in the [`nn::VarStore`] it was built in.
+#[derive(Debug)]
+pub struct Net {
+    cfg: ModelConfig,
+    convs: Vec<nn::Conv1D>,
+    convs2: Vec<nn::Conv2D>,
+    lstm: Option<nn::LSTM>,
+    out: nn::Linear,
+}
+
+/// How [`Net::stream_step`] treats history.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamMode {
+    /// Recompute from the last `W` ticks (cached convolutions for hybrid): the
+    /// same result as [`Net::forward`] on the window.
+    Exact,
+    /// Carry the LSTM state across ticks: one LSTM step per tick.
+    Stateful,
+}
+
+/// Per-stream state for tick-by-tick inference.
+#[derive(Debug)]
+pub struct StreamState {
+    mode: StreamMode,
+    /// Ring of the last `W` per-tick inputs to the recurrent part,
+    /// `[features]` each (hybrid: convolution outputs; others: normalised ticks).
+    ring: Vec<Tensor>,
+    next: usize,
+    seen: u64,
+    lstm_state: Option<nn::LSTMState>,
+}
+
+impl StreamState {
+    /// Ticks fed so far.
+    pub fn ticks_seen(&self) -> u64 {
+        self.seen
+    }
+}
+
+impl Net {
+    /// Builds the network's variables under `p`.
+    pub fn new(p: &nn::Path, cfg: &ModelConfig) -> Result<Net, ModelError> {
+        cfg.validate()?;
+        let (ns, nc, cc) = (
+            cfg.n_services as i64,
+            cfg.n_channels as i64,
+            cfg.conv_channels as i64,
+        );
+        let conv_cfg = nn::ConvConfig {
+            padding: 1,
+            ..Default::default()
+        };
+        let mut convs = Vec::new();
+        let mut convs2 = Vec::new();
+        let rnn_cfg = |layers: usize| nn::RNNConfig {
+            batch_first: true,
+            num_layers: layers as i64,
+            ..Default::default()
+        };
+        let h = cfg.hidden as i64;
+        let (lstm, out_in) = match cfg.arch {
+            Arch::Hybrid => {
+                for l in 0..cfg.conv_layers {
+                    let cin = if l == 0 { nc } else { cc };
+                    convs.push(nn::conv1d(p / format!("conv{l}"), cin, cc, 3, conv_cfg));
+                }
+                (
+                    Some(nn::lstm(p / "lstm", cc * ns, h, rnn_cfg(cfg.lstm_layers))),
+                    h,
+                )
+            }
+            Arch::Cnn => {
+                for l in 0..cfg.conv_layers {
+                    let cin = if l == 0 { nc } else { cc };
+                    convs2.push(nn::conv2d(p / format!("conv{l}"), cin, cc, 3, conv_cfg));
+                }
+                (None, cc * ns)
+            }
+            Arch::Lstm => (
+                Some(nn::lstm(p / "lstm", nc * ns, h, rnn_cfg(cfg.lstm_layers))),
+                h,
+            ),
+        };
+        let out = nn::linear(
+            p / "out",
+            out_in,
+            cfg.n_outputs() as i64,
+            Default::default(),
+        );
+        Ok(Net {
+            cfg: cfg.clone(),
+            convs,
+            convs2,
+            lstm,
+            out,
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &ModelConfig {
+        &self.cfg
+    }
+
+    /// Per-tick features fed to the LSTM: `[n, services, channels]` →
+    /// `[n, features]` (hybrid: the convolutions across services).
+    fn tick_features(&self, x: &Tensor) -> Tensor {
+        let (ns, nc) = (self.cfg.n_services as i64, self.cfg.n_channels as i64);
+        match self.cfg.arch {
+            Arch::Hybrid => {
+                // [n, S, C] -> [n, C, S]
+                let mut y = x.permute([0, 2, 1]);
+                for c in &self.convs {
+                    y = c.forward(&y).relu();
+                }
+                y.flatten(1, -1)
+            }
+            _ => x.reshape([-1, ns * nc]),
+        }
+    }
+
+    /// Logits for a batch of windows `[batch, window, services, channels]`.
+    pub fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
+        let size = x.size();
+        let (b, w) = (size[0], size[1]);
+        let (ns, nc) = (self.cfg.n_services as i64, self.cfg.n_channels as i64);
+        let last = match self.cfg.arch {
+            Arch::Cnn => {
+                // [B, W, S, C] -> [B, C, W, S]
+                let mut y = x.permute([0, 3, 1, 2]);
+                for (i, c) in self.convs2.iter().enumerate() {
+                    y = c.forward(&y).relu();
+                    if i == 0 && w >= 4 {
+                        y = y.max_pool2d([2, 1], [2, 1], [0, 0], [1, 1], false);
+                    }
+                }
+                // Average over time: [B, CC, S] -> [B, CC * S]
+                y.mean_dim(2, false, Kind::Float).flatten(1, -1)
+            }
+            Arch::Hybrid | Arch::Lstm => {
+                let feats = self
+                    .tick_features(&x.reshape([b * w, ns, nc]))
+                    .reshape([b, w, -1]);
+                let lstm = self
+                    .lstm
+                    .as_ref()
+                    .expect("hybrid and lstm nets have an LSTM");
+                let (seq, _) = lstm.seq(&feats);
+                seq.select(1, w - 1)
+            }
+        };
+        self.out.forward(&last.dropout(self.cfg.dropout, train))
+    }
+
+    /// Logits in inference mode.
+    pub fn forward(&self, x: &Tensor) -> Tensor {
+        self.forward_t(x, false)
+    }
+
+    /// Probabilities `[batch, services + 1]`, last column "no violation", for
+    /// either output kind.
+    pub fn probabilities(&self, logits: &Tensor) -> Tensor {
+        probabilities(self.cfg.output, logits)
+    }
+
+    /// A fresh per-stream state.
+    pub fn stream_state(&self, mode: StreamMode) -> StreamState {
+        StreamState {
+            mode,
+            ring: Vec::new(),
+            next: 0,
+            seen: 0,
+            lstm_state: None,
+        }
+    }
+
+    /// Feeds one normalised tick `[services, channels]` and returns the
+    /// probabilities `[services + 1]` given the ticks seen so far (the window is
+    /// zero-padded — the normalised mean — until `W` ticks were seen).
+    pub fn stream_step(&self, st: &mut StreamState, tick: &Tensor) -> Tensor {
+        let (ns, nc, w) = (
+            self.cfg.n_services as i64,
+            self.cfg.n_channels as i64,
+            self.cfg.window,
+        );
+        st.seen += 1;
+        let logits = match (self.cfg.arch, st.mode) {
+            (Arch::Cnn, _) => {
+                push_ring(st, tick.reshape([1, ns, nc]), w);
+                let win = ring_window(st, w, &[1, ns, nc]);
+                self.forward(&win.reshape([1, w as i64, ns, nc]))
+            }
+            (_, StreamMode::Exact) => {
+                let f = self.tick_features(&tick.reshape([1, ns, nc]));
+                push_ring(st, f, w);
+                let fs = ring_window(st, w, &[1, self.features_per_tick()]);
+                let lstm = self
+                    .lstm
+                    .as_ref()
+                    .expect("hybrid and lstm nets have an LSTM");
+                let (seq, _) = lstm.seq(&fs.reshape([1, w as i64, -1]));
+                self.out.forward(&seq.select(1, w as i64 - 1))
+            }
+            (_, StreamMode::Stateful) => {
+                let f = self.tick_features(&tick.reshape([1, ns, nc]));
+                let lstm = self
+                    .lstm
+                    .as_ref()
+                    .expect("hybrid and lstm nets have an LSTM");
+                let state = match st.lstm_state.take() {
+                    Some(s) => s,
+                    None => lstm.zero_state(1),
+                };
+                let (out, state) = lstm.seq_init(&f.reshape([1, 1, -1]), &state);
+                st.lstm_state = Some(state);
+                self.out.forward(&out.select(1, 0))
+            }
+        };
+        self.probabilities(&logits).squeeze_dim(0)
+    }
+
+    fn features_per_tick(&self) -> i64 {
+        match self.cfg.arch {
+            Arch::Hybrid => (self.cfg.conv_channels * self.cfg.n_services) as i64,
+            _ => (self.cfg.n_channels * self.cfg.n_services) as i64,
+        }
+    }
+}
+
+/// Probabilities `[batch, services + 1]` from logits of either output kind.
+pub fn probabilities(kind: OutputKind, logits: &Tensor) -> Tensor {
+    match kind {
+        OutputKind::Softmax => logits.softmax(-1, Kind::Float),
+        OutputKind::Sigmoid => {
+            let p = logits.sigmoid();
+            let none = (p.ones_like() - &p).prod_dim_int(1, true, Kind::Float);
+            Tensor::cat(&[p, none], 1)
+        }
+    }
+}
+
+fn push_ring(st: &mut StreamState, item: Tensor, w: usize) {
+    if st.ring.len() < w {
+        st.ring.push(item);
+        st.next = st.ring.len() % w;
+    } else {
+        st.ring[st.next] = item;
+        st.next = (st.next + 1) % w;
+    }
+}
+
+/// The ring in time order, zero-padded at the front, stacked along dim 0.
+fn ring_window(st: &StreamState, w: usize, shape: &[i64]) -> Tensor {
+    let mut parts: Vec<Tensor> = Vec::with_capacity(w);
+    if st.ring.len() < w {
+        let dev = st.ring.first().map_or(Device::Cpu, Tensor::device);
+        for _ in st.ring.len()..w {
+            parts.push(Tensor::zeros(shape, (Kind::Float, dev)));
+        }
+        parts.extend(st.ring.iter().map(Tensor::shallow_clone));
+    } else {
+        for i in 0..w {
+            parts.push(st.ring[(st.next + i) % w].shallow_clone());
+        }
+    }
+    Tensor::cat(&parts, 0)
+}
+
+/// Number of weights in a var store.
+pub fn n_parameters(vs: &nn::VarStore) -> usize {
+    vs.trainable_variables().iter().map(|t| t.numel()).sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn net(arch: Arch, output: OutputKind) -> (nn::VarStore, Net) {
+        tch::set_num_threads(1);
+        tch::manual_seed(3);
+        let vs = nn::VarStore::new(Device::Cpu);
+        let mut cfg = ModelConfig::new(arch, 5, 2, 6);
+        cfg.output = output;
+        let n = Net::new(&vs.root(), &cfg).unwrap();
+        (vs, n)
+    }
+
+    #[test]
+    fn every_architecture_maps_windows_to_probabilities() {
+        for arch in Arch::ALL {
+            for out in [OutputKind::Softmax, OutputKind::Sigmoid] {
+                let (_vs, n) = net(arch, out);
+                let x = Tensor::randn([3, 6, 5, 2], (Kind::Float, Device::Cpu));
+                let logits = n.forward(&x);
+                assert_eq!(
+                    logits.size(),
+                    [3, n.config().n_outputs() as i64],
+                    "{arch} {out:?}"
+                );
+                let p = n.probabilities(&logits);
+                assert_eq!(p.size(), [3, 6]);
+                if out == OutputKind::Softmax {
+                    let s: Vec<f32> =
+                        Vec::try_from(p.sum_dim_intlist(1, false, Kind::Float)).unwrap();
+                    assert!(s.iter().all(|v| (v - 1.0).abs() < 1e-5), "{s:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn paper_sizes_for_36_services() {
+        for (arch, lo, hi) in [
+            (Arch::Hybrid, 50_000, 100_000),
+            (Arch::Cnn, 15_000, 45_000),
+            (Arch::Lstm, 40_000, 70_000),
+        ] {
+            let vs = nn::VarStore::new(Device::Cpu);
+            Net::new(&vs.root(), &ModelConfig::new(arch, 36, 1, 20)).unwrap();
+            let n = n_parameters(&vs);
+            assert!((lo..hi).contains(&n), "{arch}: {n} weights");
+        }
+    }
+
+    #[test]
+    fn exact_streaming_equals_the_full_window() {
+        for arch in Arch::ALL {
+            let (_vs, n) = net(arch, OutputKind::Softmax);
+            let _g = tch::no_grad_guard();
+            let ticks = Tensor::randn([9, 5, 2], (Kind::Float, Device::Cpu));
+            let mut st = n.stream_state(StreamMode::Exact);
+            let mut last = None;
+            for t in 0..9 {
+                last = Some(n.stream_step(&mut st, &ticks.get(t)));
+            }
+            let full = n
+                .probabilities(&n.forward(&ticks.narrow(0, 3, 6).unsqueeze(0)))
+                .squeeze_dim(0);
+            let diff = f64::try_from((last.unwrap() - full).abs().max()).unwrap();
+            assert!(diff < 1e-5, "{arch}: {diff}");
+            assert_eq!(st.ticks_seen(), 9);
+        }
+    }
+
+    #[test]
+    fn stateful_streaming_runs_one_step_per_tick() {
+        let (_vs, n) = net(Arch::Hybrid, OutputKind::Softmax);
+        let _g = tch::no_grad_guard();
+        let mut st = n.stream_state(StreamMode::Stateful);
+        for _ in 0..3 {
+            let p = n.stream_step(&mut st, &Tensor::randn([5, 2], (Kind::Float, Device::Cpu)));
+            assert_eq!(p.size(), [6]);
+        }
+    }
+
+    #[test]
+    fn bad_configurations_are_refused() {
+        let vs = nn::VarStore::new(Device::Cpu);
+        let mut cfg = ModelConfig::new(Arch::Hybrid, 0, 1, 20);
+        assert!(Net::new(&vs.root(), &cfg).is_err());
+        cfg.n_services = 3;
+        cfg.hidden = 0;
+        assert!(
+            Net::new(&vs.root(), &cfg)
+                .unwrap_err()
+                .to_string()
+                .contains("hybrid")
+        );
+        assert!("transformer".parse::<Arch>().is_err());
+    }
+}

@@ -1,0 +1,655 @@
+//! Training: windows from datasets, a validation split by time, class weighting,
+//! Adam with early stopping on the validation loss, seeded.
+//!
+//! All datasets are concatenated into one `[ticks, services, channels]` tensor;
+//! a sample is the index of its window's first tick, and windows never straddle
+//! two datasets. Per dataset, the last `val_fraction` of the ticks is validation,
+//! separated from the training part by a gap of one window plus the horizon so
+//! that no tick is seen by both.
+
+use crate::checkpoint::{Header, Model, TrainSummary, data_digest};
+use crate::features::{Channel, FeatureError, Label, Normalizer, Series, horizon_ticks};
+use crate::model::{Arch, ModelConfig, ModelError, OutputKind};
+use indicatif::{ProgressBar, ProgressStyle};
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+use seer_traces::Dataset;
+use std::time::Instant;
+use tch::{Device, Kind, Tensor, nn, nn::OptimizerConfig};
+
+/// Errors while training.
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    /// No datasets were given.
+    #[error("no datasets to train on")]
+    NoData,
+    /// The data could not be turned into features.
+    #[error(transparent)]
+    Feature(#[from] FeatureError),
+    /// The network could not be built or run.
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    /// Too few samples.
+    #[error(
+        "too few samples: {train} for training and {validation} for validation (window {window}, horizon {horizon} ticks)"
+    )]
+    TooFew {
+        /// Training samples.
+        train: usize,
+        /// Validation samples.
+        validation: usize,
+        /// Window length.
+        window: usize,
+        /// Horizon, ticks.
+        horizon: usize,
+    },
+    /// A configuration value is out of range.
+    #[error("invalid training configuration: {0}")]
+    Config(String),
+    /// The model to start from does not fit.
+    #[error("cannot start from model {id}: {message}")]
+    Start {
+        /// The starting model's id.
+        id: String,
+        /// Why.
+        message: String,
+    },
+}
+
+impl From<tch::TchError> for TrainError {
+    fn from(e: tch::TchError) -> Self {
+        TrainError::Model(ModelError::Torch(e))
+    }
+}
+
+/// Training settings.
+#[derive(Debug, Clone)]
+pub struct TrainConfig {
+    /// Architecture (ignored when starting from a model).
+    pub arch: Arch,
+    /// Output kind (ignored when starting from a model).
+    pub output: OutputKind,
+    /// Window, ticks.
+    pub window: usize,
+    /// Input channels.
+    pub channels: Vec<Channel>,
+    /// Prediction horizon, ns.
+    pub horizon_ns: u64,
+    /// Maximum epochs.
+    pub epochs: usize,
+    /// Stop after this many epochs without a better validation loss.
+    pub patience: usize,
+    /// Batch size.
+    pub batch_size: usize,
+    /// Adam learning rate.
+    pub learning_rate: f64,
+    /// Fraction of each dataset's ticks (the last ones) used for validation.
+    pub val_fraction: f64,
+    /// Fraction of the training windows used (the earliest ones), for
+    /// accuracy-vs-training-set-size studies.
+    pub train_fraction: f64,
+    /// Class weights are `(n / (k * n_class)) ^ power`: 0 = none, 1 = inverse
+    /// frequency.
+    pub class_weight_power: f64,
+    /// Seed of the initial weights, dropout and shuffling.
+    pub seed: u64,
+    /// Where to train.
+    pub device: Device,
+    /// Show a progress bar on stderr.
+    pub progress: bool,
+    /// Stop as soon as the validation accuracy reaches this (for timing studies).
+    pub target_accuracy: Option<f64>,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        Self {
+            arch: Arch::Hybrid,
+            output: OutputKind::Softmax,
+            window: 20,
+            channels: vec![Channel::Queue],
+            horizon_ns: 100_000_000,
+            epochs: 30,
+            patience: 5,
+            batch_size: 64,
+            learning_rate: 2e-3,
+            val_fraction: 0.2,
+            train_fraction: 1.0,
+            class_weight_power: 0.5,
+            seed: 1,
+            device: Device::cuda_if_available(),
+            progress: false,
+            target_accuracy: None,
+        }
+    }
+}
+
+impl TrainConfig {
+    fn validate(&self) -> Result<(), TrainError> {
+        let bad = |m: String| Err(TrainError::Config(m));
+        if self.window == 0 || self.batch_size == 0 || self.epochs == 0 {
+            return bad(format!(
+                "window {}, batch size {} and epochs {} must be positive",
+                self.window, self.batch_size, self.epochs
+            ));
+        }
+        if !(0.0..0.9).contains(&self.val_fraction) {
+            return bad(format!(
+                "validation fraction {} is outside [0, 0.9)",
+                self.val_fraction
+            ));
+        }
+        if !(self.train_fraction > 0.0 && self.train_fraction <= 1.0) {
+            return bad(format!(
+                "training fraction {} is outside (0, 1]",
+                self.train_fraction
+            ));
+        }
+        if !(self.learning_rate > 0.0 && self.learning_rate.is_finite()) {
+            return bad(format!(
+                "learning rate {} must be positive",
+                self.learning_rate
+            ));
+        }
+        if self.channels.is_empty() {
+            return bad("no input channels".into());
+        }
+        Ok(())
+    }
+}
+
+/// One epoch's figures.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EpochReport {
+    /// 1-based.
+    pub epoch: usize,
+    /// Maximum epochs.
+    pub epochs: usize,
+    /// Mean weighted training loss.
+    pub train_loss: f64,
+    /// Weighted validation loss.
+    pub validation_loss: f64,
+    /// Validation accuracy: the most probable class is one of the tick's labels.
+    pub validation_accuracy: f64,
+    /// Seconds since training started.
+    pub elapsed: f64,
+}
+
+/// Datasets turned into one tensor of ticks, targets and sample indices.
+#[derive(Debug)]
+pub struct Samples {
+    /// `[ticks, services, channels]`, all datasets concatenated.
+    pub x: Tensor,
+    /// `[ticks, services + 1]` soft targets (last = no violation).
+    pub targets: Tensor,
+    /// Per-tick sample weight from the class weights.
+    pub weights: Tensor,
+    /// First tick of each training window.
+    pub train: Vec<i64>,
+    /// First tick of each validation window.
+    pub validation: Vec<i64>,
+    /// Window length.
+    pub window: usize,
+}
+
+impl Samples {
+    /// Builds samples; `val_fraction` 0 puts everything in `train`.
+    pub fn new(
+        series: &[Series],
+        window: usize,
+        h: usize,
+        val_fraction: f64,
+        train_fraction: f64,
+        class_weight_power: f64,
+    ) -> Samples {
+        let (ns, nc) = (series[0].n_services, series[0].n_channels);
+        let total: usize = series.iter().map(|s| s.n_ticks).sum();
+        let mut x = Vec::with_capacity(total * ns * nc);
+        let mut targets = vec![0f32; total * (ns + 1)];
+        let mut class = vec![ns; total];
+        let (mut train, mut validation) = (Vec::new(), Vec::new());
+        let mut offset = 0usize;
+        for s in series {
+            x.extend_from_slice(&s.x);
+            let ends: Vec<usize> = s.window_ends(window).collect();
+            let span = s.n_ticks.saturating_sub(window - 1);
+            let cut = window - 1 + ((1.0 - val_fraction) * span as f64) as usize;
+            let gap = window + h;
+            let mut tr = Vec::new();
+            for t in ends {
+                let row = &mut targets[(offset + t) * (ns + 1)..(offset + t + 1) * (ns + 1)];
+                match s.labels[t].as_ref() {
+                    Some(Label::Quiet) => {
+                        row[ns] = 1.0;
+                    }
+                    Some(Label::Culprits(c)) => {
+                        for &i in c {
+                            row[i] = 1.0 / c.len() as f32;
+                        }
+                        class[offset + t] = c[0];
+                    }
+                    // Not trained on: the culprit is unknown.
+                    Some(Label::Unattributed) | None => continue,
+                }
+                let start = (offset + t + 1 - window) as i64;
+                if val_fraction > 0.0 && t >= cut {
+                    validation.push(start);
+                } else if val_fraction == 0.0 || t + gap < cut {
+                    tr.push(start);
+                }
+            }
+            let keep = ((tr.len() as f64) * train_fraction).ceil() as usize;
+            tr.truncate(keep.max(1).min(tr.len()));
+            train.extend(tr);
+            offset += s.n_ticks;
+        }
+        // Class weights from the training samples.
+        let mut counts = vec![0usize; ns + 1];
+        for &st in &train {
+            counts[class[st as usize + window - 1]] += 1;
+        }
+        let present = counts.iter().filter(|&&c| c > 0).count().max(1);
+        let n = train.len().max(1) as f64;
+        let cw: Vec<f32> = counts
+            .iter()
+            .map(|&c| {
+                if c == 0 {
+                    1.0
+                } else {
+                    (n / (present as f64 * c as f64)).powf(class_weight_power) as f32
+                }
+            })
+            .collect();
+        let weights: Vec<f32> = class.iter().map(|&c| cw[c]).collect();
+        Samples {
+            x: Tensor::from_slice(&x).reshape([total as i64, ns as i64, nc as i64]),
+            targets: Tensor::from_slice(&targets).reshape([total as i64, ns as i64 + 1]),
+            weights: Tensor::from_slice(&weights),
+            train,
+            validation,
+            window,
+        }
+    }
+
+    /// Windows `[batch, window, services, channels]` starting at `starts`, with
+    /// their targets and weights (at the window's last tick).
+    pub fn batch(&self, starts: &[i64], device: Device) -> (Tensor, Tensor, Tensor) {
+        let idx = Tensor::from_slice(starts);
+        let w = self.window as i64;
+        // unfold: [T - W + 1, S, C, W] -> [B, S, C, W] -> [B, W, S, C]
+        let x = self
+            .x
+            .unfold(0, w, 1)
+            .index_select(0, &idx)
+            .permute([0, 3, 1, 2])
+            .contiguous();
+        let ends = &idx + (w - 1);
+        (
+            x.to_device(device),
+            self.targets.index_select(0, &ends).to_device(device),
+            self.weights.index_select(0, &ends).to_device(device),
+        )
+    }
+}
+
+/// Weighted loss of a batch.
+pub fn loss(output: OutputKind, logits: &Tensor, targets: &Tensor, weights: &Tensor) -> Tensor {
+    let ns = targets.size()[1] - 1;
+    let per_sample = match output {
+        OutputKind::Softmax => {
+            -(targets * logits.log_softmax(-1, Kind::Float)).sum_dim_intlist(1, false, Kind::Float)
+        }
+        OutputKind::Sigmoid => {
+            let t = targets.narrow(1, 0, ns).gt(0.0).to_kind(Kind::Float);
+            logits
+                .binary_cross_entropy_with_logits::<Tensor>(&t, None, None, tch::Reduction::None)
+                .sum_dim_intlist(1, false, Kind::Float)
+        }
+    };
+    (per_sample * weights).sum(Kind::Float) / weights.sum(Kind::Float)
+}
+
+/// Whether the most probable class of each row is one the target gives weight to.
+pub fn correct(probs: &Tensor, targets: &Tensor) -> Tensor {
+    let top = probs.argmax(-1, true);
+    targets.gather(1, &top, false).squeeze_dim(1).gt(0.0)
+}
+
+/// Loss and accuracy of `model` on the windows starting at `starts`.
+pub fn evaluate(
+    model: &Model,
+    s: &Samples,
+    starts: &[i64],
+    batch: usize,
+) -> Result<(f64, f64), TrainError> {
+    let _g = tch::no_grad_guard();
+    let dev = model.vs.device();
+    let (mut l, mut w, mut ok) = (0f64, 0f64, 0i64);
+    for chunk in starts.chunks(batch.max(1) * 4) {
+        let (x, t, wt) = s.batch(chunk, dev);
+        let logits = model.net.forward(&x);
+        let bw = f64::try_from(wt.sum(Kind::Float))?;
+        l += f64::try_from(loss(model.header.model.output, &logits, &t, &wt))? * bw;
+        w += bw;
+        ok += i64::try_from(correct(&model.net.probabilities(&logits), &t).sum(Kind::Int64))?;
+    }
+    Ok((l / w.max(1e-12), ok as f64 / starts.len().max(1) as f64))
+}
+
+/// The result of training.
+#[derive(Debug)]
+pub struct Trained {
+    /// The model with the best validation loss.
+    pub model: Model,
+    /// One report per epoch run.
+    pub epochs: Vec<EpochReport>,
+}
+
+/// Trains a model on `datasets` (services in the first dataset's order), from
+/// scratch or, with `start`, fine-tuning a model whose services and
+/// normalisation already match the data (see [`crate::retrain`]).
+pub fn train(
+    datasets: &[&Dataset],
+    cfg: &TrainConfig,
+    start: Option<Model>,
+    on_epoch: &mut dyn FnMut(&EpochReport),
+) -> Result<Trained, TrainError> {
+    cfg.validate()?;
+    let first = datasets.first().ok_or(TrainError::NoData)?;
+    let interval = first.meta.interval_ns;
+    for ds in datasets {
+        if ds.meta.interval_ns != interval {
+            return Err(FeatureError::Interval {
+                origin: ds.meta.origin.clone(),
+                got: ds.meta.interval_ns,
+                expected: interval,
+            }
+            .into());
+        }
+    }
+    tch::manual_seed(cfg.seed as i64);
+    let started = Instant::now();
+    let (mut model, parent) = match start {
+        Some(m) => {
+            let id = m.id.clone();
+            if m.header.interval_ns != interval {
+                return Err(TrainError::Start {
+                    id,
+                    message: format!(
+                        "tick interval {} ns, data has {interval} ns",
+                        m.header.interval_ns
+                    ),
+                });
+            }
+            (m, Some(id))
+        }
+        None => {
+            let services = first.meta.services.clone();
+            let limits: Vec<usize> = datasets
+                .iter()
+                .map(|d| ((1.0 - cfg.val_fraction) * d.n_ticks() as f64) as usize)
+                .collect();
+            let normalizer = Normalizer::fit(datasets, &limits, &services, &cfg.channels)?;
+            let mut mc = ModelConfig::new(cfg.arch, services.len(), cfg.channels.len(), cfg.window);
+            mc.output = cfg.output;
+            let header = Header {
+                model: mc,
+                services,
+                normalizer,
+                horizon_ns: cfg.horizon_ns,
+                interval_ns: interval,
+                data_digest: String::new(),
+                train: TrainSummary::default(),
+                written_by: concat!("seer-predictor ", env!("CARGO_PKG_VERSION")).into(),
+            };
+            (Model::new(header, cfg.device)?, None)
+        }
+    };
+    let h = horizon_ticks(model.header.horizon_ns, interval);
+    let window = model.header.model.window;
+    let series = datasets
+        .iter()
+        .map(|d| Series::new(d, &model.header.normalizer, h))
+        .collect::<Result<Vec<_>, _>>()?;
+    let samples = Samples::new(
+        &series,
+        window,
+        h,
+        cfg.val_fraction,
+        cfg.train_fraction,
+        cfg.class_weight_power,
+    );
+    if samples.train.is_empty() || (cfg.val_fraction > 0.0 && samples.validation.is_empty()) {
+        return Err(TrainError::TooFew {
+            train: samples.train.len(),
+            validation: samples.validation.len(),
+            window,
+            horizon: h,
+        });
+    }
+    let val: &[i64] = if samples.validation.is_empty() {
+        &samples.train
+    } else {
+        &samples.validation
+    };
+    let mut opt = nn::Adam::default().build(&model.vs, cfg.learning_rate)?;
+    let mut rng = StdRng::seed_from_u64(cfg.seed);
+    let mut order = samples.train.clone();
+    let batches = order.len().div_ceil(cfg.batch_size);
+    let bar = if cfg.progress {
+        let b = ProgressBar::new((batches * cfg.epochs) as u64);
+        b.set_style(
+            ProgressStyle::with_template("{elapsed_precise} [{bar:30}] epoch {msg} ({eta} left)")
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        b
+    } else {
+        ProgressBar::hidden()
+    };
+    let (mut best_loss, mut best_epoch, mut best_acc) =
+        evaluate_initial(&model, &samples, val, cfg, parent.is_some())?;
+    let mut best = snapshot(&model.vs);
+    let mut reports = Vec::new();
+    let mut since_best = 0;
+    for epoch in 1..=cfg.epochs {
+        order.shuffle(&mut rng);
+        let mut total = 0f64;
+        for chunk in order.chunks(cfg.batch_size) {
+            let (x, t, w) = samples.batch(chunk, model.vs.device());
+            let logits = model.net.forward_t(&x, true);
+            let l = loss(model.header.model.output, &logits, &t, &w);
+            opt.backward_step(&l);
+            total += f64::try_from(&l)? * chunk.len() as f64;
+            bar.inc(1);
+        }
+        let (vl, va) = evaluate(&model, &samples, val, cfg.batch_size)?;
+        let r = EpochReport {
+            epoch,
+            epochs: cfg.epochs,
+            train_loss: total / order.len() as f64,
+            validation_loss: vl,
+            validation_accuracy: va,
+            elapsed: started.elapsed().as_secs_f64(),
+        };
+        bar.set_message(format!(
+            "{epoch}/{}: loss {:.4}, val loss {vl:.4}, val acc {:.1}%",
+            cfg.epochs,
+            r.train_loss,
+            va * 100.0
+        ));
+        on_epoch(&r);
+        reports.push(r);
+        if vl < best_loss {
+            (best_loss, best_epoch, best_acc) = (vl, epoch, va);
+            best = snapshot(&model.vs);
+            since_best = 0;
+        } else {
+            since_best += 1;
+        }
+        if cfg.target_accuracy.is_some_and(|t| va >= t) || since_best >= cfg.patience {
+            break;
+        }
+    }
+    bar.finish_and_clear();
+    restore(&model.vs, &best)?;
+    model.header.data_digest = data_digest(datasets);
+    model.header.train = TrainSummary {
+        epochs: reports.len(),
+        best_epoch,
+        validation_loss: best_loss,
+        validation_accuracy: best_acc,
+        train_samples: samples.train.len(),
+        validation_samples: samples.validation.len(),
+        seed: cfg.seed,
+        seconds: started.elapsed().as_secs_f64(),
+        parent,
+    };
+    model.to_bytes()?; // sets the id
+    Ok(Trained {
+        model,
+        epochs: reports,
+    })
+}
+
+/// Fine-tuning keeps the starting weights unless an epoch beats them; a fresh
+/// model always takes its first epoch.
+fn evaluate_initial(
+    model: &Model,
+    s: &Samples,
+    val: &[i64],
+    cfg: &TrainConfig,
+    fine_tune: bool,
+) -> Result<(f64, usize, f64), TrainError> {
+    if fine_tune {
+        let (l, a) = evaluate(model, s, val, cfg.batch_size)?;
+        Ok((l, 0, a))
+    } else {
+        Ok((f64::INFINITY, 0, 0.0))
+    }
+}
+
+fn snapshot(vs: &nn::VarStore) -> Vec<(String, Tensor)> {
+    let _g = tch::no_grad_guard();
+    vs.variables()
+        .into_iter()
+        .map(|(n, t)| (n, t.detach().copy()))
+        .collect()
+}
+
+fn restore(vs: &nn::VarStore, snap: &[(String, Tensor)]) -> Result<(), TrainError> {
+    let _g = tch::no_grad_guard();
+    let vars = vs.variables();
+    for (n, t) in snap {
+        if let Some(v) = vars.get(n) {
+            v.shallow_clone().f_copy_(t)?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::synth::{SynthConfig, synth_dataset};
+
+    fn quick(arch: Arch) -> TrainConfig {
+        TrainConfig {
+            arch,
+            window: 8,
+            epochs: 6,
+            patience: 3,
+            batch_size: 32,
+            learning_rate: 5e-3,
+            device: Device::Cpu,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn samples_split_by_time_with_a_gap() {
+        let ds = synth_dataset(&SynthConfig {
+            n_services: 3,
+            n_ticks: 400,
+            ..Default::default()
+        });
+        let norm = Normalizer::fit(&[&ds], &[320], &ds.meta.services, &[Channel::Queue]).unwrap();
+        let s = Series::new(&ds, &norm, 1).unwrap();
+        let sm = Samples::new(&[s], 8, 1, 0.2, 1.0, 0.5);
+        let last_train = *sm.train.iter().max().unwrap();
+        let first_val = *sm.validation.iter().min().unwrap();
+        assert!(
+            last_train + 8 + 1 < first_val,
+            "{last_train} vs {first_val}"
+        );
+        let (x, t, w) = sm.batch(&sm.train[..4], Device::Cpu);
+        assert_eq!(x.size(), [4, 8, 3, 1]);
+        assert_eq!(t.size(), [4, 4]);
+        assert_eq!(w.size(), [4]);
+        // The window holds ticks start..start+8 of the series.
+        let v: Vec<f32> = Vec::try_from(x.get(0).flatten(0, -1)).unwrap();
+        let st = sm.train[0] as usize;
+        let s = Series::new(&ds, &norm, 1).unwrap();
+        assert_eq!(v, s.window(st + 7, 8));
+    }
+
+    #[test]
+    fn training_learns_the_synthetic_culprit_and_is_reproducible() {
+        tch::set_num_threads(1);
+        let ds = synth_dataset(&SynthConfig {
+            n_services: 5,
+            n_ticks: 1500,
+            ..Default::default()
+        });
+        let cfg = quick(Arch::Hybrid);
+        let a = train(&[&ds], &cfg, None, &mut |_| {}).unwrap();
+        let acc = a.model.header.train.validation_accuracy;
+        // "Always quiet" scores the share of quiet ticks; the model must beat it.
+        let h = horizon_ticks(cfg.horizon_ns, ds.meta.interval_ns);
+        let s = Series::new(&ds, &a.model.header.normalizer, h).unwrap();
+        let sm = Samples::new(&[s], 8, h, 0.2, 1.0, 0.5);
+        let quiet = sm
+            .validation
+            .iter()
+            .filter(|&&st| f64::try_from(sm.targets.get(st + 7).get(5)).unwrap() > 0.0)
+            .count() as f64
+            / sm.validation.len() as f64;
+        assert!(acc > quiet + 0.02, "accuracy {acc} vs always-quiet {quiet}");
+        let b = train(&[&ds], &cfg, None, &mut |_| {}).unwrap();
+        assert_eq!(
+            a.model.weights().unwrap(),
+            b.model.weights().unwrap(),
+            "same seed, same weights"
+        );
+        let losses = |t: &Trained| {
+            t.epochs
+                .iter()
+                .map(|e| e.validation_loss)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(losses(&a), losses(&b));
+    }
+
+    #[test]
+    fn too_little_data_is_refused() {
+        let ds = synth_dataset(&SynthConfig {
+            n_services: 2,
+            n_ticks: 12,
+            ..Default::default()
+        });
+        let err = train(&[&ds], &quick(Arch::Cnn), None, &mut |_| {}).unwrap_err();
+        assert!(matches!(err, TrainError::TooFew { .. }), "{err}");
+        assert!(matches!(
+            train(&[], &quick(Arch::Cnn), None, &mut |_| {}),
+            Err(TrainError::NoData)
+        ));
+        let bad = TrainConfig {
+            val_fraction: 0.95,
+            ..quick(Arch::Lstm)
+        };
+        assert!(matches!(
+            train(&[&ds], &bad, None, &mut |_| {}),
+            Err(TrainError::Config(_))
+        ));
+    }
+}
