@@ -210,7 +210,7 @@ impl<R: SpanReader> Iterator for KindResolver<R> {
         }
         let out = self.evict();
         self.emitted += 1;
-        if out.is_none() || self.emitted % STATS_EVERY == 0 {
+        if out.is_none() || self.emitted.is_multiple_of(STATS_EVERY) {
             self.refresh();
         }
         out

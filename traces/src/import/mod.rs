@@ -90,6 +90,8 @@ pub enum ImportError {
 }
 
 /// A trace file format.
+// One value per import: the size of the CSV mapping does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Format {
     /// OpenTelemetry Collector file exporter, proto format: each
@@ -388,7 +390,7 @@ pub fn open_plain(path: &Path, format: &Format) -> Result<Box<dyn SpanReader>, I
 /// in [`open`], across file boundaries (a trace may straddle two files).
 pub fn open_all(paths: &[PathBuf], format: &Format) -> Box<dyn SpanReader> {
     let multi = MultiReader {
-        paths: paths.to_vec().into_iter(),
+        paths: paths.iter().cloned().collect(),
         format: format.clone(),
         current: None,
         done: ImportStats::default(),
@@ -402,7 +404,7 @@ pub fn open_all(paths: &[PathBuf], format: &Format) -> Box<dyn SpanReader> {
 }
 
 struct MultiReader {
-    paths: std::vec::IntoIter<PathBuf>,
+    paths: std::collections::VecDeque<PathBuf>,
     format: Format,
     current: Option<Box<dyn SpanReader>>,
     /// Statistics of finished files.
@@ -430,7 +432,7 @@ impl Iterator for MultiReader {
                     // Cheap fields only; the full refresh runs at file boundaries
                     // and every 4096 spans.
                     self.stats.spans += 1;
-                    if self.stats.spans % 4096 == 0 {
+                    if self.stats.spans.is_multiple_of(4096) {
                         self.refresh();
                     }
                     return Some(span);
@@ -438,7 +440,7 @@ impl Iterator for MultiReader {
                 self.done.merge(cur.stats());
                 self.current = None;
             }
-            let Some(path) = self.paths.next() else {
+            let Some(path) = self.paths.pop_front() else {
                 self.refresh();
                 return None;
             };
