@@ -79,14 +79,6 @@ pub enum ImportError {
         /// The header that was found.
         header: String,
     },
-    /// The CSV file has no header line.
-    #[error("{path}: csv file has no header line: {detail}")]
-    NoHeader {
-        /// The file.
-        path: PathBuf,
-        /// Why the header could not be read.
-        detail: String,
-    },
 }
 
 /// A trace file format.
