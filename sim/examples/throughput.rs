@@ -56,6 +56,7 @@ fn main() -> anyhow::Result<()> {
             let mut sink = CountSink::default();
             sim.run(&mut sink);
         }
+        std::hint::black_box(bytes);
         let wall = start.elapsed().as_secs_f64();
         let cpu = cpu_s().zip(cpu0).map(|(b, a)| b - a);
         Ok((
