@@ -202,6 +202,9 @@ impl Header {
     }
 }
 
+/// One weight tensor: name, shape, values (row-major).
+pub type NamedWeight = (String, Vec<usize>, Vec<f32>);
+
 /// A network with its weights and header, ready to predict.
 #[derive(Debug)]
 pub struct Model {
@@ -235,7 +238,7 @@ impl Model {
     }
 
     /// The weights as (name, shape, values), sorted by name.
-    pub fn weights(&self) -> Result<Vec<(String, Vec<usize>, Vec<f32>)>, ModelError> {
+    pub fn weights(&self) -> Result<Vec<NamedWeight>, ModelError> {
         let vars: BTreeMap<String, Tensor> = self.vs.variables().into_iter().collect();
         let mut out = Vec::with_capacity(vars.len());
         for (name, t) in vars {

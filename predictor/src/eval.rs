@@ -293,7 +293,7 @@ pub fn inference_latency(
         Some(mode) => {
             let mut st = model.net.stream_state(mode);
             for (i, &t) in ends.iter().enumerate() {
-                let row = &series.window(t, 1)[..];
+                let row = series.window(t, 1);
                 let x = Tensor::from_slice(row).reshape([ns, nc]).to_device(dev);
                 let start = Instant::now();
                 let p = model.net.stream_step(&mut st, &x);

@@ -11,6 +11,8 @@
 //! - [`serve`]: the gRPC `seer.v1.Predictor` service; [`bench`]: inference timing;
 //! - [`synth`]: synthetic labelled datasets for tests and demos.
 
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
 pub mod baselines;
 pub mod bench;
 pub mod checkpoint;

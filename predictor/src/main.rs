@@ -609,6 +609,7 @@ fn cmd_bench(a: BenchArgs) -> Result<()> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -21,10 +21,13 @@ fn esc(s: &str) -> String {
         .replace('"', "&quot;")
 }
 
+/// One bar series: legend, colour, value of a row.
+type Series = (&'static str, &'static str, fn(&Row) -> f64);
+
 /// Grouped bars: per row, anticipated %, false positives %, culprit top-1 % and
 /// top-3 %, on a 0–100 scale.
 pub fn bars_svg(rows: &[Row]) -> String {
-    let metrics: [(&str, &str, fn(&Row) -> f64); 4] = [
+    let metrics: [Series; 4] = [
         ("anticipated", "#2b7bb9", |r| r.anticipated_pct),
         ("false positives (of alarms)", "#d7301f", |r| {
             r.false_positive_pct

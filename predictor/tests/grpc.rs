@@ -2,6 +2,8 @@
 //! streaming matches Predict on the same window), ModelInfo, health, bad requests
 //! and an incremental Retrain that swaps the model without dropping a stream.
 
+#![allow(clippy::unwrap_used)]
+
 use seer_predictor::bench::untrained;
 use seer_predictor::model::{Arch, OutputKind, StreamMode};
 use seer_predictor::serve::serve_listener;
