@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Fails when the test suite left kernel objects behind: network namespaces,
 # links, test cgroups, resctrl groups or FUSE mounts that Seer's tests create
-# (they all carry a seer/tchtb/test prefix).
+# (their names start with seer or tchtb; host-side veths of the probe tests with spr).
 set -uo pipefail
 left=""
-ns=$(ip netns list 2>/dev/null | awk '{print $1}' | grep -E '^(seer|tchtb|sp|bp|test)' | tr '\n' ' ')
+ns=$(ip netns list 2>/dev/null | awk '{print $1}' | grep -E '^(seer|tchtb)' | tr '\n' ' ')
 [ -n "${ns// /}" ] && left+="network namespaces: $ns\n"
-links=$(ip -br link 2>/dev/null | awk '{print $1}' | grep -E '^(seer|tchtb|sv|bp|veth)' | tr '\n' ' ')
+links=$(ip -br link 2>/dev/null | awk '{print $1}' | grep -E '^(seer|tchtb|spr|spn)' | tr '\n' ' ')
 [ -n "${links// /}" ] && left+="links: $links\n"
 for c in cpu cpuacct memory cpuset blkio pids; do
     d=/sys/fs/cgroup/$c
