@@ -26,10 +26,25 @@ pub enum Command {
     ///
     /// Example: seer report --data ds.parquet --faults fault_list.json --kinds cpu_contention,network_delay
     Report(ReportArgs),
+    /// Simulate a microservice application under contention: a labelled dataset.
+    ///
+    /// Example: seer sim --topology social-network --duration 10m --inject campaign --seed 7 --out runs/sn-7
+    Sim(SimCmd),
     /// A simulated Social Network under contention, with and without Seer.
     ///
     /// Example: seer demo --seconds 60 --seed 1
     Demo(DemoArgs),
+}
+
+/// `seer sim` arguments.
+#[derive(Debug, Args)]
+pub struct SimCmd {
+    /// The simulation.
+    #[command(flatten)]
+    pub sim: seer_sim::cli::SimArgs,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `seer demo` arguments.
@@ -155,6 +170,27 @@ pub fn run(cli: Cli) -> Result<()> {
                 None => ingest::run_files(&cfg, a.json),
             }
         }
+        Command::Sim(a) => {
+            let cfg = a.sim.to_config()?;
+            let bar = indicatif::ProgressBar::new(cfg.duration_ns / 1_000_000_000);
+            let summary = seer_sim::cli::run_to_dir(&cfg, &a.sim.out, a.sim.spans, |done, _| {
+                bar.set_position(done / 1_000_000_000)
+            })?;
+            bar.finish_and_clear();
+            if a.json {
+                println!("{}", serde_json::to_string_pretty(&summary)?);
+            } else {
+                println!(
+                    "{} seed {}: {:.0} s simulated, {} requests, {} RPCs, {} ticks ({} violating), {} injections",
+                    summary.topology, summary.seed, summary.simulated_s, summary.requests, summary.rpcs,
+                    summary.ticks, summary.violation_ticks, summary.injections
+                );
+                for f in &summary.files {
+                    println!("wrote {}", f.display());
+                }
+            }
+            Ok(())
+        }
         Command::Demo(a) => {
             if !(a.rate.is_finite() && a.rate > 0.0) {
                 anyhow::bail!("--rate {} must be a positive number", a.rate);
@@ -254,6 +290,17 @@ mod tests {
             panic!("not report")
         };
         assert_eq!(a.kinds.len(), 3);
+    }
+
+    #[test]
+    fn sim_and_demo_flags_parse() {
+        let c = parse(&["sim", "--duration", "30s", "--seed", "3", "--out", "o", "--json"]).unwrap();
+        let Command::Sim(a) = c.command else { panic!("not sim") };
+        assert_eq!((a.sim.seed, a.sim.duration, a.json), (3, Duration::from_secs(30), true));
+        let c = parse(&["demo", "--seconds", "30", "--seed", "2", "--rate", "600"]).unwrap();
+        let Command::Demo(a) = c.command else { panic!("not demo") };
+        assert_eq!((a.seconds, a.seed, a.rate), (30, 2, 600.0));
+        assert!(parse(&["demo", "--seconds", "5"]).is_err(), "too short for the injections");
     }
 
     #[test]

@@ -4,6 +4,8 @@
 //!    attributes, one core; beside it the anchor: prost decoding alone into the
 //!    generated `ExportTraceServiceRequest`.
 //! 2. Tick finalisation with 1 000 services.
+//! 3. The live OTLP/gRPC receiver over loopback: a server runtime with one worker
+//!    thread (receiver + aggregation), clients on another runtime.
 //!
 //! Run: `cargo run --release -p seer-traces --example ingest_bench`
 //! Prints the median of 7 interleaved rounds.

@@ -36,8 +36,8 @@ impl Rise {
 }
 
 /// Every service's rise around `at_ns` with windows of `window_ns` on each side;
-/// `None` when the traces do not cover both windows: at least half of the ticks of
-/// each window must have requests (trace files of some minutes may be missing).
+/// `None` when the traces do not cover both windows: at least half of the seconds
+/// of each window must have requests (trace files of some minutes may be missing).
 pub fn rises(ds: &Dataset, at_ns: u64, window_ns: u64) -> Option<Vec<Rise>> {
     let iv = ds.meta.interval_ns;
     let start = ds.meta.start_ns;
@@ -53,11 +53,15 @@ pub fn rises(ds: &Dataset, at_ns: u64, window_ns: u64) -> Option<Vec<Rise>> {
         return None;
     }
     let ns = ds.n_services();
+    // Coverage is judged per second, so sparse traces at 100 ms still count.
+    let per_s = (1_000_000_000 / iv).max(1) as usize;
     let covered = |r: std::ops::Range<usize>| {
-        let busy = r
-            .filter(|&t| ds.services_at(t).iter().any(|s| s.arrivals > 0))
-            .count();
-        2 * busy >= w
+        let start = r.start;
+        let mut busy = std::collections::BTreeSet::new();
+        for t in r.filter(|&t| ds.services_at(t).iter().any(|s| s.arrivals > 0)) {
+            busy.insert((t - start) / per_s);
+        }
+        2 * busy.len() >= w.div_ceil(per_s)
     };
     if !covered(b0..b1) || !covered(a0..a1) {
         return None;
