@@ -5,5 +5,5 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 scripts/setup.sh
-cargo build --release -p seer -p seer-predictor
+cargo build --release -p seer
 exec target/release/seer demo "$@"
