@@ -5,10 +5,11 @@
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
-# iperf3: HTB rate tests; fuse3: the resctrl emulator's mount helper;
-# iproute2: ip netns / tc; procps: pgrep in the kernel tests.
+# fuse3: the resctrl emulator's unmount helper (fusermount3); iproute2: ip netns,
+# veth and tc for the kernel tests; procps: ps/pgrep. (The HTB rate tests bring
+# their own TCP sender, so iperf3 is not needed.)
 need=()
-for pkg in iperf3 fuse3 iproute2 procps; do
+for pkg in fuse3 iproute2 procps; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then
