@@ -162,4 +162,69 @@ fn main() {
         median(per_tick.clone()) * 1e6,
         per_tick.len()
     );
+
+    live(&all);
+}
+
+fn live(all: &[Span]) {
+    use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
+    use seer_traces::receiver::{Batch, OtlpReceiver, ReceiverConfig, serve};
+    let rt = |n| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(n)
+            .enable_all()
+            .build()
+            .expect("runtime")
+    };
+    let (server_rt, client_rt) = (rt(1), rt(1));
+    let listener = server_rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Batch>(256);
+    let receiver = OtlpReceiver::new(tx, ReceiverConfig::default());
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    server_rt.spawn(serve(receiver, listener, async {
+        let _ = stop_rx.await;
+    }));
+    let consumer = server_rt.spawn(async move {
+        let mut p = Pipeline::new(PipelineConfig::default());
+        let mut n = 0u64;
+        while let Some(b) = rx.recv().await {
+            if let Batch::Spans(spans) = b {
+                n += spans.len() as u64;
+                spans.iter().for_each(|s| p.push(s));
+            }
+        }
+        n
+    });
+    let requests: Vec<ExportTraceServiceRequest> = all
+        .chunks(512)
+        .map(|c| with_attributes(spans_to_otlp(c)))
+        .collect();
+    let per_client = requests.len().div_ceil(4);
+    let t = Instant::now();
+    client_rt.block_on(async {
+        let mut tasks = Vec::new();
+        for chunk in requests.chunks(per_client) {
+            let chunk = chunk.to_vec();
+            let url = format!("http://{addr}");
+            tasks.push(tokio::spawn(async move {
+                let mut c = TraceServiceClient::connect(url).await.expect("connect");
+                for r in chunk {
+                    c.export(r).await.expect("export");
+                }
+            }));
+        }
+        for t in tasks {
+            t.await.expect("client");
+        }
+    });
+    let _ = stop_tx.send(());
+    let n = server_rt.block_on(consumer).expect("consumer");
+    let dt = t.elapsed().as_secs_f64();
+    println!(
+        "live OTLP/gRPC over loopback, 4 clients (1 thread), server + aggregation on 1 worker thread: {:.0} k spans/s ({n} spans)",
+        n as f64 / dt / 1e3
+    );
 }
