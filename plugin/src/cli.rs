@@ -182,8 +182,14 @@ pub fn run(cli: Cli) -> Result<()> {
             } else {
                 println!(
                     "{} seed {}: {:.0} s simulated, {} requests, {} RPCs, {} ticks ({} violating), {} injections",
-                    summary.topology, summary.seed, summary.simulated_s, summary.requests, summary.rpcs,
-                    summary.ticks, summary.violation_ticks, summary.injections
+                    summary.topology,
+                    summary.seed,
+                    summary.simulated_s,
+                    summary.requests,
+                    summary.rpcs,
+                    summary.ticks,
+                    summary.violation_ticks,
+                    summary.injections
                 );
                 for f in &summary.files {
                     println!("wrote {}", f.display());
@@ -294,13 +300,33 @@ mod tests {
 
     #[test]
     fn sim_and_demo_flags_parse() {
-        let c = parse(&["sim", "--duration", "30s", "--seed", "3", "--out", "o", "--json"]).unwrap();
-        let Command::Sim(a) = c.command else { panic!("not sim") };
-        assert_eq!((a.sim.seed, a.sim.duration, a.json), (3, Duration::from_secs(30), true));
+        let c = parse(&[
+            "sim",
+            "--duration",
+            "30s",
+            "--seed",
+            "3",
+            "--out",
+            "o",
+            "--json",
+        ])
+        .unwrap();
+        let Command::Sim(a) = c.command else {
+            panic!("not sim")
+        };
+        assert_eq!(
+            (a.sim.seed, a.sim.duration, a.json),
+            (3, Duration::from_secs(30), true)
+        );
         let c = parse(&["demo", "--seconds", "30", "--seed", "2", "--rate", "600"]).unwrap();
-        let Command::Demo(a) = c.command else { panic!("not demo") };
+        let Command::Demo(a) = c.command else {
+            panic!("not demo")
+        };
         assert_eq!((a.seconds, a.seed, a.rate), (30, 2, 600.0));
-        assert!(parse(&["demo", "--seconds", "5"]).is_err(), "too short for the injections");
+        assert!(
+            parse(&["demo", "--seconds", "5"]).is_err(),
+            "too short for the injections"
+        );
     }
 
     #[test]
