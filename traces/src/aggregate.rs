@@ -243,7 +243,7 @@ impl Aggregator {
         let base = self.ensure_open(t_start, t_end);
         if t_end < base {
             self.stats.late_spans += 1;
-            self.advance_by_max_end(end);
+            self.max_end_ns = self.max_end_ns.max(end);
             return;
         }
         if t_start < base {
@@ -302,10 +302,6 @@ impl Aggregator {
             }
             e.lat.record(dur_us);
         }
-        self.max_end_ns = self.max_end_ns.max(end);
-    }
-
-    fn advance_by_max_end(&mut self, end: u64) {
         self.max_end_ns = self.max_end_ns.max(end);
     }
 

@@ -19,12 +19,12 @@ use super::json::{
     ElementSink, FnSink, Pos, SpanSink, StreamArray, ThreadedReader, micros_to_ns, parse_document,
     short, str_field, truthy, uint,
 };
-use super::{ImportStats, Location, SpanReader};
+use super::{ImportStats, Location};
 use crate::span::{RejectReason, Span, SpanKind, SpanStatus, parse_hex_id};
 
 /// Reads Jaeger JSON from `reader`, calling `out` with every valid span and
 /// counting rejections in `stats` (`file` names the input in rejections).
-/// Pure and single-threaded: this is what [`JaegerReader`] runs and what the
+/// Pure and single-threaded: this is what the threaded reader runs and what the
 /// fuzz target calls.
 pub fn read_jaeger(
     reader: impl Read,
@@ -49,28 +49,9 @@ fn parse<K: SpanSink>(reader: impl Read, file: &Arc<Path>, sink: &mut K) {
     });
 }
 
-/// A streaming Jaeger JSON reader (parses on a helper thread).
-pub struct JaegerReader(ThreadedReader);
-
-impl JaegerReader {
-    pub(crate) fn from_input(input: Input) -> JaegerReader {
-        JaegerReader(ThreadedReader::spawn(input, |r, file, sender| {
-            parse(r, &file, sender)
-        }))
-    }
-}
-
-impl Iterator for JaegerReader {
-    type Item = Span;
-    fn next(&mut self) -> Option<Span> {
-        self.0.next()
-    }
-}
-
-impl SpanReader for JaegerReader {
-    fn stats(&self) -> &ImportStats {
-        self.0.stats()
-    }
+/// A streaming Jaeger JSON reader: the parser runs on a helper thread.
+pub(crate) fn reader(input: Input) -> ThreadedReader {
+    ThreadedReader::spawn(input, |r, file, sender| parse(r, &file, sender))
 }
 
 struct Traces<'a, K> {

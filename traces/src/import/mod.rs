@@ -35,13 +35,13 @@ use std::sync::Arc;
 use crate::span::{RejectReason, Span};
 
 pub use self::csv::{CsvMapping, CsvReader, ServiceFrom, TimeUnit, service_from_pod};
-pub use self::jaeger::{JaegerReader, read_jaeger};
+pub use self::jaeger::read_jaeger;
 pub use self::kind::{DEFAULT_KIND_WINDOW, KindResolver};
 pub use self::otlp::{
     MAX_OTLP_MESSAGE_BYTES, OtlpDecodeError, OtlpFileReader, OtlpFileWriter, decode_otlp_request,
     spans_from_otlp, spans_to_otlp,
 };
-pub use self::zipkin::{ZipkinReader, read_zipkin};
+pub use self::zipkin::read_zipkin;
 
 /// How many rejections [`ImportStats::rejections`] keeps with their details.
 pub const MAX_KEPT_REJECTIONS: usize = 20;
@@ -370,8 +370,8 @@ pub fn open_plain(path: &Path, format: &Format) -> Result<Box<dyn SpanReader>, I
     let input = input::Input::open(path)?;
     Ok(match format {
         Format::Otlp => Box::new(OtlpFileReader::from_input(input)),
-        Format::Jaeger => Box::new(JaegerReader::from_input(input)),
-        Format::Zipkin => Box::new(ZipkinReader::from_input(input)),
+        Format::Jaeger => Box::new(jaeger::reader(input)),
+        Format::Zipkin => Box::new(zipkin::reader(input)),
         Format::Csv(mapping) => Box::new(CsvReader::from_input(input, mapping.clone())?),
     })
 }

@@ -18,7 +18,7 @@ use super::json::{
     ElementSink, FnSink, Pos, SpanSink, StreamArray, ThreadedReader, micros_to_ns, parse_document,
     short, str_field, uint,
 };
-use super::{ImportStats, Location, SpanReader};
+use super::{ImportStats, Location};
 use crate::span::{RejectReason, Span, SpanKind, SpanStatus, parse_hex_id};
 
 /// Reads Zipkin v2 JSON from `reader`, calling `out` with every valid span and
@@ -46,28 +46,9 @@ fn parse<K: SpanSink>(reader: impl Read, file: &Arc<Path>, sink: &mut K) {
     });
 }
 
-/// A streaming Zipkin v2 JSON reader (parses on a helper thread).
-pub struct ZipkinReader(ThreadedReader);
-
-impl ZipkinReader {
-    pub(crate) fn from_input(input: Input) -> ZipkinReader {
-        ZipkinReader(ThreadedReader::spawn(input, |r, file, sender| {
-            parse(r, &file, sender)
-        }))
-    }
-}
-
-impl Iterator for ZipkinReader {
-    type Item = Span;
-    fn next(&mut self) -> Option<Span> {
-        self.0.next()
-    }
-}
-
-impl SpanReader for ZipkinReader {
-    fn stats(&self) -> &ImportStats {
-        self.0.stats()
-    }
+/// A streaming Zipkin JSON reader: the parser runs on a helper thread.
+pub(crate) fn reader(input: Input) -> ThreadedReader {
+    ThreadedReader::spawn(input, |r, file, sender| parse(r, &file, sender))
 }
 
 struct Top<'a, K> {
