@@ -55,6 +55,10 @@ impl FileIngest {
                 a.qos_multiple
             );
         }
+        let interval_ns = (a.interval.as_nanos() as u64).max(1);
+        let window_ticks = (a.qos_window.as_nanos() as u64)
+            .div_ceil(interval_ns)
+            .max(1) as usize;
         Ok(Self {
             files,
             format,
@@ -65,6 +69,7 @@ impl FileIngest {
                     Some(m) => QueueSource::AppMetric(m.clone()),
                     None => QueueSource::Spans,
                 },
+                qos_window_ticks: window_ticks,
                 ..PipelineConfig::default()
             },
             qos: QosSpec {
@@ -72,6 +77,7 @@ impl FileIngest {
                 multiple: a.qos_multiple,
                 reference_ticks: a.reference_ticks,
                 horizon_ns: a.horizon.as_nanos() as u64,
+                windowed: window_ticks > 1,
             },
             culprits,
             out: a.out.clone(),

@@ -1,6 +1,9 @@
 //! Baselines scored on the same windows as the networks:
 //! - [`QueueThreshold`]: alarm when a service's queue depth (z-score against its
 //!   training mean) passes a threshold; the culprit is the deepest queue;
+//! - [`UtilisationThreshold`]: alarm when a service's CPU utilisation passes a
+//!   threshold, as a utilisation-driven autoscaler would; the culprit is the
+//!   busiest service;
 //! - [`LargestRise`]: alarm when a service's queue rose by more than a threshold
 //!   over the last few ticks; the culprit is the largest rise;
 //! - [`Linfa`]: a linfa multinomial logistic regression or decision tree on the
@@ -154,6 +157,55 @@ impl Scorer for QueueThreshold {
                     .collect();
                 let max = z.iter().copied().fold(f32::NEG_INFINITY, f32::max);
                 to_probs(&z, max >= self.threshold)
+            })
+            .collect()
+    }
+}
+
+/// Alarm when the busiest service's CPU utilisation passes a tuned threshold.
+#[derive(Debug, Clone)]
+pub struct UtilisationThreshold {
+    /// The tuned utilisation threshold, 0–1.
+    pub threshold: f32,
+}
+
+impl UtilisationThreshold {
+    /// Tunes the threshold on the training series; `None` when they carry no
+    /// utilisation.
+    pub fn fit(train: &[Series], window: usize) -> Option<UtilisationThreshold> {
+        if !train.iter().any(|s| s.has_cpu) {
+            return None;
+        }
+        let threshold = tune(train, window, &|se, t| {
+            let ns = se.n_services;
+            se.cpu[t * ns..(t + 1) * ns]
+                .iter()
+                .copied()
+                .fold(f32::NEG_INFINITY, f32::max)
+        });
+        Some(UtilisationThreshold { threshold })
+    }
+}
+
+impl Scorer for UtilisationThreshold {
+    fn name(&self) -> String {
+        format!("utilisation threshold ({:.0} %)", self.threshold * 100.0)
+    }
+
+    fn score(&mut self, series: &Series, ends: &[usize]) -> Vec<Vec<f32>> {
+        let ns = series.n_services;
+        ends.iter()
+            .map(|&t| {
+                // Scaled so the softmax ranks services by utilisation.
+                let u: Vec<f32> = series.cpu[t * ns..(t + 1) * ns]
+                    .iter()
+                    .map(|v| v * 20.0)
+                    .collect();
+                let max = series.cpu[t * ns..(t + 1) * ns]
+                    .iter()
+                    .copied()
+                    .fold(f32::NEG_INFINITY, f32::max);
+                to_probs(&u, max >= self.threshold)
             })
             .collect()
     }

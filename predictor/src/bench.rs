@@ -59,6 +59,14 @@ pub struct BenchReport {
     pub stream_stateful_us: (f64, f64),
     /// Probabilities for an all-zero window (to check a twin implementation).
     pub zero_window: Vec<f32>,
+    /// Probabilities for the window whose `k`-th value (row-major
+    /// `[window, services, channels]`) is `sin(0.37 k)`.
+    pub sine_window: Vec<f32>,
+}
+
+/// The deterministic test window of [`BenchReport::sine_window`].
+pub fn sine_window(len: usize) -> Vec<f32> {
+    (0..len).map(|k| (0.37 * k as f64).sin() as f32).collect()
 }
 
 impl BenchReport {
@@ -98,6 +106,11 @@ pub fn run(m: &Model, iterations: usize) -> Result<BenchReport, ModelError> {
     let zero = Tensor::zeros([1, w, ns, nc], (Kind::Float, dev));
     let zero_window =
         Vec::<f32>::try_from(m.net.probabilities(&m.net.forward(&zero)).flatten(0, -1))?;
+    let sine = Tensor::from_slice(&sine_window((w * ns * nc) as usize))
+        .reshape([1, w, ns, nc])
+        .to_device(dev);
+    let sine_window =
+        Vec::<f32>::try_from(m.net.probabilities(&m.net.forward(&sine)).flatten(0, -1))?;
     let warm = 50.min(iterations);
     let mut full = Vec::with_capacity(iterations);
     for i in 0..iterations + warm {
@@ -135,5 +148,6 @@ pub fn run(m: &Model, iterations: usize) -> Result<BenchReport, ModelError> {
         stream_exact_us: exact,
         stream_stateful_us: stateful,
         zero_window,
+        sine_window,
     })
 }

@@ -360,6 +360,8 @@ mod tests {
             n_channels: 1,
             x: vec![0.0; n * 2],
             queue: vec![0.0; n * 2],
+            cpu: vec![0.0; n * 2],
+            has_cpu: false,
             labels,
         }
     }

@@ -48,7 +48,7 @@ pub enum FeatureError {
         horizon: usize,
     },
     /// An unknown channel name.
-    #[error("unknown channel {0:?} (expected queue, p99_ms or arrivals)")]
+    #[error("unknown channel {0:?} (expected queue, wait, active, cpu, p99_ms or arrivals)")]
     UnknownChannel(String),
     /// Datasets with different tick intervals were mixed.
     #[error("dataset {origin:?} has a tick interval of {got} ns, expected {expected} ns")]
@@ -68,6 +68,14 @@ pub enum FeatureError {
 pub enum Channel {
     /// Mean queue depth (outstanding requests) over the tick.
     Queue,
+    /// Requests waiting for a worker: the accept/socket backlog a node agent reads
+    /// from the kernel ("network-only" queue depth).
+    Wait,
+    /// Requests a worker holds (in service or blocked on callees): what an
+    /// application's active-requests counter reports ("app-only" queue depth).
+    Active,
+    /// Share of the service's workers computing (CPU utilisation).
+    Cpu,
     /// 99th percentile latency, ms (0 when nothing completed).
     P99Ms,
     /// Requests that arrived during the tick.
@@ -79,6 +87,9 @@ impl Channel {
     pub fn name(self) -> &'static str {
         match self {
             Channel::Queue => "queue",
+            Channel::Wait => "wait",
+            Channel::Active => "active",
+            Channel::Cpu => "cpu",
             Channel::P99Ms => "p99_ms",
             Channel::Arrivals => "arrivals",
         }
@@ -88,6 +99,17 @@ impl Channel {
     pub fn raw(self, t: &ServiceTick) -> f32 {
         let v = match self {
             Channel::Queue => t.queue_mean,
+            Channel::Wait => t.wait_mean,
+            // Without a waiting count every outstanding request counts as held.
+            Channel::Active => {
+                t.queue_mean
+                    - if t.wait_mean.is_finite() {
+                        t.wait_mean
+                    } else {
+                        0.0
+                    }
+            }
+            Channel::Cpu => t.cpu_util,
             Channel::P99Ms => t.p99_ms,
             Channel::Arrivals => t.arrivals as f32,
         };
@@ -106,6 +128,9 @@ impl FromStr for Channel {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s {
             "queue" => Ok(Channel::Queue),
+            "wait" | "network" => Ok(Channel::Wait),
+            "active" | "app" => Ok(Channel::Active),
+            "cpu" | "utilisation" | "utilization" => Ok(Channel::Cpu),
             "p99_ms" | "p99" => Ok(Channel::P99Ms),
             "arrivals" => Ok(Channel::Arrivals),
             other => Err(FeatureError::UnknownChannel(other.to_string())),
@@ -293,6 +318,11 @@ pub struct Series {
     pub x: Vec<f32>,
     /// Raw queue depth `queue[t * n_services + s]` (for the rule baselines).
     pub queue: Vec<f32>,
+    /// Raw CPU utilisation `cpu[t * n_services + s]` (0 where unknown), for the
+    /// utilisation baseline.
+    pub cpu: Vec<f32>,
+    /// Whether the dataset had CPU utilisation at all.
+    pub has_cpu: bool,
     /// Label of each tick (`None` near the end, where the horizon is not known).
     pub labels: Vec<Option<Label>>,
 }
@@ -309,6 +339,8 @@ impl Series {
         let (nt, ns, nc) = (ds.n_ticks(), norm.services.len(), norm.channels.len());
         let mut x = vec![0f32; nt * ns * nc];
         let mut queue = vec![0f32; nt * ns];
+        let mut cpu = vec![0f32; nt * ns];
+        let mut has_cpu = false;
         for t in 0..nt {
             let row = ds.services_at(t);
             for (s, d) in order.iter().enumerate() {
@@ -316,6 +348,8 @@ impl Series {
                     x[(t * ns + s) * nc + c] = norm.apply(s, c, ch.raw(&row[*d]));
                 }
                 queue[t * ns + s] = Channel::Queue.raw(&row[*d]);
+                cpu[t * ns + s] = Channel::Cpu.raw(&row[*d]);
+                has_cpu |= row[*d].cpu_util.is_finite();
             }
         }
         let opt: Vec<Option<usize>> = order.iter().map(|&d| Some(d)).collect();
@@ -325,6 +359,8 @@ impl Series {
             n_channels: nc,
             x,
             queue,
+            cpu,
+            has_cpu,
             labels: labels(ds, &opt, h),
         })
     }

@@ -5,7 +5,9 @@
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
-use seer_predictor::baselines::{LargestRise, Linfa, LinfaKind, QueueThreshold};
+use seer_predictor::baselines::{
+    LargestRise, Linfa, LinfaKind, QueueThreshold, UtilisationThreshold,
+};
 use seer_predictor::eval::{self, ModelScorer, Row, Scorer};
 use seer_predictor::features::{Channel, Series, horizon_ticks};
 use seer_predictor::model::{Arch, OutputKind, StreamMode};
@@ -89,7 +91,7 @@ struct TrainArgs {
     /// Window length, ticks.
     #[arg(long, default_value_t = 20)]
     window: usize,
-    /// Input channels, comma-separated: queue, p99_ms, arrivals.
+    /// Input channels, comma-separated: queue, wait (network-only), active (app-only), cpu, p99_ms, arrivals.
     #[arg(long, default_value = "queue", value_delimiter = ',')]
     channels: Vec<String>,
     /// Output layer: softmax or sigmoid.
@@ -229,6 +231,9 @@ struct BenchArgs {
     /// Timed iterations per mode.
     #[arg(long, default_value_t = 2000)]
     iterations: usize,
+    /// Also save the measured model here (to time the same weights elsewhere).
+    #[arg(long)]
+    save: Option<PathBuf>,
     /// Print JSON.
     #[arg(long)]
     json: bool,
@@ -452,12 +457,16 @@ fn cmd_eval(a: EvalArgs) -> Result<()> {
             .iter()
             .map(|d| Series::new(d, norm, h))
             .collect::<Result<_, _>>()?;
-        let mut scorers: Vec<Box<dyn Scorer>> = vec![
+        let mut scorers: Vec<Box<dyn Scorer>> = Vec::new();
+        if let Some(u) = UtilisationThreshold::fit(&tr, w) {
+            scorers.push(Box::new(u));
+        }
+        scorers.extend::<Vec<Box<dyn Scorer>>>(vec![
             Box::new(QueueThreshold::fit(&tr, w)),
             Box::new(LargestRise::fit(&tr, w, 3)),
             Box::new(Linfa::fit(LinfaKind::Logistic, &tr, w, w.min(10), 3000)?),
             Box::new(Linfa::fit(LinfaKind::Tree, &tr, w, w.min(10), 6000)?),
-        ];
+        ]);
         for s in scorers.iter_mut() {
             let m = eval::evaluate_scorer(s.as_mut(), &te, w, h, a.threshold);
             rows.push(Row::new(s.name(), m, None));
@@ -588,7 +597,7 @@ fn cmd_info(a: InfoArgs) -> Result<()> {
 }
 
 fn cmd_bench(a: BenchArgs) -> Result<()> {
-    let m = match &a.model {
+    let mut m = match &a.model {
         Some(p) => Model::load(p, Device::Cpu)?,
         None => seer_predictor::bench::untrained(
             a.arch.parse::<Arch>()?,
@@ -597,6 +606,9 @@ fn cmd_bench(a: BenchArgs) -> Result<()> {
             OutputKind::Softmax,
         )?,
     };
+    if let Some(p) = &a.save {
+        m.save(p)?;
+    }
     let r = seer_predictor::bench::run(&m, a.iterations)?;
     if a.json {
         println!("{}", serde_json::to_string_pretty(&r)?);

@@ -158,6 +158,9 @@ pub fn raw_tick(
             Channel::Queue => &tick.queue,
             Channel::P99Ms => &tick.p99_ms,
             Channel::Arrivals => &tick.arrivals,
+            Channel::Wait => &tick.wait,
+            Channel::Active => &tick.active,
+            Channel::Cpu => &tick.cpu,
         };
         if values.len() != ns {
             return Err(format!(

@@ -126,6 +126,7 @@ pub fn synth_dataset(cfg: &SynthConfig) -> Dataset {
                 p50_ms: p99 / 3.0,
                 p95_ms: p99 / 1.5,
                 p99_ms: p99,
+                ..ServiceTick::default()
             });
         }
         let p99 = if violation[t] {
@@ -137,6 +138,7 @@ pub fn synth_dataset(cfg: &SynthConfig) -> Dataset {
             requests: 100,
             errors: 0,
             p99_ms: p99,
+            p99_window_ms: p99,
         });
     }
     let qos = QosSpec::default();

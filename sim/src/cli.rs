@@ -5,11 +5,11 @@
 //! The `seer` binary flattens [`SimArgs`] into its `sim` subcommand and draws the
 //! progress bar; everything else happens here.
 
-use crate::dataset::{OtlpFileSink, PipelineSink, origin};
+use crate::dataset::{OtlpFileSink, OtlpGrpcSink, PipelineSink, origin};
 use crate::engine::{Sim, SimConfig, SimError};
 use crate::inject::{Campaign, Injection, parse_injection, parse_injections_json};
 use crate::load::LoadShape;
-use crate::sink::{CsvSink, NullSink, SpanSink, Tee};
+use crate::sink::{CsvSink, SpanSink, Tee};
 use crate::topology::Topology;
 use serde::Serialize;
 use std::io::BufWriter;
@@ -42,6 +42,9 @@ pub enum CliError {
     /// The dataset could not be written.
     #[error(transparent)]
     Dataset(#[from] seer_traces::DatasetError),
+    /// The live OTLP export failed.
+    #[error(transparent)]
+    Export(#[from] seer_traces::exporter::ExportError),
 }
 
 /// Span file formats.
@@ -86,12 +89,40 @@ pub struct SimArgs {
     /// Also write every span to a file in this format.
     #[arg(long, value_enum)]
     pub spans: Option<SpanFormat>,
+    /// Also send every span live to this OTLP/gRPC receiver (`host:port`), e.g. a
+    /// `seer ingest --listen` or an OpenTelemetry Collector.
+    #[arg(long, value_name = "ADDR")]
+    pub otlp: Option<String>,
+    /// Pace the simulation to the wall clock (one simulated second per second),
+    /// for live consumers; otherwise it runs as fast as it can.
+    #[arg(long)]
+    pub realtime: bool,
     /// Output directory (created).
     #[arg(long)]
     pub out: PathBuf,
 }
 
+/// Where a run's spans go besides the dataset.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Outputs {
+    /// Also write every span to a file in this format.
+    pub spans: Option<SpanFormat>,
+    /// Also send every span to this OTLP/gRPC receiver.
+    pub otlp: Option<String>,
+    /// Pace the run to the wall clock.
+    pub realtime: bool,
+}
+
 impl SimArgs {
+    /// Where the spans go.
+    pub fn outputs(&self) -> Outputs {
+        Outputs {
+            spans: self.spans,
+            otlp: self.otlp.clone(),
+            realtime: self.realtime,
+        }
+    }
+
     /// The validated configuration.
     pub fn to_config(&self) -> Result<SimConfig, CliError> {
         let topology = Topology::load(&self.topology)?;
@@ -162,19 +193,32 @@ pub struct Summary {
     pub violation_ticks: usize,
     /// Injections (ground truth).
     pub injections: usize,
+    /// Spans sent to the OTLP receiver, when one was given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exported_spans: Option<u64>,
     /// Files written.
     pub files: Vec<PathBuf>,
 }
 
 /// Runs `cfg` and writes `dataset.parquet`, `injections.json` (ground truth) and,
-/// when asked, the spans, into `out`. `progress(done_ns, total_ns)` is called
-/// every simulated second.
+/// when asked, the spans, into `out`; with `outputs.otlp`, the spans also go live
+/// to that receiver. `progress(done_ns, total_ns)` is called every simulated
+/// second.
 pub fn run_to_dir(
     cfg: &SimConfig,
     out: &Path,
-    spans: Option<SpanFormat>,
+    outputs: &Outputs,
     mut progress: impl FnMut(u64, u64),
 ) -> Result<Summary, CliError> {
+    // Connect first: an unreachable receiver is an error before anything runs.
+    let mut live = match &outputs.otlp {
+        Some(addr) => Some(OtlpGrpcSink::connect(
+            addr,
+            1024,
+            seer_traces::exporter::ExporterConfig::default(),
+        )?),
+        None => None,
+    };
     std::fs::create_dir_all(out).map_err(|source| CliError::Io {
         path: out.into(),
         source,
@@ -194,23 +238,40 @@ pub fn run_to_dir(
     files.push(inj_path);
 
     let mut sim = Sim::new(cfg.clone())?;
+    sim.keep_monitor_history();
     let mut pipeline = PipelineSink::new(cfg.tick_ns);
-    let step = 1_000_000_000u64;
+    // Real-time runs advance in ticks so a live consumer sees a steady stream.
+    let step = if outputs.realtime {
+        cfg.tick_ns.max(1)
+    } else {
+        1_000_000_000
+    };
+    let started = std::time::Instant::now();
     let mut drive = |sim: &mut Sim, sink: &mut dyn SpanSink| {
         let mut t = 0;
+        let mut reported = 0;
         while t < cfg.duration_ns {
             t = (t + step).min(cfg.duration_ns);
             sim.run_until(t, sink);
-            progress(t, cfg.duration_ns);
+            if outputs.realtime {
+                let due = std::time::Duration::from_nanos(t);
+                if let Some(wait) = due.checked_sub(started.elapsed()) {
+                    std::thread::sleep(wait);
+                }
+            }
+            if t - reported >= 1_000_000_000 || t == cfg.duration_ns {
+                reported = t;
+                progress(t, cfg.duration_ns);
+            }
         }
     };
-    match spans {
-        None => drive(&mut sim, &mut Tee(&mut pipeline, NullSink)),
+    match outputs.spans {
+        None => drive(&mut sim, &mut Tee(&mut pipeline, &mut live)),
         Some(SpanFormat::Csv) => {
             let p = out.join("spans.csv");
             let f = std::fs::File::create(&p).map_err(io(&p))?;
             let mut csv = CsvSink::new(BufWriter::new(f));
-            drive(&mut sim, &mut Tee(&mut pipeline, &mut csv));
+            drive(&mut sim, &mut Tee(&mut pipeline, Tee(&mut csv, &mut live)));
             csv.finish().map_err(io(&p))?;
             files.push(p);
         }
@@ -218,11 +279,15 @@ pub fn run_to_dir(
             let p = out.join("spans.otlp");
             let f = std::fs::File::create(&p).map_err(io(&p))?;
             let mut otlp = OtlpFileSink::new(BufWriter::new(f), 1024);
-            drive(&mut sim, &mut Tee(&mut pipeline, &mut otlp));
+            drive(&mut sim, &mut Tee(&mut pipeline, Tee(&mut otlp, &mut live)));
             otlp.finish().map_err(io(&p))?;
             files.push(p);
         }
     }
+    let exported = match live {
+        Some(l) => Some(l.finish()?),
+        None => None,
+    };
     let ds = pipeline.finish(&seer_traces::QosSpec::default(), &sim, origin(cfg));
     let ds_path = out.join("dataset.parquet");
     ds.write_parquet(&ds_path)?;
@@ -238,6 +303,7 @@ pub fn run_to_dir(
         ticks: ds.n_ticks(),
         violation_ticks: (0..ds.n_ticks()).filter(|&t| ds.any_violation(t)).count(),
         injections: cfg.injections.len(),
+        exported_spans: exported.map(|e| e.spans),
         files,
     })
 }
@@ -339,7 +405,7 @@ mod tests {
         a.inject = vec!["back:cpu@1s+1s".into()];
         let cfg = a.to_config().unwrap();
         let mut calls = 0;
-        let s = run_to_dir(&cfg, dir.path(), a.spans, |_, _| calls += 1).unwrap();
+        let s = run_to_dir(&cfg, dir.path(), &a.outputs(), |_, _| calls += 1).unwrap();
         assert_eq!(calls, 3);
         assert_eq!(s.injections, 1);
         assert!(s.requests > 700 && s.ticks >= 29, "{s:?}");

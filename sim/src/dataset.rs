@@ -5,6 +5,7 @@
 use crate::engine::{RunStats, Sim, SimConfig, SimError};
 use crate::sink::{SimSpan, SpanSink};
 use crate::topology::Topology;
+use seer_traces::exporter::{ExportError, ExportStats, ExporterConfig, OtlpExporter};
 use seer_traces::import::OtlpFileWriter;
 use seer_traces::pipeline::{Pipeline, PipelineConfig};
 use seer_traces::{Dataset, QosSpec, Span};
@@ -38,15 +39,52 @@ impl PipelineSink {
         &self.pipeline
     }
 
-    /// Labels the run.
+    /// Labels the run, and fills each service's waiting queue and CPU utilisation
+    /// from the simulator's monitor when it kept its history (the spans alone
+    /// cannot tell waiting from being served).
     pub fn finish(self, qos: &QosSpec, sim: &Sim, origin: String) -> Dataset {
-        self.pipeline.finish(qos, &sim.culprits(), origin)
+        let mut ds = self.pipeline.finish(qos, &sim.culprits(), origin);
+        if let Some(h) = sim.monitor().history() {
+            fill_from_monitor(&mut ds, h, sim);
+        }
+        ds
     }
 }
 
 impl SpanSink for PipelineSink {
     fn span(&mut self, span: &SimSpan, topo: &Topology) {
         self.pipeline.push(&span.to_span(topo));
+    }
+}
+
+fn fill_from_monitor(ds: &mut Dataset, history: &[(f32, f32)], sim: &Sim) {
+    let topo = sim.topology();
+    let n_topo = topo.services.len();
+    let tick = ds.meta.interval_ns.max(1);
+    let Some(first) = ds.meta.start_ns.checked_sub(sim.epoch_ns()) else {
+        return;
+    };
+    let first = (first / tick) as usize;
+    let ids: Vec<Option<usize>> = ds
+        .meta
+        .services
+        .iter()
+        .map(|n| topo.services.iter().position(|s| &s.name == n))
+        .collect();
+    let ns = ds.n_services();
+    for t in 0..ds.n_ticks() {
+        let base = (first + t) * n_topo;
+        if base + n_topo > history.len() {
+            break;
+        }
+        for (s, id) in ids.iter().enumerate() {
+            if let Some(id) = id {
+                let (wait, cpu) = history[base + id];
+                let row = &mut ds.service[t * ns + s];
+                row.wait_mean = wait;
+                row.cpu_util = cpu;
+            }
+        }
     }
 }
 
@@ -112,6 +150,101 @@ impl<W: Write> SpanSink for OtlpFileSink<W> {
     }
 }
 
+/// Sends spans live to an OTLP/gRPC receiver (`seer ingest --listen`, an
+/// OpenTelemetry Collector) in requests of `batch` spans.
+///
+/// A background thread does the sending, so the simulation keeps running while a
+/// request is in flight; at most two batches wait between them, so a slow receiver
+/// slows the simulation down instead of filling memory (back-pressure). The first
+/// export error stops the sending and is returned by [`OtlpGrpcSink::finish`].
+pub struct OtlpGrpcSink {
+    buf: Vec<Span>,
+    batch: usize,
+    tx: Option<std::sync::mpsc::SyncSender<Vec<Span>>>,
+    worker: Option<std::thread::JoinHandle<Result<ExportStats, ExportError>>>,
+}
+
+impl std::fmt::Debug for OtlpGrpcSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OtlpGrpcSink")
+            .field("buffered", &self.buf.len())
+            .field("batch", &self.batch)
+            .finish()
+    }
+}
+
+impl OtlpGrpcSink {
+    /// Connects to `addr` (`host:port` or `http://host:port`); fails at once when
+    /// nothing answers there.
+    pub fn connect(addr: &str, batch: usize, cfg: ExporterConfig) -> Result<Self, ExportError> {
+        let mut exporter = OtlpExporter::connect(addr, cfg)?;
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Span>>(2);
+        let worker = std::thread::Builder::new()
+            .name("seer-sim-otlp".into())
+            .spawn(move || {
+                for spans in rx {
+                    exporter.export(&spans)?;
+                }
+                Ok(exporter.stats().clone())
+            })?;
+        Ok(Self {
+            buf: Vec::with_capacity(batch.max(1)),
+            batch: batch.max(1),
+            tx: Some(tx),
+            worker: Some(worker),
+        })
+    }
+
+    fn flush_batch(&mut self) {
+        if self.buf.is_empty() {
+            return;
+        }
+        let spans = std::mem::replace(&mut self.buf, Vec::with_capacity(self.batch));
+        // A send fails only once the worker has stopped on an error; `finish`
+        // reports that error, so the spans are dropped here.
+        if let Some(tx) = &self.tx
+            && tx.send(spans).is_err()
+        {
+            self.tx = None;
+        }
+    }
+
+    /// Sends what is buffered, waits for every request to be answered, and returns
+    /// what was sent or the first error.
+    pub fn finish(mut self) -> Result<ExportStats, ExportError> {
+        self.flush_batch();
+        self.tx = None;
+        match self.worker.take().map(std::thread::JoinHandle::join) {
+            Some(Ok(r)) => r,
+            Some(Err(_)) => Err(ExportError::Runtime(std::io::Error::other(
+                "the OTLP sender thread panicked",
+            ))),
+            None => Ok(ExportStats::default()),
+        }
+    }
+}
+
+impl Drop for OtlpGrpcSink {
+    fn drop(&mut self) {
+        self.tx = None;
+        if let Some(w) = self.worker.take() {
+            let _ = w.join();
+        }
+    }
+}
+
+impl SpanSink for OtlpGrpcSink {
+    fn span(&mut self, span: &SimSpan, topo: &Topology) {
+        if self.tx.is_none() {
+            return;
+        }
+        self.buf.push(span.to_span(topo));
+        if self.buf.len() >= self.batch {
+            self.flush_batch();
+        }
+    }
+}
+
 /// A one-line description of a run for the dataset's `origin`.
 pub fn origin(cfg: &SimConfig) -> String {
     format!(
@@ -137,6 +270,7 @@ pub fn run_to_dataset_with<S: SpanSink + ?Sized>(
     also: &mut S,
 ) -> Result<(Dataset, RunStats), SimError> {
     let mut sim = Sim::new(cfg.clone())?;
+    sim.keep_monitor_history();
     let mut sink = PipelineSink::new(cfg.tick_ns);
     {
         let mut tee = crate::sink::Tee(&mut sink, &mut *also);

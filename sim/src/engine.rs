@@ -544,6 +544,12 @@ impl Sim {
         &self.monitor
     }
 
+    /// Keeps each tick's waiting queue and CPU utilisation per service, for
+    /// datasets ([`Monitor::keep_history`]); memory then grows with simulated time.
+    pub fn keep_monitor_history(&mut self) {
+        self.monitor.keep_history();
+    }
+
     /// The last completed tick of the built-in monitor, if any.
     pub fn latest_tick(&self) -> Option<&TickSnapshot> {
         self.monitor.latest()
@@ -748,7 +754,7 @@ impl Sim {
             let Some(ev) = self.heap.pop() else { break };
             self.now = ev.t;
             if ev.t >= self.monitor.next_boundary() {
-                self.monitor.roll_to(ev.t);
+                self.roll_monitor(ev.t);
                 self.prune_injections();
             }
             self.stats.events += 1;
@@ -766,8 +772,18 @@ impl Sim {
             self.now = t_ns;
         }
         if self.now >= self.monitor.next_boundary() {
-            self.monitor.roll_to(self.now);
+            self.roll_monitor(self.now);
         }
+    }
+
+    /// Closes the monitor's ticks up to `t`, with the current worker capacity of
+    /// every service as the utilisation denominator.
+    fn roll_monitor(&mut self, t: u64) {
+        for (sid, s) in self.svc.iter().enumerate() {
+            self.monitor
+                .set_capacity(sid, s.workers * s.active.len() as u32);
+        }
+        self.monitor.roll_to(t);
     }
 
     // ---- events -------------------------------------------------------------
@@ -1028,7 +1044,7 @@ impl Sim {
         station.busy += 1;
         let (sid, inst) = (station.service as usize, station.instance);
         let waited = self.now - self.reqs[r as usize].start_ns;
-        self.monitor.start(sid, waited);
+        self.monitor.start(sid, self.now, waited);
         if !self.svc[sid].injections.is_empty() {
             let p = self.app_intensity(sid, inst, |f| *f == Fault::Lock);
             if p > 0.0 && self.rng.chance(p) {
@@ -1048,10 +1064,13 @@ impl Sim {
         let op = self.reqs[r as usize].op;
         let d =
             self.topo.ops[op as usize].time.sample(&mut self.rng) * self.work_multiplier(sid, inst);
+        self.monitor.computing(sid, self.now, true);
         self.push(self.now + d as u64, EvKind::WorkDone(r));
     }
 
     fn on_work_done<S: SpanSink + ?Sized>(&mut self, r: u32, sink: &mut S) {
+        let sid = self.stations[self.reqs[r as usize].station as usize].service as usize;
+        self.monitor.computing(sid, self.now, false);
         if self.reqs[r as usize].flags & F_LOCK != 0 {
             self.reqs[r as usize].flags &= !F_LOCK;
             let st = self.reqs[r as usize].station as usize;

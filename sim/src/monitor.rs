@@ -22,6 +22,14 @@ pub struct ServiceTotals {
     pub sojourn_ns: f64,
     /// Time integral of `outstanding`, request·ns.
     pub area: f64,
+    /// Requests waiting for a worker now.
+    pub waiting: u32,
+    /// Time integral of `waiting`, request·ns.
+    pub wait_area: f64,
+    /// Workers computing now (not waiting on callees or a lock).
+    pub computing: u32,
+    /// Time integral of `computing`, worker·ns.
+    pub compute_area: f64,
     last_t: u64,
 }
 
@@ -44,7 +52,10 @@ impl ServiceTotals {
 
     #[inline]
     fn advance(&mut self, t: u64) {
-        self.area += self.outstanding as f64 * (t - self.last_t) as f64;
+        let dt = (t - self.last_t) as f64;
+        self.area += self.outstanding as f64 * dt;
+        self.wait_area += self.waiting as f64 * dt;
+        self.compute_area += self.computing as f64 * dt;
         self.last_t = t;
     }
 }
@@ -60,6 +71,10 @@ pub struct ServiceTickStat {
     pub arrivals: u32,
     /// Completions.
     pub completions: u32,
+    /// Time-weighted mean waiting for a worker.
+    pub wait_mean: f64,
+    /// Mean share of the workers computing (CPU utilisation), 0–1.
+    pub cpu_util: f64,
 }
 
 /// One entry point during the last closed tick.
@@ -91,6 +106,8 @@ pub struct TickSnapshot {
 #[derive(Debug, Clone, Default)]
 struct ServiceTick {
     area_start: f64,
+    wait_start: f64,
+    compute_start: f64,
     max: u32,
     arrivals: u32,
     completions: u32,
@@ -108,6 +125,8 @@ pub struct Monitor {
     lat: Vec<Vec<u64>>,
     errors: Vec<u32>,
     latest: Option<TickSnapshot>,
+    capacity: Vec<u32>,
+    history: Option<Vec<(f32, f32)>>,
 }
 
 fn quantile_ms(v: &mut [u64], q: f64) -> f64 {
@@ -132,7 +151,27 @@ impl Monitor {
             lat: vec![Vec::new(); n_apis],
             errors: vec![0; n_apis],
             latest: None,
+            capacity: vec![1; n_services],
+            history: None,
         }
+    }
+
+    /// Keeps `(wait_mean, cpu_util)` of every service and closed tick, for datasets
+    /// (the trace pipeline cannot tell waiting from being served).
+    pub fn keep_history(&mut self) {
+        self.history.get_or_insert_with(Vec::new);
+    }
+
+    /// `(wait_mean, cpu_util)` per closed tick and service id, `[tick * services +
+    /// service]`, when [`Monitor::keep_history`] was called.
+    pub fn history(&self) -> Option<&[(f32, f32)]> {
+        self.history.as_deref()
+    }
+
+    /// Sets the workers of service `sid` (all its active instances), the
+    /// denominator of its CPU utilisation.
+    pub(crate) fn set_capacity(&mut self, sid: usize, workers: u32) {
+        self.capacity[sid] = workers.max(1);
     }
 
     /// End of the current tick, ns since the start of the run.
@@ -159,16 +198,30 @@ impl Monitor {
             snap.index = self.index;
             snap.start_ns = self.epoch_ns + b - self.tick_ns;
             snap.services.clear();
-            for (tot, cur) in self.totals.iter_mut().zip(self.cur.iter_mut()) {
+            let tick = self.tick_ns as f64;
+            for ((tot, cur), cap) in self
+                .totals
+                .iter_mut()
+                .zip(self.cur.iter_mut())
+                .zip(&self.capacity)
+            {
                 tot.advance(b);
-                snap.services.push(ServiceTickStat {
-                    queue_mean: (tot.area - cur.area_start) / self.tick_ns as f64,
+                let stat = ServiceTickStat {
+                    queue_mean: (tot.area - cur.area_start) / tick,
                     queue_max: cur.max,
                     arrivals: cur.arrivals,
                     completions: cur.completions,
-                });
+                    wait_mean: (tot.wait_area - cur.wait_start) / tick,
+                    cpu_util: (tot.compute_area - cur.compute_start) / (tick * f64::from(*cap)),
+                };
+                if let Some(h) = &mut self.history {
+                    h.push((stat.wait_mean as f32, stat.cpu_util as f32));
+                }
+                snap.services.push(stat);
                 *cur = ServiceTick {
                     area_start: tot.area,
+                    wait_start: tot.wait_area,
+                    compute_start: tot.compute_area,
                     max: tot.outstanding,
                     arrivals: 0,
                     completions: 0,
@@ -195,6 +248,7 @@ impl Monitor {
         let t = &mut self.totals[sid];
         t.advance(now);
         t.outstanding += 1;
+        t.waiting += 1;
         t.arrivals += 1;
         let c = &mut self.cur[sid];
         c.arrivals += 1;
@@ -202,10 +256,24 @@ impl Monitor {
     }
 
     #[inline]
-    pub(crate) fn start(&mut self, sid: usize, waited_ns: u64) {
+    pub(crate) fn start(&mut self, sid: usize, now: u64, waited_ns: u64) {
         let t = &mut self.totals[sid];
+        t.advance(now);
+        t.waiting -= 1;
         t.started += 1;
         t.wait_ns += waited_ns as f64;
+    }
+
+    /// A worker of `sid` starts (`true`) or stops (`false`) computing.
+    #[inline]
+    pub(crate) fn computing(&mut self, sid: usize, now: u64, on: bool) {
+        let t = &mut self.totals[sid];
+        t.advance(now);
+        if on {
+            t.computing += 1;
+        } else {
+            t.computing -= 1;
+        }
     }
 
     #[inline]

@@ -240,6 +240,15 @@ impl<A: SpanSink, B: SpanSink> SpanSink for Tee<A, B> {
     }
 }
 
+/// An optional sink: `None` drops the spans.
+impl<S: SpanSink> SpanSink for Option<S> {
+    fn span(&mut self, span: &SimSpan, topo: &Topology) {
+        if let Some(s) = self {
+            s.span(span, topo);
+        }
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {

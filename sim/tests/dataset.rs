@@ -68,6 +68,44 @@ fn dataset_has_the_topology_the_ticks_and_the_ground_truth() {
     let before: f64 = (20..80).map(q).sum::<f64>() / 60.0;
     let during: f64 = (110..140).map(q).sum::<f64>() / 30.0;
     assert!(during > 3.0 * before, "{before} -> {during}");
+    // The monitor's split: waiting + held = outstanding per tick (the waiting part
+    // never exceeds the total), and CPU contention raises the culprit's utilisation.
+    for t in 0..ds.n_ticks() {
+        for row in ds.services_at(t) {
+            assert!(row.wait_mean.is_finite() && row.cpu_util.is_finite());
+            assert!(row.wait_mean <= row.queue_mean + 1e-3, "tick {t}: {row:?}");
+            assert!(
+                (0.0..=1.0 + 1e-6).contains(&row.cpu_util),
+                "tick {t}: {row:?}"
+            );
+        }
+    }
+    let u = |t: usize| ds.services_at(t)[ps].cpu_util as f64;
+    let (u0, u1) = (
+        (20..80).map(u).sum::<f64>() / 60.0,
+        (110..140).map(u).sum::<f64>() / 30.0,
+    );
+    assert!(u1 > 2.0 * u0, "utilisation {u0} -> {u1}");
+    let back_path = tempfile::tempdir().unwrap();
+    let p = back_path.path().join("d.parquet");
+    ds.write_parquet(&p).unwrap();
+    let back = seer_traces::Dataset::read_parquet(&p).unwrap();
+    let bits = |d: &seer_traces::Dataset| -> Vec<[u32; 3]> {
+        d.service
+            .iter()
+            .map(|r| {
+                [
+                    r.queue_mean.to_bits(),
+                    r.wait_mean.to_bits(),
+                    r.cpu_util.to_bits(),
+                ]
+            })
+            .collect()
+    };
+    assert!(
+        bits(&back) == bits(&ds),
+        "wait_mean/cpu_util do not survive Parquet"
+    );
 }
 
 #[test]

@@ -43,8 +43,9 @@ fn erlang_c(c: u32, a: f64) -> f64 {
     top / (sum + top)
 }
 
-/// Runs an M/M/c station; returns (measured L, analytic L, measured Wq, analytic Wq).
-fn run_mmc(c: u32, rho: f64, customers: f64, seed: u64) -> (f64, f64, f64, f64) {
+/// Runs an M/M/c station; returns (measured L, analytic L, measured Wq, analytic
+/// Wq, measured Lq from the monitor's waiting queue, measured utilisation).
+fn run_mmc(c: u32, rho: f64, customers: f64, seed: u64) -> (f64, f64, f64, f64, f64, f64) {
     let mean_us = 1000.0;
     let mu = 1e6 / mean_us; // per second
     let lambda = rho * c as f64 * mu;
@@ -63,7 +64,10 @@ fn run_mmc(c: u32, rho: f64, customers: f64, seed: u64) -> (f64, f64, f64, f64) 
     let a = lambda / mu;
     let wq_theory = erlang_c(c, a) / (c as f64 * mu - lambda);
     let l_theory = lambda * (wq_theory + 1.0 / mu);
-    (l, l_theory, wq, wq_theory)
+    let t = sim.duration_ns() as f64;
+    let lq = tot.wait_area / t;
+    let util = tot.compute_area / (t * c as f64);
+    (l, l_theory, wq, wq_theory, lq, util)
 }
 
 /// Debug builds are about 20x slower: the high-utilisation checks, which need
@@ -76,9 +80,24 @@ fn check(c: u32, rho: f64, customers: f64) {
 }
 
 fn check_tol(c: u32, rho: f64, customers: f64, tol: f64) {
-    let (l, lt, wq, wqt) = run_mmc(c, rho, customers, 42);
+    let (l, lt, wq, wqt, lq, util) = run_mmc(c, rho, customers, 42);
     let el = (l - lt).abs() / lt;
     let ew = (wq - wqt).abs() / wqt;
+    // The waiting queue (the dataset's wait_mean) is Lq = lambda * Wq, and the share
+    // of workers computing (cpu_util) is rho.
+    let lqt = wqt * rho * c as f64 * 1000.0;
+    let elq = (lq - lqt).abs() / lqt;
+    let eu = (util - rho).abs() / rho;
+    println!(
+        "M/M/{c} rho={rho}: Lq={lq:.4} (theory {lqt:.4}, {:.2}%), utilisation {util:.4} ({:.2}%)",
+        elq * 100.0,
+        eu * 100.0
+    );
+    assert!(elq < tol, "M/M/{c} at rho {rho}: Lq {lq} vs {lqt}");
+    assert!(
+        eu < tol.min(0.02),
+        "M/M/{c} at rho {rho}: utilisation {util}"
+    );
     println!(
         "M/M/{c} rho={rho}: L={l:.4} (theory {lt:.4}, {:.2}%), Wq={:.4}ms (theory {:.4}ms, {:.2}%)",
         el * 100.0,

@@ -17,8 +17,12 @@
 //! applied. A span that started before the open window is *clipped* and counted too.
 
 use crate::latency::LatencySketch;
+use crate::latency::window_histogram;
 use crate::span::{Span, SpanStatus};
-use crate::tick::{DEFAULT_INTERVAL_NS, EntryTick, QueueSource, ServiceTick, Tick};
+use crate::tick::{
+    DEFAULT_INTERVAL_NS, DEFAULT_QOS_WINDOW_TICKS, EntryTick, QueueSource, ServiceTick, Tick,
+};
+use hdrhistogram::Histogram;
 use std::collections::{HashMap, VecDeque};
 
 /// How ticks are cut and finalised.
@@ -32,6 +36,8 @@ pub struct AggregatorConfig {
     pub sub_slots: usize,
     /// Where `queue_mean`/`queue_max` come from.
     pub queue_source: QueueSource,
+    /// Ticks in the window of [`EntryTick::p99_window_ms`] (default 10).
+    pub qos_window_ticks: usize,
 }
 
 impl Default for AggregatorConfig {
@@ -41,8 +47,17 @@ impl Default for AggregatorConfig {
             lateness_ns: 5_000_000_000,
             sub_slots: 10,
             queue_source: QueueSource::Spans,
+            qos_window_ticks: DEFAULT_QOS_WINDOW_TICKS,
         }
     }
+}
+
+/// An entry point's latencies over the last ticks: one histogram per tick and
+/// their running sum (added when a tick enters, subtracted when it leaves).
+#[derive(Debug)]
+struct EntWindow {
+    ticks: VecDeque<Histogram<u32>>,
+    sum: Histogram<u32>,
 }
 
 /// Counters of what the aggregator did with its input.
@@ -107,6 +122,7 @@ pub struct Aggregator {
     spare: Vec<OpenTick>,
     max_end_ns: u64,
     last_gauge: Vec<f64>,
+    windows: Vec<EntWindow>,
     stats: AggregatorStats,
 }
 
@@ -132,6 +148,7 @@ impl Aggregator {
             spare: Vec::new(),
             max_end_ns: 0,
             last_gauge: Vec::new(),
+            windows: Vec::new(),
             stats: AggregatorStats::default(),
         }
     }
@@ -406,7 +423,35 @@ impl Aggregator {
                 requests: e.requests,
                 errors: e.errors,
                 p99_ms: e.lat.quantiles_ms([0.99])[0],
+                p99_window_ms: f32::NAN,
             };
+        }
+        // Slide every entry's QoS window by this tick.
+        let k = self.cfg.qos_window_ticks.max(1);
+        while self.windows.len() < self.entries.len() {
+            self.windows.push(EntWindow {
+                ticks: VecDeque::with_capacity(k + 1),
+                sum: window_histogram(),
+            });
+        }
+        for (i, w) in self.windows.iter_mut().enumerate() {
+            let mut h = if w.ticks.len() >= k {
+                // Same bounds throughout: subtracting a tick that was added cannot fail.
+                let mut old = w.ticks.pop_front().unwrap_or_else(window_histogram);
+                let _ = w.sum.subtract(&old);
+                old.reset();
+                old
+            } else {
+                window_histogram()
+            };
+            if let Some(e) = t.ent.get(i) {
+                e.lat.add_to(&mut h);
+            }
+            let _ = w.sum.add(&h);
+            w.ticks.push_back(h);
+            if !w.sum.is_empty() {
+                entries[i].p99_window_ms = w.sum.value_at_quantile(0.99) as f32 / 1000.0;
+            }
         }
         // Recycle the tick's allocations.
         for acc in &mut t.svc {

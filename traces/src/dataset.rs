@@ -14,6 +14,8 @@
 //! | `p50_ms`, `p95_ms`, `p99_ms` | float32 | NaN when nothing completed |
 //! | `violation`, `violation_within` | bool | entries (null for services) |
 //! | `culprit` | utf8 | services: the resource it is short of, null when none |
+//! | `wait_mean`, `cpu_util` | float32 | services: waiting for a worker, share of workers computing; NaN when unknown (absent in older files) |
+//! | `p99_window_ms` | float32 | entries: p99 over the QoS window ending at the tick (NaN for services; absent in older files) |
 //!
 //! The metadata (service order, interval, queue source, QoS spec and targets,
 //! horizon, origin) is JSON under the Parquet key-value key `seer.dataset`.
@@ -237,6 +239,7 @@ impl Dataset {
         let (mut qmean, mut qmax, mut arr, mut comp, mut err) =
             (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
         let (mut p50, mut p95, mut p99) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut wait, mut cpu, mut p99w) = (Vec::new(), Vec::new(), Vec::new());
         let mut viol = BooleanBuilder::new();
         let mut within = BooleanBuilder::new();
         let mut culprit = StringBuilder::new();
@@ -256,6 +259,9 @@ impl Dataset {
                 p50.push(row.p50_ms);
                 p95.push(row.p95_ms);
                 p99.push(row.p99_ms);
+                wait.push(row.wait_mean);
+                cpu.push(row.cpu_util);
+                p99w.push(f32::NAN);
                 viol.append_null();
                 within.append_null();
                 match self.culprit[t * self.n_services() + s] {
@@ -277,6 +283,9 @@ impl Dataset {
                 p50.push(f32::NAN);
                 p95.push(f32::NAN);
                 p99.push(row.p99_ms);
+                wait.push(f32::NAN);
+                cpu.push(f32::NAN);
+                p99w.push(row.p99_window_ms);
                 viol.append_value(self.violation[i]);
                 within.append_value(self.violation_within[i]);
                 culprit.append_null();
@@ -300,6 +309,9 @@ impl Dataset {
                 Arc::new(viol.finish()),
                 Arc::new(within.finish()),
                 Arc::new(culprit.finish()),
+                Arc::new(Float32Array::from(wait)),
+                Arc::new(Float32Array::from(cpu)),
+                Arc::new(Float32Array::from(p99w)),
             ],
         )
     }
@@ -384,6 +396,21 @@ impl Dataset {
             let viol = typed!("violation", BooleanArray);
             let within = typed!("violation_within", BooleanArray);
             let culprit = typed!("culprit", StringArray);
+            // Added in a later writer: files without them read as unknown (NaN).
+            let optional = |n: &str| -> Result<Option<&Float32Array>, DatasetError> {
+                match b.column_by_name(n) {
+                    None => Ok(None),
+                    Some(c) => c
+                        .as_any()
+                        .downcast_ref::<Float32Array>()
+                        .map(Some)
+                        .ok_or_else(|| invalid(format!("column {n} has the wrong type"))),
+                }
+            };
+            let wait = optional("wait_mean")?;
+            let cpu = optional("cpu_util")?;
+            let p99w = optional("p99_window_ms")?;
+            let or_nan = |c: Option<&Float32Array>, r: usize| c.map_or(f32::NAN, |c| c.value(r));
             for r in 0..b.num_rows() {
                 let t = usize::try_from(tick.value(r))
                     .ok()
@@ -403,6 +430,8 @@ impl Dataset {
                             p50_ms: p50.value(r),
                             p95_ms: p95.value(r),
                             p99_ms: p99.value(r),
+                            wait_mean: or_nan(wait, r),
+                            cpu_util: or_nan(cpu, r),
                         };
                         if culprit.is_valid(r) {
                             let res: Resource = culprit
@@ -420,6 +449,7 @@ impl Dataset {
                             requests: comp.value(r),
                             errors: err.value(r),
                             p99_ms: p99.value(r),
+                            p99_window_ms: or_nan(p99w, r),
                         };
                         ds.violation[t * ne + e] = viol.is_valid(r) && viol.value(r);
                         ds.violation_within[t * ne + e] = within.is_valid(r) && within.value(r);
@@ -449,5 +479,8 @@ fn schema() -> Schema {
         Field::new("violation", DataType::Boolean, true),
         Field::new("violation_within", DataType::Boolean, true),
         Field::new("culprit", DataType::Utf8, true),
+        Field::new("wait_mean", DataType::Float32, false),
+        Field::new("cpu_util", DataType::Float32, false),
+        Field::new("p99_window_ms", DataType::Float32, false),
     ])
 }

@@ -1,5 +1,6 @@
 //! QoS targets, violation labels and culprit labels.
 
+use crate::tick::EntryTick;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;
@@ -104,13 +105,29 @@ pub struct QosSpec {
     /// Explicit targets in ms, by entry-point name.
     pub targets_ms: Vec<(String, f64)>,
     /// For entry points without an explicit target: `multiple` × the median of the
-    /// per-tick p99 over the reference period (the first `reference_ticks` ticks
+    /// judged p99 over the reference period (the first `reference_ticks` ticks
     /// that have requests, or the whole run when shorter).
     pub multiple: f64,
     /// Length of the reference period in ticks.
     pub reference_ticks: usize,
     /// Prediction horizon of the "violation within h" labels, ns.
     pub horizon_ns: u64,
+    /// Judge the p99 over the QoS window ending at each tick
+    /// ([`EntryTick::p99_window_ms`], 1 s by default) rather than the tick's own
+    /// p99. Datasets written before the window existed read as `false`.
+    #[serde(default)]
+    pub windowed: bool,
+}
+
+impl QosSpec {
+    /// The p99 an entry tick is judged by, ms (`NaN` when unknown).
+    pub fn judged_p99(&self, e: &EntryTick) -> f64 {
+        if self.windowed {
+            f64::from(e.p99_window_ms)
+        } else {
+            f64::from(e.p99_ms)
+        }
+    }
 }
 
 impl Default for QosSpec {
@@ -120,6 +137,7 @@ impl Default for QosSpec {
             multiple: 2.0,
             reference_ticks: 600,
             horizon_ns: 100_000_000,
+            windowed: true,
         }
     }
 }

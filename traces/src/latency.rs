@@ -19,6 +19,13 @@ pub struct LatencySketch {
 
 const MAX_US: u64 = 3_600_000_000;
 
+/// An empty histogram with the sketches' bounds (1 µs .. 1 h, 2 significant
+/// digits), for merging sketches over several ticks.
+pub fn window_histogram() -> Histogram<u32> {
+    // The bounds are constants that new_with_bounds accepts.
+    Histogram::<u32>::new_with_bounds(1, MAX_US, 2).expect("valid histogram bounds")
+}
+
 impl LatencySketch {
     /// Records one latency in µs (clamped to 1 µs .. 1 h).
     pub fn record(&mut self, us: u64) {
@@ -29,9 +36,7 @@ impl LatencySketch {
         }
         self.exact.push(us);
         if self.exact.len() > EXACT_LIMIT {
-            // The bounds are constants that new_with_bounds accepts (low ≥ 1, high ≥ 2 low, sigfig ≤ 5).
-            let mut h =
-                Histogram::<u32>::new_with_bounds(1, MAX_US, 2).expect("valid histogram bounds");
+            let mut h = window_histogram();
             for &v in &self.exact {
                 h.saturating_record(v);
             }
@@ -70,6 +75,21 @@ impl LatencySketch {
             }
         }
         out
+    }
+
+    /// Adds every sample to `h` (a histogram made by [`window_histogram`]).
+    pub fn add_to(&self, h: &mut Histogram<u32>) {
+        match &self.hist {
+            // Same bounds and precision: adding cannot fail.
+            Some(mine) => {
+                let _ = h.add(mine);
+            }
+            None => {
+                for &v in &self.exact {
+                    h.saturating_record(v);
+                }
+            }
+        }
     }
 
     /// Empties the sketch, keeping its allocations.

@@ -7,6 +7,7 @@
 pub mod aggregate;
 pub mod analysis;
 pub mod dataset;
+pub mod exporter;
 pub mod faults;
 pub mod graph;
 pub mod import;

@@ -19,6 +19,8 @@ pub struct PipelineConfig {
     pub sub_slots: usize,
     /// Where queue depth comes from.
     pub queue_source: QueueSource,
+    /// Ticks in the window over which the end-to-end p99 is judged.
+    pub qos_window_ticks: usize,
 }
 
 impl Default for PipelineConfig {
@@ -29,6 +31,7 @@ impl Default for PipelineConfig {
             lateness_ns: a.lateness_ns,
             sub_slots: a.sub_slots,
             queue_source: a.queue_source,
+            qos_window_ticks: a.qos_window_ticks,
         }
     }
 }
@@ -40,6 +43,7 @@ impl From<&PipelineConfig> for AggregatorConfig {
             lateness_ns: c.lateness_ns,
             sub_slots: c.sub_slots,
             queue_source: c.queue_source.clone(),
+            qos_window_ticks: c.qos_window_ticks,
         }
     }
 }
@@ -206,7 +210,7 @@ pub fn build_dataset(
     let mut violation = vec![false; nt * ne];
     for t in 0..nt {
         for e in 0..ne {
-            let p99 = entry[t * ne + e].p99_ms as f64;
+            let p99 = qos.judged_p99(&entry[t * ne + e]);
             violation[t * ne + e] = p99.is_finite() && p99 > targets_ms[e];
         }
     }
@@ -282,7 +286,7 @@ fn within_horizon(v: &[bool], nt: usize, ne: usize, k: usize) -> Vec<bool> {
     out
 }
 
-/// Explicit targets, else `multiple` × the median per-tick p99 of the reference period.
+/// Explicit targets, else `multiple` × the median judged p99 of the reference period.
 fn resolve_targets(qos: &QosSpec, entries: &[String], entry: &[EntryTick], nt: usize) -> Vec<f64> {
     let ne = entries.len();
     entries
@@ -294,9 +298,10 @@ fn resolve_targets(qos: &QosSpec, entries: &[String], entry: &[EntryTick], nt: u
             }
             let mut ref_p99: Vec<f64> = (0..nt)
                 .map(|t| entry[t * ne + e])
-                .filter(|x| x.requests > 0 && x.p99_ms.is_finite())
+                .filter(|x| x.requests > 0)
+                .map(|x| qos.judged_p99(&x))
+                .filter(|p| p.is_finite())
                 .take(qos.reference_ticks.max(1))
-                .map(|x| x.p99_ms as f64)
                 .collect();
             if ref_p99.is_empty() {
                 return f64::INFINITY;
@@ -371,7 +376,11 @@ mod tests {
             service: "nope".into(),
             ..culprit.clone()
         };
-        let (ds, rep) = p.finish_with_report(&QosSpec::default(), &[culprit, ghost], "test".into());
+        let per_tick = QosSpec {
+            windowed: false,
+            ..Default::default()
+        };
+        let (ds, rep) = p.finish_with_report(&per_tick, &[culprit, ghost], "test".into());
         ds.check_shape().unwrap();
         assert_eq!(ds.meta.services, ["front", "db"]);
         assert_eq!(ds.meta.targets_ms, [20.0]);
@@ -386,6 +395,35 @@ mod tests {
             .collect();
         assert_eq!(c, [19, 20]);
         assert_eq!(rep.unknown_culprit_services, ["nope"]);
+    }
+
+    #[test]
+    fn a_windowed_qos_judges_the_p99_of_the_last_second() {
+        let mut p = Pipeline::new(PipelineConfig::default());
+        // One request per tick; tick 20 is slow: over a 10-tick window the p99 is
+        // the slowest request, so ticks 20..=29 violate and the reference median
+        // stays at 10 ms.
+        for t in 0..40u64 {
+            let dur = if t == 20 { 80 } else { 10 };
+            p.push(&span(t + 1, None, "front", t * 100, dur));
+        }
+        let ds = p.finish(&QosSpec::default(), &[], "window".into());
+        // The window's histogram keeps 2 significant digits (within 1 %).
+        assert!(
+            (ds.meta.targets_ms[0] - 20.0).abs() < 0.2,
+            "{:?}",
+            ds.meta.targets_ms
+        );
+        let v: Vec<usize> = (0..ds.n_ticks()).filter(|&t| ds.violation[t]).collect();
+        assert_eq!(v, (20..30).collect::<Vec<_>>());
+        let w = ds.entry[25].p99_window_ms;
+        assert!((w - 80.0).abs() < 1.0, "window p99 {w}");
+        assert!((ds.entry[25].p99_ms - 10.0).abs() < 0.2);
+        assert!(
+            (ds.entry[30].p99_window_ms - 10.0).abs() < 0.2,
+            "{:?}",
+            ds.entry[30]
+        );
     }
 
     #[test]
@@ -410,6 +448,7 @@ mod tests {
         let ds = p.finish(
             &QosSpec {
                 multiple: 1.0,
+                windowed: false,
                 ..Default::default()
             },
             &[c],
@@ -430,6 +469,14 @@ mod tests {
             )
         };
         assert_eq!(bits(&ds), bits(&back));
+        let ebits = |d: &Dataset| {
+            d.entry
+                .iter()
+                .map(|e| (e.p99_ms.to_bits(), e.p99_window_ms.to_bits()))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(ebits(&ds), ebits(&back));
+        assert!(ds.entry.iter().any(|e| e.p99_window_ms.is_finite()));
         assert_eq!(ds.meta, back.meta);
         assert_eq!(ds.violation, back.violation);
         assert_eq!(ds.culprit, back.culprit);

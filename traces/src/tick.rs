@@ -26,6 +26,19 @@ pub struct ServiceTick {
     pub p95_ms: f32,
     /// 99th percentile latency of the completions, ms.
     pub p99_ms: f32,
+    /// Time-weighted mean of the requests waiting for a worker (the accept and
+    /// socket backlog: the "network-only" queue); `NaN` when the source cannot
+    /// tell waiting from being served (spans alone cannot).
+    #[serde(default = "nan")]
+    pub wait_mean: f32,
+    /// Fraction of the service's workers busy computing (CPU utilisation), 0–1;
+    /// `NaN` when unknown.
+    #[serde(default = "nan")]
+    pub cpu_util: f32,
+}
+
+fn nan() -> f32 {
+    f32::NAN
 }
 
 impl Default for ServiceTick {
@@ -39,6 +52,8 @@ impl Default for ServiceTick {
             p50_ms: f32::NAN,
             p95_ms: f32::NAN,
             p99_ms: f32::NAN,
+            wait_mean: f32::NAN,
+            cpu_util: f32::NAN,
         }
     }
 }
@@ -52,7 +67,17 @@ pub struct EntryTick {
     pub errors: u32,
     /// End-to-end 99th percentile latency, ms (`NaN` when none completed).
     pub p99_ms: f32,
+    /// End-to-end 99th percentile over the QoS window ending with this tick (the
+    /// last [`DEFAULT_QOS_WINDOW_TICKS`] ticks by default), ms; `NaN` when none
+    /// completed in the window or the source did not compute it.
+    #[serde(default = "nan")]
+    pub p99_window_ms: f32,
 }
+
+/// Ticks in the QoS window over which the end-to-end p99 is judged (1 s of
+/// 100 ms ticks): per-tick p99s of a few dozen requests are too noisy to define a
+/// violation.
+pub const DEFAULT_QOS_WINDOW_TICKS: usize = 10;
 
 impl Default for EntryTick {
     fn default() -> Self {
@@ -60,6 +85,7 @@ impl Default for EntryTick {
             requests: 0,
             errors: 0,
             p99_ms: f32::NAN,
+            p99_window_ms: f32::NAN,
         }
     }
 }
