@@ -38,7 +38,8 @@ def read_checkpoint(path):
 
 
 class Net(nn.Module):
-    """hybrid: conv1d across services per tick -> LSTM over time -> linear;
+    """hybrid: conv1d across services per tick -> LSTM over time -> linear, plus a
+    shared per-service scorer on the last tick's features;
     cnn: conv2d over (time, services), pooled; lstm: LSTM over flattened ticks."""
 
     def __init__(self, c):
@@ -58,6 +59,8 @@ class Net(nn.Module):
             out_in = cc * ns
         n_out = ns + 1 if c["output"] == "softmax" else ns
         self.out = nn.Linear(out_in, n_out)
+        if c.get("service_head", False):
+            self.head = nn.Conv1d(cc, 1, 1)
 
     def convs(self):
         return [getattr(self, f"conv{l}") for l in range(self.c["conv_layers"])]
@@ -81,8 +84,17 @@ class Net(nn.Module):
                 feats = y.flatten(1)
             else:
                 feats = t.reshape(b * w, ns * nc)
-            seq, _ = self.lstm(feats.reshape(b, w, -1))
-            last = seq[:, w - 1]
+            feats = feats.reshape(b, w, -1)
+            seq, _ = self.lstm(feats)
+            logits = self.out(seq[:, w - 1])
+            if self.c.get("service_head", False):
+                # The shared per-service scorer on the last tick's features.
+                cc = self.c["conv_channels"]
+                s = self.head(feats[:, w - 1].reshape(b, cc, ns)).reshape(b, ns)
+                if self.c["output"] == "softmax":
+                    s = torch.cat([s, torch.zeros(b, 1)], -1)
+                logits = logits + s
+            return logits
         return self.out(last)
 
     def probabilities(self, logits):

@@ -8,6 +8,7 @@
 //! - [`train`]: training with a validation split by time and early stopping;
 //! - [`retrain`]: carrying a model over to a new service list, by name;
 //! - [`eval`], [`baselines`], [`plot`]: metrics, rule and linfa baselines, reports;
+//! - [`crossval`]: leave-faults-out cross-validation on fault-labelled data;
 //! - [`serve`]: the gRPC `seer.v1.Predictor` service; [`bench`]: inference timing;
 //! - [`synth`]: synthetic labelled datasets for tests and demos.
 
@@ -16,6 +17,7 @@
 pub mod baselines;
 pub mod bench;
 pub mod checkpoint;
+pub mod crossval;
 pub mod eval;
 pub mod features;
 pub mod model;

@@ -72,6 +72,47 @@ enum Cmd {
         after_help = "Example:\n  seer-predictor --threads 1 bench --services 36 --window 20 --iterations 2000"
     )]
     Bench(BenchArgs),
+    /// Leave-faults-out cross-validation on a dataset with labelled faults (e.g.
+    /// an ingested Nezha day): can a model trained without a fault name its
+    /// service?
+    #[command(
+        after_help = "Example:\n  seer-predictor crossval --data ob.parquet --folds 4 --epochs 6 --out cv/"
+    )]
+    Crossval(CrossvalArgs),
+}
+
+#[derive(Debug, Args)]
+struct CrossvalArgs {
+    /// Dataset with culprit labels.
+    #[arg(long)]
+    data: PathBuf,
+    /// Folds (faults are dealt round-robin).
+    #[arg(long, default_value_t = 4)]
+    folds: usize,
+    /// Ticks cut out on both sides of each held-out fault.
+    #[arg(long, default_value_t = 300)]
+    margin: usize,
+    /// Architecture.
+    #[arg(long = "model", default_value = "hybrid")]
+    arch: String,
+    /// Window, ticks.
+    #[arg(long, default_value_t = 20)]
+    window: usize,
+    /// Maximum epochs per fold.
+    #[arg(long, default_value_t = 8)]
+    epochs: usize,
+    /// Batch size.
+    #[arg(long, default_value_t = 128)]
+    batch: usize,
+    /// Seed.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Folder to write report.md and report.json into.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -349,7 +390,65 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Cmd::Bench(a) => cmd_bench(a),
+        Cmd::Crossval(a) => cmd_crossval(a),
     }
+}
+
+fn cmd_crossval(a: CrossvalArgs) -> Result<()> {
+    let ds = Dataset::read_parquet(&a.data)
+        .with_context(|| format!("failed to read dataset {}", a.data.display()))?;
+    let cfg = seer_predictor::crossval::CrossvalConfig {
+        folds: a.folds,
+        margin: a.margin,
+        train: TrainConfig {
+            arch: a.arch.parse()?,
+            window: a.window,
+            epochs: a.epochs,
+            patience: 2,
+            batch_size: a.batch,
+            seed: a.seed,
+            horizon_ns: ds.meta.interval_ns,
+            ..TrainConfig::default()
+        },
+    };
+    let r = seer_predictor::crossval::crossval(&ds, &cfg, |f, n| {
+        if !a.json {
+            eprintln!("fold {}/{n}", f + 1);
+        }
+    })?;
+    let mut md = format!(
+        "## leave-faults-out, {} folds: {}\n\n| faults | n | model top-1 % | model top-3 % | largest rise top-1 % | largest rise top-3 % |\n| --- | ---: | ---: | ---: | ---: | ---: |\n",
+        a.folds,
+        a.data.display()
+    );
+    for (name, s) in [("resource faults", &r.resource), ("all faults", &r.all)] {
+        md.push_str(&format!(
+            "| {name} | {} | {:.0} | {:.0} | {:.0} | {:.0} |\n",
+            s.faults, s.model_top1, s.model_top3, s.rise_top1, s.rise_top3
+        ));
+    }
+    md.push_str("\n| service | resource | start tick | ticks | model rank | rise rank |\n| --- | --- | ---: | ---: | ---: | ---: |\n");
+    for v in &r.verdicts {
+        md.push_str(&format!(
+            "| {} | {} | {} | {} | {} | {} |\n",
+            v.service, v.resource, v.start, v.len, v.model_rank, v.rise_rank
+        ));
+    }
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&r)?);
+    } else {
+        print!("{md}");
+    }
+    if let Some(dir) = &a.out {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("failed to create {}", dir.display()))?;
+        write(&dir.join("report.md"), md.as_bytes())?;
+        write(
+            &dir.join("report.json"),
+            serde_json::to_string_pretty(&r)?.as_bytes(),
+        )?;
+    }
+    Ok(())
 }
 
 fn cmd_train(a: TrainArgs) -> Result<()> {

@@ -143,6 +143,13 @@ pub struct ModelConfig {
     pub lstm_layers: usize,
     /// Dropout before the output layer while training.
     pub dropout: f64,
+    /// Hybrid only: add to each service's logit a score computed from that
+    /// service's own convolution features at the last tick, with weights shared by
+    /// all services. The fully connected layer alone has to learn every service's
+    /// culprit pattern separately and rarely sees each (service, fault) pair; the
+    /// shared scorer carries what it learns on one service to all of them.
+    #[serde(default)]
+    pub service_head: bool,
 }
 
 impl ModelConfig {
@@ -165,6 +172,7 @@ impl ModelConfig {
             hidden,
             lstm_layers,
             dropout: 0.1,
+            service_head: arch == Arch::Hybrid,
         }
     }
 
@@ -205,6 +213,9 @@ impl ModelConfig {
                 self.arch
             ));
         }
+        if self.service_head && self.arch != Arch::Hybrid {
+            return bad(format!("{} has no shared service scorer", self.arch));
+        }
         if !(0.0..1.0).contains(&self.dropout) {
             return bad(format!("dropout {} is outside [0, 1)", self.dropout));
         }
@@ -219,6 +230,7 @@ pub struct Net {
     convs: Vec<nn::Conv1D>,
     convs2: Vec<nn::Conv2D>,
     lstm: Option<nn::LSTM>,
+    head: Option<nn::Conv1D>,
     out: nn::Linear,
 }
 
@@ -301,11 +313,15 @@ impl Net {
             cfg.n_outputs() as i64,
             Default::default(),
         );
+        let head = cfg
+            .service_head
+            .then(|| nn::conv1d(p / "head", cc, 1, 1, Default::default()));
         Ok(Net {
             cfg: cfg.clone(),
             convs,
             convs2,
             lstm,
+            head,
             out,
         })
     }
@@ -359,10 +375,34 @@ impl Net {
                     .as_ref()
                     .expect("hybrid and lstm nets have an LSTM");
                 let (seq, _) = lstm.seq(&feats);
-                seq.select(1, w - 1)
+                let logits = self
+                    .out
+                    .forward(&seq.select(1, w - 1).dropout(self.cfg.dropout, train));
+                return self.with_service_scores(logits, &feats.select(1, w - 1));
             }
         };
         self.out.forward(&last.dropout(self.cfg.dropout, train))
+    }
+
+    /// Adds the shared per-service scores of the last tick's features
+    /// `[n, features]` to `logits` (when the net has the scorer).
+    fn with_service_scores(&self, logits: Tensor, last_features: &Tensor) -> Tensor {
+        let Some(head) = &self.head else {
+            return logits;
+        };
+        let (cc, ns) = (self.cfg.conv_channels as i64, self.cfg.n_services as i64);
+        let n = last_features.size()[0];
+        let scores = head
+            .forward(&last_features.reshape([n, cc, ns]))
+            .reshape([n, ns]);
+        let scores = match self.cfg.output {
+            // "No violation" gets no per-service score.
+            OutputKind::Softmax => {
+                Tensor::cat(&[scores, Tensor::zeros_like(&logits).narrow(1, 0, 1)], 1)
+            }
+            OutputKind::Sigmoid => scores,
+        };
+        logits + scores
     }
 
     /// Logits in inference mode.
@@ -405,14 +445,15 @@ impl Net {
             }
             (_, StreamMode::Exact) => {
                 let f = self.tick_features(&tick.reshape([1, ns, nc]));
-                push_ring(st, f, w);
+                push_ring(st, f.shallow_clone(), w);
                 let fs = ring_window(st, w, &[1, self.features_per_tick()]);
                 let lstm = self
                     .lstm
                     .as_ref()
                     .expect("hybrid and lstm nets have an LSTM");
                 let (seq, _) = lstm.seq(&fs.reshape([1, w as i64, -1]));
-                self.out.forward(&seq.select(1, w as i64 - 1))
+                let logits = self.out.forward(&seq.select(1, w as i64 - 1));
+                self.with_service_scores(logits, &f)
             }
             (_, StreamMode::Stateful) => {
                 let f = self.tick_features(&tick.reshape([1, ns, nc]));
@@ -426,7 +467,8 @@ impl Net {
                 };
                 let (out, state) = lstm.seq_init(&f.reshape([1, 1, -1]), &state);
                 st.lstm_state = Some(state);
-                self.out.forward(&out.select(1, 0))
+                let logits = self.out.forward(&out.select(1, 0));
+                self.with_service_scores(logits, &f)
             }
         };
         self.probabilities(&logits).squeeze_dim(0)

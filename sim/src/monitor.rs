@@ -88,6 +88,9 @@ pub struct ApiTickStat {
     pub p50_ms: f64,
     /// 99th percentile end-to-end latency, ms (`NaN` when none).
     pub p99_ms: f64,
+    /// 99th percentile over the QoS window ending with this tick (the last
+    /// [`seer_traces::tick::DEFAULT_QOS_WINDOW_TICKS`] ticks), ms (`NaN` when none).
+    pub p99_window_ms: f64,
 }
 
 /// The last closed tick.
@@ -123,6 +126,9 @@ pub struct Monitor {
     totals: Vec<ServiceTotals>,
     cur: Vec<ServiceTick>,
     lat: Vec<Vec<u64>>,
+    /// Per API, the latencies of the last ticks of the QoS window.
+    window: Vec<std::collections::VecDeque<Vec<u64>>>,
+    scratch: Vec<u64>,
     errors: Vec<u32>,
     latest: Option<TickSnapshot>,
     capacity: Vec<u32>,
@@ -149,6 +155,8 @@ impl Monitor {
             totals: vec![ServiceTotals::default(); n_services],
             cur: vec![ServiceTick::default(); n_services],
             lat: vec![Vec::new(); n_apis],
+            window: vec![std::collections::VecDeque::new(); n_apis],
+            scratch: Vec::new(),
             errors: vec![0; n_apis],
             latest: None,
             capacity: vec![1; n_services],
@@ -228,13 +236,35 @@ impl Monitor {
                 };
             }
             snap.apis.clear();
-            for (lat, err) in self.lat.iter_mut().zip(self.errors.iter_mut()) {
-                snap.apis.push(ApiTickStat {
+            let k = seer_traces::tick::DEFAULT_QOS_WINDOW_TICKS;
+            for ((lat, err), win) in self
+                .lat
+                .iter_mut()
+                .zip(self.errors.iter_mut())
+                .zip(self.window.iter_mut())
+            {
+                let mut stat = ApiTickStat {
                     requests: lat.len() as u32,
                     errors: *err,
                     p50_ms: quantile_ms(lat, 0.5),
                     p99_ms: quantile_ms(lat, 0.99),
-                });
+                    p99_window_ms: f64::NAN,
+                };
+                // Slide the window: the oldest tick's buffer is reused for this one.
+                let mut keep = if win.len() >= k {
+                    win.pop_front().unwrap_or_default()
+                } else {
+                    Vec::new()
+                };
+                keep.clear();
+                keep.extend_from_slice(lat);
+                win.push_back(keep);
+                self.scratch.clear();
+                for v in win.iter() {
+                    self.scratch.extend_from_slice(v);
+                }
+                stat.p99_window_ms = quantile_ms(&mut self.scratch, 0.99);
+                snap.apis.push(stat);
                 lat.clear();
                 *err = 0;
             }

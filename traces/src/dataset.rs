@@ -172,6 +172,25 @@ impl Dataset {
         self.meta.services.iter().position(|s| s == name)
     }
 
+    /// The ticks `range` as a dataset of their own (clamped to the data; the
+    /// start time moves with the first tick, targets and labels are kept).
+    pub fn slice(&self, range: std::ops::Range<usize>) -> Dataset {
+        let end = range.end.min(self.n_ticks());
+        let start = range.start.min(end);
+        let (ns, ne) = (self.n_services(), self.n_entries());
+        let mut meta = self.meta.clone();
+        meta.n_ticks = end - start;
+        meta.start_ns = self.meta.start_ns + start as u64 * self.meta.interval_ns;
+        Dataset {
+            meta,
+            service: self.service[start * ns..end * ns].to_vec(),
+            entry: self.entry[start * ne..end * ne].to_vec(),
+            violation: self.violation[start * ne..end * ne].to_vec(),
+            violation_within: self.violation_within[start * ne..end * ne].to_vec(),
+            culprit: self.culprit[start * ns..end * ns].to_vec(),
+        }
+    }
+
     /// Checks that every dense vector has the length the metadata implies.
     pub fn check_shape(&self) -> Result<(), String> {
         let (t, s, e) = (self.n_ticks(), self.n_services(), self.n_entries());

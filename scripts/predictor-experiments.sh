@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Reproduces the predictor's evaluation on simulated Social Network data: the
+# datasets (seer sim, diurnal load, random injection campaign; training seeds 7
+# and 9-12, 2 h each; held-out seed 8, 1 h), then the models and their reports.
+# Each table lands in $OUT/<name>/report.md. Takes about an hour on 2 cores.
+# Usage: scripts/predictor-experiments.sh [OUT]   (default out/experiments)
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+out="${1:-$root/out/experiments}"
+mkdir -p "$out/data" "$out/models"
+bash "$root/scripts/setup.sh"
+cargo build --release -q -p seer -p seer-predictor
+bin="${CARGO_TARGET_DIR:-$root/target}/release"
+sim() { # seed hours
+    [ -f "$out/data/sn-$1/dataset.parquet" ] && return 0
+    "$bin/seer" sim --topology social-network --duration "$2h" --load "diurnal:period=$2h" \
+        --rate 800 --inject campaign --seed "$1" --out "$out/data/sn-$1"
+}
+for s in 7 9 10 11 12; do sim "$s" 2; done
+sim 8 1
+test="$out/data/sn-8/dataset.parquet"
+small="$out/data/sn-7/dataset.parquet"
+all=()
+for s in 7 9 10 11 12; do all+=("$out/data/sn-$s/dataset.parquet"); done
+train() { # name, then train flags
+    local name="$1"; shift
+    [ -f "$out/models/$name.seer" ] && return 0
+    "$bin/seer-predictor" train --epochs 8 --patience 2 --batch 256 --out "$out/models/$name.seer" "$@"
+}
+evaluate() { # report name, then models
+    local name="$1"; shift
+    local models=()
+    for m in "$@"; do models+=("$out/models/$m.seer"); done
+    "$bin/seer-predictor" eval --model "${models[@]}" --data "$test" --out "$out/$name" "${EXTRA[@]}"
+}
+# The headline model: hybrid on all 10 h, against the baselines.
+train hybrid-10h --data "${all[@]}" --model hybrid
+EXTRA=(--baselines "$small"); evaluate headline hybrid-10h
+EXTRA=()
+# Architectures on the same 2 h.
+for a in hybrid cnn lstm; do train "$a-2h" --data "$small" --model "$a"; done
+evaluate architectures hybrid-2h cnn-2h lstm-2h
+# Signals: queue depth (spans), app-only (held by a worker), network-only
+# (waiting for a worker), CPU utilisation.
+for c in active wait cpu; do train "hybrid-2h-$c" --data "$small" --model hybrid --channels "$c"; done
+evaluate signals hybrid-2h hybrid-2h-active hybrid-2h-wait hybrid-2h-cpu
+# Training-set size.
+for f in 0.25 0.5; do train "hybrid-2h-f$f" --data "$small" --model hybrid --train-fraction "$f"; done
+evaluate training-size hybrid-2h-f0.25 hybrid-2h-f0.5 hybrid-2h hybrid-10h
+# Horizon (a horizon below the 100 ms tick is the same as 100 ms).
+for hz in 200ms 500ms 1s; do train "hybrid-2h-h$hz" --data "$small" --model hybrid --horizon "$hz"; done
+evaluate horizon hybrid-2h hybrid-2h-h200ms hybrid-2h-h500ms hybrid-2h-h1s
+echo "reports in $out/*/report.md"
