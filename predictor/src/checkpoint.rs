@@ -591,7 +591,10 @@ mod tests {
             let mut h = m.header.clone();
             match change {
                 0 => h.model.hidden += 1,
-                1 => h.model.arch = Arch::Lstm,
+                1 => {
+                    h.model.arch = Arch::Lstm;
+                    h.model.service_head = false;
+                }
                 _ => {
                     h.model.n_services = 5;
                     h.services.push("s4".into());

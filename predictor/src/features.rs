@@ -393,10 +393,20 @@ mod tests {
 
     #[test]
     fn channel_names_round_trip() {
-        for c in [Channel::Queue, Channel::P99Ms, Channel::Arrivals] {
+        for c in [
+            Channel::Queue,
+            Channel::Wait,
+            Channel::Active,
+            Channel::Cpu,
+            Channel::P99Ms,
+            Channel::Arrivals,
+        ] {
             assert_eq!(c.name().parse::<Channel>().unwrap(), c);
         }
-        assert!("cpu".parse::<Channel>().is_err());
+        assert_eq!("network".parse::<Channel>().unwrap(), Channel::Wait);
+        assert_eq!("app".parse::<Channel>().unwrap(), Channel::Active);
+        let e = "gpu".parse::<Channel>().unwrap_err().to_string();
+        assert!(e.contains("gpu") && e.contains("wait"), "{e}");
     }
 
     #[test]

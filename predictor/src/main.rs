@@ -804,7 +804,7 @@ mod tests {
             ("--model", "gru"),
             ("--horizon", "soon"),
             ("--horizon", "0ms"),
-            ("--channels", "cpu"),
+            ("--channels", "gpu"),
             ("--output", "relu"),
         ] {
             let cli = parse(&["train", "--data", "a", "--out", "m", flag, value]);

@@ -126,6 +126,10 @@ pub fn synth_dataset(cfg: &SynthConfig) -> Dataset {
                 p50_ms: p99 / 3.0,
                 p95_ms: p99 / 1.5,
                 p99_ms: p99,
+                // A chain with one worker per service: the waiting part is what
+                // exceeds the one request in service.
+                wait_mean: (q - 1.0).max(0.0),
+                cpu_util: q.clamp(0.0, 1.0),
                 ..ServiceTick::default()
             });
         }
