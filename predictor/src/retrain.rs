@@ -165,7 +165,10 @@ pub fn remap(
     header.services = services.to_vec();
     header.model.n_services = services.len();
     header.normalizer = norm;
-    let new = Model::new(header, device)?;
+    let mut new = Model::new(header, device)?;
+    // Unsaved, so it has no id of its own yet: it carries the old model's, which
+    // training records as the parent.
+    new.id = old.id.clone();
     let old_vars = old.vs.variables();
     let (arch, output, cc) = (oh.model.arch, oh.model.output, oh.model.conv_channels);
     let _g = tch::no_grad_guard();
@@ -249,7 +252,8 @@ mod tests {
     /// per-service probabilities, permuted.
     #[test]
     fn permuting_services_permutes_outputs_for_lstm() {
-        let old = model(Arch::Lstm, &["a", "b", "c"], 2);
+        let mut old = model(Arch::Lstm, &["a", "b", "c"], 2);
+        old.id = "parent-id".into();
         let mut ds = synth_dataset(&SynthConfig {
             n_services: 3,
             n_ticks: 30,
@@ -258,6 +262,7 @@ mod tests {
         ds.meta.services = vec!["a".into(), "b".into(), "c".into()];
         let new_order: Vec<String> = ["c", "a", "b"].iter().map(|s| s.to_string()).collect();
         let (new, r) = remap(&old, &new_order, &[&ds], &[30], Device::Cpu).unwrap();
+        assert_eq!(new.id, old.id, "the remapped model keeps its parent's id");
         assert_eq!(r.kept.len(), 3);
         assert!(r.added.is_empty() && r.removed.is_empty());
         assert_eq!(
