@@ -90,11 +90,14 @@ pub struct SimArgs {
     #[arg(long, value_enum)]
     pub spans: Option<SpanFormat>,
     /// Also send every span live to this OTLP/gRPC receiver (`host:port`), e.g. a
-    /// `seer ingest --listen` or an OpenTelemetry Collector.
+    /// `seer ingest --listen` or an OpenTelemetry Collector; add `--realtime` when
+    /// the receiver finalises ticks by the wall clock, as `seer ingest --listen` does.
     #[arg(long, value_name = "ADDR")]
     pub otlp: Option<String>,
-    /// Pace the simulation to the wall clock (one simulated second per second),
-    /// for live consumers; otherwise it runs as fast as it can.
+    /// Pace the simulation to the wall clock (one simulated second per second) and
+    /// stamp spans with the current time, for live consumers that finalise ticks by
+    /// the clock (`seer ingest --listen`); otherwise it runs as fast as it can from a
+    /// fixed epoch, and the output is byte-identical for a seed.
     #[arg(long)]
     pub realtime: bool,
     /// Output directory (created).
@@ -131,6 +134,13 @@ impl SimArgs {
             .map_err(|_| CliError::Inject(format!("duration {:?} is too long", self.duration)))?;
         let mut cfg = SimConfig::new(topology, load, duration_ns);
         cfg.seed = self.seed;
+        if self.realtime {
+            // Live consumers finalise ticks by the wall clock: spans must carry it.
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(cfg.epoch_ns, |d| d.as_nanos() as u64);
+            cfg.epoch_ns = now - now % cfg.tick_ns.max(1);
+        }
         cfg.client_spans = self.client_spans;
         for spec in &self.inject {
             cfg.injections.extend(parse_inject_arg(
@@ -384,6 +394,23 @@ mod tests {
         a.inject.clear();
         a.load = "sawtooth".into();
         assert!(a.to_config().unwrap_err().to_string().contains("sawtooth"));
+    }
+
+    #[test]
+    fn realtime_runs_are_stamped_with_the_wall_clock() {
+        let a = parse(&["--realtime", "--out", "x"]).unwrap();
+        let cfg = a.to_config().unwrap();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos() as u64;
+        assert!(now - cfg.epoch_ns < 5_000_000_000, "epoch {}", cfg.epoch_ns);
+        assert_eq!(cfg.epoch_ns % cfg.tick_ns, 0);
+        let fixed = parse(&["--out", "x"]).unwrap().to_config().unwrap();
+        assert!(
+            now - fixed.epoch_ns > 86_400_000_000_000,
+            "a fixed epoch otherwise"
+        );
     }
 
     #[test]
