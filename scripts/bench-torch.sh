@@ -11,9 +11,9 @@ cd "$root"
 rounds="${1:-5}"
 iters="${2:-2000}"
 venv="${BENCH_VENV:-$root/.bench-venv}"
-if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import torch, safetensors' 2>/dev/null; then
+if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import torch' 2>/dev/null; then
     python3 -m venv "$venv"
-    "$venv/bin/pip" install --quiet --disable-pip-version-check torch==2.13.0 safetensors numpy
+    "$venv/bin/pip" install --quiet --disable-pip-version-check torch==2.13.0 numpy
 fi
 bash scripts/install-libtorch.sh
 cargo build --release -q -p seer-predictor
@@ -24,7 +24,7 @@ model="$tmp/hybrid36.seer"
 "$bin" bench --arch hybrid --services 36 --window 20 --iterations 10 --save "$model" --json >/dev/null
 for r in $(seq "$rounds"); do
     OMP_NUM_THREADS=1 "$bin" bench --model "$model" --iterations "$iters" --json >"$tmp/rust-$r.json"
-    OMP_NUM_THREADS=1 "$venv/bin/python" predictor/bench/torch_eager.py "$model" "$tmp/rust-$r.json" "$iters" >"$tmp/py-$r.json"
+    OMP_NUM_THREADS=1 "$venv/bin/python" predictor/scripts/eager_bench.py "$model" "$tmp/rust-$r.json" "$iters" >"$tmp/py-$r.json"
 done
 python3 - "$tmp" "$rounds" <<'PY'
 import json, statistics, sys

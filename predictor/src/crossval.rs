@@ -36,12 +36,10 @@ pub struct FaultEpisode {
     pub ticks: Range<usize>,
 }
 
-impl FaultEpisode {
-    /// Whether the fault is a shared-resource fault (CPU, cache, memory,
-    /// network, disk) rather than load or an application fault.
-    pub fn is_resource(&self) -> bool {
-        !matches!(self.resource, Resource::Load | Resource::App)
-    }
+/// Whether a fault is a shared-resource fault (CPU, cache, memory, network,
+/// disk) rather than load or an application fault.
+pub fn is_resource_fault(r: Resource) -> bool {
+    !matches!(r, Resource::Load | Resource::App)
 }
 
 /// The fault episodes of a dataset, in time order.
@@ -336,11 +334,7 @@ pub fn crossval(
     }
     verdicts.sort_by_key(|v| v.start);
     Ok(CrossvalReport {
-        resource: Scores::of(
-            verdicts
-                .iter()
-                .filter(|v| !matches!(v.resource, Resource::Load | Resource::App)),
-        ),
+        resource: Scores::of(verdicts.iter().filter(|v| is_resource_fault(v.resource))),
         all: Scores::of(verdicts.iter()),
         verdicts,
     })

@@ -434,19 +434,28 @@ fn cmd_crossval(a: CrossvalArgs) -> Result<()> {
             v.service, v.resource, v.start, v.len, v.model_rank, v.rise_rank
         ));
     }
-    if a.json {
-        println!("{}", serde_json::to_string_pretty(&r)?);
+    emit_report(&md, &r, a.json, a.out.as_deref())
+}
+
+/// Prints `md` (or `value` as JSON with `--json`) and, with `--out DIR`, writes
+/// both as `DIR/report.md` and `DIR/report.json`.
+fn emit_report<T: serde::Serialize>(
+    md: &str,
+    value: &T,
+    json: bool,
+    out: Option<&Path>,
+) -> Result<()> {
+    let j = serde_json::to_string_pretty(value)?;
+    if json {
+        println!("{j}");
     } else {
         print!("{md}");
     }
-    if let Some(dir) = &a.out {
+    if let Some(dir) = out {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("failed to create {}", dir.display()))?;
         write(&dir.join("report.md"), md.as_bytes())?;
-        write(
-            &dir.join("report.json"),
-            serde_json::to_string_pretty(&r)?.as_bytes(),
-        )?;
+        write(&dir.join("report.json"), j.as_bytes())?;
     }
     Ok(())
 }
@@ -580,19 +589,8 @@ fn cmd_eval(a: EvalArgs) -> Result<()> {
             .join(", ")
     );
     let md = eval::markdown(&title, &rows);
-    if a.json {
-        println!("{}", serde_json::to_string_pretty(&rows)?);
-    } else {
-        print!("{md}");
-    }
+    emit_report(&md, &rows, a.json, a.out.as_deref())?;
     if let Some(dir) = &a.out {
-        std::fs::create_dir_all(dir)
-            .with_context(|| format!("failed to create {}", dir.display()))?;
-        write(&dir.join("report.md"), md.as_bytes())?;
-        write(
-            &dir.join("report.json"),
-            serde_json::to_string_pretty(&rows)?.as_bytes(),
-        )?;
         seer_predictor::plot::bars(&dir.join("report.svg"), &rows)?;
     }
     Ok(())
