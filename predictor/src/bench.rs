@@ -57,6 +57,15 @@ pub struct BenchReport {
     pub stream_exact_us: (f64, f64),
     /// Per tick, stateful LSTM: (p50, p99); same as exact for cnn.
     pub stream_stateful_us: (f64, f64),
+    /// The pure-Rust engine on the same weights, full window: (p50, p99).
+    pub engine_full_window_us: (f64, f64),
+    /// The engine per tick, exact (cached projections): (p50, p99).
+    pub engine_stream_exact_us: (f64, f64),
+    /// The engine per tick, stateful LSTM: (p50, p99).
+    pub engine_stream_stateful_us: (f64, f64),
+    /// Largest difference between the engine's and tch's probabilities over the
+    /// zero, sine and random windows.
+    pub engine_max_diff: f32,
     /// Probabilities for an all-zero window (to check a twin implementation).
     pub zero_window: Vec<f32>,
     /// Probabilities for the window whose `k`-th value (row-major
@@ -92,11 +101,28 @@ impl BenchReport {
                 self.stream_stateful_us.0,
                 self.stream_stateful_us.1,
             ),
+            (
+                format!("{d} full window, Rust engine"),
+                self.engine_full_window_us.0,
+                self.engine_full_window_us.1,
+            ),
+            (
+                format!("{d} per tick, cached projections, Rust engine"),
+                self.engine_stream_exact_us.0,
+                self.engine_stream_exact_us.1,
+            ),
+            (
+                format!("{d} per tick, stateful LSTM, Rust engine"),
+                self.engine_stream_stateful_us.0,
+                self.engine_stream_stateful_us.1,
+            ),
         ]
     }
 }
 
-/// Times `iterations` batch-1 inferences in each mode on random inputs.
+/// Times `iterations` batch-1 inferences in each mode on random inputs, on tch
+/// and on the pure-Rust engine with the same weights (interleaved per mode, so
+/// both see the same machine).
 pub fn run(m: &Model, iterations: usize) -> Result<BenchReport, ModelError> {
     let _g = tch::no_grad_guard();
     let c = &m.header.model;
@@ -138,6 +164,48 @@ pub fn run(m: &Model, iterations: usize) -> Result<BenchReport, ModelError> {
     };
     let exact = stream(StreamMode::Exact)?;
     let stateful = stream(StreamMode::Stateful)?;
+    // The same weights on the engine.
+    let e = m.to_engine()?;
+    let flat = |t: &Tensor| Vec::<f32>::try_from(t.to_device(Device::Cpu).flatten(0, -1));
+    let xs = flat(&x)?;
+    let mut engine_max_diff = 0f32;
+    for (input, want) in [
+        (flat(&zero)?, zero_window.clone()),
+        (flat(&sine)?, sine_window.clone()),
+        (xs.clone(), flat(&m.net.probabilities(&m.net.forward(&x)))?),
+    ] {
+        let got = e.predict(&input);
+        for (a, b) in got.iter().zip(&want) {
+            engine_max_diff = engine_max_diff.max((a - b).abs());
+        }
+    }
+    let mut efull = Vec::with_capacity(iterations);
+    for i in 0..iterations + warm {
+        let t = Instant::now();
+        let p = e.predict(&xs);
+        std::hint::black_box(p);
+        if i >= warm {
+            efull.push(t.elapsed().as_secs_f64() * 1e6);
+        }
+    }
+    let eticks = flat(&ticks)?;
+    let row = (ns * nc) as usize;
+    let estream = |mode| -> (f64, f64) {
+        let mut st = e.stream(mode);
+        let mut v = Vec::with_capacity(iterations);
+        for i in 0..iterations + warm {
+            let k = i % 64;
+            let t = Instant::now();
+            let p = e.step(&mut st, &eticks[k * row..(k + 1) * row]);
+            std::hint::black_box(p);
+            if i >= warm {
+                v.push(t.elapsed().as_secs_f64() * 1e6);
+            }
+        }
+        percentiles(&mut v)
+    };
+    let engine_stream_exact_us = estream(StreamMode::Exact);
+    let engine_stream_stateful_us = estream(StreamMode::Stateful);
     Ok(BenchReport {
         arch: c.arch.to_string(),
         services: c.n_services,
@@ -147,6 +215,10 @@ pub fn run(m: &Model, iterations: usize) -> Result<BenchReport, ModelError> {
         full_window_us: percentiles(&mut full),
         stream_exact_us: exact,
         stream_stateful_us: stateful,
+        engine_full_window_us: percentiles(&mut efull),
+        engine_stream_exact_us,
+        engine_stream_stateful_us,
+        engine_max_diff,
         zero_window,
         sine_window,
     })

@@ -11,20 +11,23 @@
 //! - [`crossval`]: leave-faults-out cross-validation on fault-labelled data;
 //! - [`serve`]: the gRPC `seer.v1.Predictor` service; [`bench`]: inference timing;
 //! - [`synth`]: synthetic labelled datasets for tests and demos.
+//!
+//! [`features`], [`synth`], the model description and the checkpoint format live
+//! in `seer-infer` (no libtorch), with a pure-Rust inference engine.
 
 #![cfg_attr(test, allow(clippy::unwrap_used))]
+
+pub use seer_infer::{features, synth};
 
 pub mod baselines;
 pub mod bench;
 pub mod checkpoint;
 pub mod crossval;
 pub mod eval;
-pub mod features;
 pub mod model;
 pub mod plot;
 pub mod retrain;
 pub mod serve;
-pub mod synth;
 pub mod train;
 
 pub use checkpoint::{CheckpointError, Header, Model};

@@ -713,6 +713,10 @@ fn cmd_bench(a: BenchArgs) -> Result<()> {
         for (name, p50, p99) in r.rows() {
             println!("{name}: p50 {p50:.1} µs, p99 {p99:.1} µs");
         }
+        println!(
+            "Rust engine vs tch, largest probability difference: {:.2e}",
+            r.engine_max_diff
+        );
     }
     Ok(())
 }

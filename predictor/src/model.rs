@@ -12,215 +12,23 @@
 //! [`StreamMode::Stateful`], carries the LSTM state from tick to tick (one LSTM
 //! step per tick, an approximation of the windowed model).
 
-use serde::{Deserialize, Serialize};
-use std::fmt;
-use std::str::FromStr;
+pub use seer_infer::config::{Arch, ConfigError, ModelConfig, OutputKind};
+pub use seer_infer::engine::StreamMode;
 use tch::nn::{self, Module, RNN};
 use tch::{Device, Kind, Tensor};
 
-/// Errors in model configuration.
+/// Errors in model configuration or from libtorch.
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {
-    /// An unknown architecture or output name.
-    #[error("unknown {what} {value:?} (expected {expected})")]
-    Unknown {
-        /// What was being parsed.
-        what: &'static str,
-        /// The value given.
-        value: String,
-        /// The accepted values.
-        expected: &'static str,
-    },
-    /// A configuration that cannot make a network.
+    /// The configuration is unknown or cannot make a network.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// A configuration or weight set that does not fit.
     #[error("invalid model configuration: {0}")]
     Invalid(String),
     /// libtorch refused an operation.
     #[error("libtorch: {0}")]
     Torch(#[from] tch::TchError),
-}
-
-/// Network architecture.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Arch {
-    /// Convolutions across services, then an LSTM over time (Seer).
-    Hybrid,
-    /// Convolutions over time and services only.
-    Cnn,
-    /// An LSTM over time only.
-    Lstm,
-}
-
-impl Arch {
-    /// All architectures.
-    pub const ALL: [Arch; 3] = [Arch::Hybrid, Arch::Cnn, Arch::Lstm];
-
-    /// The name on the command line.
-    pub fn name(self) -> &'static str {
-        match self {
-            Arch::Hybrid => "hybrid",
-            Arch::Cnn => "cnn",
-            Arch::Lstm => "lstm",
-        }
-    }
-}
-
-impl fmt::Display for Arch {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-impl FromStr for Arch {
-    type Err = ModelError;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Arch::ALL
-            .into_iter()
-            .find(|a| a.name() == s)
-            .ok_or_else(|| ModelError::Unknown {
-                what: "architecture",
-                value: s.into(),
-                expected: "hybrid, cnn or lstm",
-            })
-    }
-}
-
-/// How the outputs become probabilities.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum OutputKind {
-    /// One softmax over the services plus "no violation" (the paper's choice).
-    Softmax,
-    /// An independent sigmoid per service; "no violation" = all of them off.
-    Sigmoid,
-}
-
-impl OutputKind {
-    /// The name on the command line.
-    pub fn name(self) -> &'static str {
-        match self {
-            OutputKind::Softmax => "softmax",
-            OutputKind::Sigmoid => "sigmoid",
-        }
-    }
-}
-
-impl FromStr for OutputKind {
-    type Err = ModelError;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "softmax" => Ok(OutputKind::Softmax),
-            "sigmoid" => Ok(OutputKind::Sigmoid),
-            _ => Err(ModelError::Unknown {
-                what: "output",
-                value: s.into(),
-                expected: "softmax or sigmoid",
-            }),
-        }
-    }
-}
-
-/// Everything needed to build a network with the same variable names and shapes.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ModelConfig {
-    /// Architecture.
-    pub arch: Arch,
-    /// Services (inputs and outputs).
-    pub n_services: usize,
-    /// Channels per service.
-    pub n_channels: usize,
-    /// Window length, ticks.
-    pub window: usize,
-    /// Output kind.
-    pub output: OutputKind,
-    /// Convolution channels (hybrid, cnn).
-    pub conv_channels: usize,
-    /// Convolution layers (hybrid, cnn).
-    pub conv_layers: usize,
-    /// LSTM hidden size (hybrid, lstm).
-    pub hidden: usize,
-    /// LSTM layers (hybrid, lstm).
-    pub lstm_layers: usize,
-    /// Dropout before the output layer while training.
-    pub dropout: f64,
-    /// Hybrid only: add to each service's logit a score computed from that
-    /// service's own convolution features at the last tick, with weights shared by
-    /// all services. The fully connected layer alone has to learn every service's
-    /// culprit pattern separately and rarely sees each (service, fault) pair; the
-    /// shared scorer carries what it learns on one service to all of them.
-    #[serde(default)]
-    pub service_head: bool,
-}
-
-impl ModelConfig {
-    /// Sizes near the paper's Table 2 (hybrid ≈ 80 k weights for 36 services,
-    /// cnn ≈ 30 k, lstm ≈ 52 k).
-    pub fn new(arch: Arch, n_services: usize, n_channels: usize, window: usize) -> ModelConfig {
-        let (conv_channels, conv_layers, hidden, lstm_layers) = match arch {
-            Arch::Hybrid => (8, 3, 48, 1),
-            Arch::Cnn => (16, 3, 0, 0),
-            Arch::Lstm => (0, 0, 64, 2),
-        };
-        ModelConfig {
-            arch,
-            n_services,
-            n_channels,
-            window,
-            output: OutputKind::Softmax,
-            conv_channels,
-            conv_layers,
-            hidden,
-            lstm_layers,
-            dropout: 0.1,
-            service_head: arch == Arch::Hybrid,
-        }
-    }
-
-    /// Outputs of the last layer.
-    pub fn n_outputs(&self) -> usize {
-        match self.output {
-            OutputKind::Softmax => self.n_services + 1,
-            OutputKind::Sigmoid => self.n_services,
-        }
-    }
-
-    /// Checks the sizes.
-    pub fn validate(&self) -> Result<(), ModelError> {
-        let bad = |m: String| Err(ModelError::Invalid(m));
-        if self.n_services == 0 || self.n_channels == 0 || self.window == 0 {
-            return bad(format!(
-                "services {}, channels {}, window {} must all be positive",
-                self.n_services, self.n_channels, self.window
-            ));
-        }
-        if self.n_services > 100_000 || self.window > 10_000 || self.n_channels > 16 {
-            return bad(format!(
-                "services {}, channels {}, window {} are implausibly large",
-                self.n_services, self.n_channels, self.window
-            ));
-        }
-        let needs_conv = matches!(self.arch, Arch::Hybrid | Arch::Cnn);
-        let needs_lstm = matches!(self.arch, Arch::Hybrid | Arch::Lstm);
-        if needs_conv && (self.conv_channels == 0 || self.conv_layers == 0) {
-            return bad(format!(
-                "{} needs convolution channels and layers",
-                self.arch
-            ));
-        }
-        if needs_lstm && (self.hidden == 0 || self.lstm_layers == 0) {
-            return bad(format!(
-                "{} needs an LSTM hidden size and layers",
-                self.arch
-            ));
-        }
-        if self.service_head && self.arch != Arch::Hybrid {
-            return bad(format!("{} has no shared service scorer", self.arch));
-        }
-        if !(0.0..1.0).contains(&self.dropout) {
-            return bad(format!("dropout {} is outside [0, 1)", self.dropout));
-        }
-        Ok(())
-    }
 }
 
 /// A built network; its variables live in the [`nn::VarStore`] it was built in.
@@ -232,16 +40,6 @@ pub struct Net {
     lstm: Option<nn::LSTM>,
     head: Option<nn::Conv1D>,
     out: nn::Linear,
-}
-
-/// How [`Net::stream_step`] treats history.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StreamMode {
-    /// Recompute from the last `W` ticks (cached convolutions for hybrid): the
-    /// same result as [`Net::forward`] on the window.
-    Exact,
-    /// Carry the LSTM state across ticks: one LSTM step per tick.
-    Stateful,
 }
 
 /// Per-stream state for tick-by-tick inference.
@@ -446,7 +244,7 @@ impl Net {
             (_, StreamMode::Exact) => {
                 let f = self.tick_features(&tick.reshape([1, ns, nc]));
                 push_ring(st, f.shallow_clone(), w);
-                let fs = ring_window(st, w, &[1, self.features_per_tick()]);
+                let fs = ring_window(st, w, &[1, self.cfg.features_per_tick() as i64]);
                 let lstm = self
                     .lstm
                     .as_ref()
@@ -472,13 +270,6 @@ impl Net {
             }
         };
         self.probabilities(&logits).squeeze_dim(0)
-    }
-
-    fn features_per_tick(&self) -> i64 {
-        match self.cfg.arch {
-            Arch::Hybrid => (self.cfg.conv_channels * self.cfg.n_services) as i64,
-            _ => (self.cfg.n_channels * self.cfg.n_services) as i64,
-        }
     }
 }
 

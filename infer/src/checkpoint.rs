@@ -1,0 +1,436 @@
+//! The checkpoint file of a trained model, readable without libtorch.
+//!
+//! File layout (all integers little-endian):
+//!
+//! | offset | size | what |
+//! | --- | --- | --- |
+//! | 0 | 8 | magic `SEERMODL` |
+//! | 8 | 4 | format version ([`FORMAT_VERSION`]) |
+//! | 12 | 8 | header length `H` |
+//! | 20 | `H` | [`Header`] as JSON: architecture, service order, channels, normalisation, horizon, training-data digest |
+//! | 20+H | 8 | weights length `L` |
+//! | 28+H | `L` | weights, safetensors (f32) |
+//! | 28+H+L | 4 | CRC-32 of every byte before it |
+//!
+//! Loading checks the magic, version, lengths (the file must end exactly after the
+//! CRC), CRC, header and then that the weights have exactly the names and shapes
+//! the header's architecture has ([`ModelConfig::weight_shapes`]) and that every
+//! weight is finite, all before the caller sees a single weight: a bad file never
+//! yields a half-loaded model.
+
+use crate::config::ModelConfig;
+use crate::features::{Channel, Normalizer};
+use safetensors::tensor::{Dtype, SafeTensors, TensorView};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+
+/// File magic.
+pub const MAGIC: &[u8; 8] = b"SEERMODL";
+/// Checkpoint format version written; readers accept exactly this one.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// Errors saving or loading a checkpoint.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckpointError {
+    /// Reading or writing the file failed.
+    #[error("failed to {op} {path}: {source}")]
+    Io {
+        /// read or write.
+        op: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// Not a Seer checkpoint.
+    #[error("{path} is not a Seer model checkpoint (bad magic {found:02x?})")]
+    BadMagic {
+        /// The file.
+        path: PathBuf,
+        /// The first bytes found.
+        found: Vec<u8>,
+    },
+    /// Written by another format version.
+    #[error(
+        "{path} has checkpoint format version {found}, this build reads version {FORMAT_VERSION}"
+    )]
+    Version {
+        /// The file.
+        path: PathBuf,
+        /// The version in the file.
+        found: u32,
+    },
+    /// Shorter or longer than its lengths say.
+    #[error("{path} is truncated or has trailing bytes: {detail}")]
+    Length {
+        /// The file.
+        path: PathBuf,
+        /// Which length did not fit.
+        detail: String,
+    },
+    /// The CRC does not match: the file is corrupt.
+    #[error(
+        "{path} is corrupt: CRC-32 {computed:#010x} of the contents does not match the stored {stored:#010x}"
+    )]
+    Checksum {
+        /// The file.
+        path: PathBuf,
+        /// Stored CRC.
+        stored: u32,
+        /// CRC of the contents.
+        computed: u32,
+    },
+    /// The header JSON is invalid.
+    #[error("{path}: invalid header: {message}")]
+    Header {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// The weights do not fit the header's architecture.
+    #[error("{path}: weights do not match the {arch} architecture in the header: {message}")]
+    Mismatch {
+        /// The file.
+        path: PathBuf,
+        /// The architecture named in the header.
+        arch: String,
+        /// The first mismatch.
+        message: String,
+    },
+    /// Building the network or serialising weights failed.
+    #[error("{path}: {message}")]
+    Model {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        message: String,
+    },
+}
+
+/// How a model was trained, for `ModelInfo` and reports.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct TrainSummary {
+    /// Epochs run.
+    pub epochs: usize,
+    /// Epoch whose weights were kept.
+    pub best_epoch: usize,
+    /// Validation loss of the kept weights.
+    pub validation_loss: f64,
+    /// Validation accuracy (tick label = top class) of the kept weights.
+    pub validation_accuracy: f64,
+    /// Training samples.
+    pub train_samples: usize,
+    /// Validation samples.
+    pub validation_samples: usize,
+    /// Seed.
+    pub seed: u64,
+    /// Wall time of training, seconds.
+    pub seconds: f64,
+    /// Set when fine-tuned from another checkpoint: its model id.
+    pub parent: Option<String>,
+}
+
+/// Everything about a model except its weights.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Header {
+    /// Network shape.
+    pub model: ModelConfig,
+    /// Services in model order (topological order of the training data).
+    pub services: Vec<String>,
+    /// Normalisation learned on the training data.
+    pub normalizer: Normalizer,
+    /// Prediction horizon, ns.
+    pub horizon_ns: u64,
+    /// Tick interval, ns.
+    pub interval_ns: u64,
+    /// SHA-256 (hex) of the training data.
+    pub data_digest: String,
+    /// Training summary.
+    pub train: TrainSummary,
+    /// The program that wrote it.
+    pub written_by: String,
+}
+
+impl Header {
+    /// Channels the model reads.
+    pub fn channels(&self) -> &[Channel] {
+        &self.normalizer.channels
+    }
+
+    /// Checks that the header is consistent in itself.
+    pub fn validate(&self) -> Result<(), String> {
+        self.model.validate().map_err(|e| e.to_string())?;
+        let (ns, nc) = (self.services.len(), self.normalizer.channels.len());
+        if ns != self.model.n_services {
+            return Err(format!(
+                "{ns} service names for a model of {} services",
+                self.model.n_services
+            ));
+        }
+        if nc != self.model.n_channels {
+            return Err(format!(
+                "{nc} channels for a model of {} channels",
+                self.model.n_channels
+            ));
+        }
+        if self.normalizer.services != self.services {
+            return Err("normalisation services differ from the model's".into());
+        }
+        let want = ns * nc;
+        if self.normalizer.mean.len() != want || self.normalizer.std.len() != want {
+            return Err(format!(
+                "normalisation has {} means and {} deviations, expected {want}",
+                self.normalizer.mean.len(),
+                self.normalizer.std.len()
+            ));
+        }
+        if self
+            .normalizer
+            .std
+            .iter()
+            .any(|s| !s.is_finite() || *s <= 0.0)
+            || self.normalizer.mean.iter().any(|m| !m.is_finite())
+        {
+            return Err("normalisation has non-finite or non-positive values".into());
+        }
+        if self.interval_ns == 0 {
+            return Err("tick interval is 0".into());
+        }
+        Ok(())
+    }
+}
+
+/// One weight tensor: name, shape, values (row-major).
+pub type NamedWeight = (String, Vec<usize>, Vec<f32>);
+
+/// A checkpoint read and checked in full.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Checkpoint {
+    /// The header.
+    pub header: Header,
+    /// Every weight the header's architecture has, sorted by name.
+    pub weights: Vec<NamedWeight>,
+    /// [`model_id`] of the file's bytes.
+    pub id: String,
+}
+
+impl Checkpoint {
+    /// Reads and checks a checkpoint file.
+    pub fn read(path: &Path) -> Result<Checkpoint, CheckpointError> {
+        let bytes = std::fs::read(path).map_err(|source| CheckpointError::Io {
+            op: "read",
+            path: path.into(),
+            source,
+        })?;
+        decode(&bytes, path)
+    }
+
+    /// The weight called `name`, if the checkpoint has it.
+    pub fn weight(&self, name: &str) -> Option<&NamedWeight> {
+        self.weights
+            .binary_search_by(|w| w.0.as_str().cmp(name))
+            .ok()
+            .map(|i| &self.weights[i])
+    }
+}
+
+/// Serialises a header and its weights into the checkpoint format.
+pub fn encode(header: &Header, weights: &[NamedWeight]) -> Result<Vec<u8>, String> {
+    let bytes: Vec<(&str, &[usize], Vec<u8>)> = weights
+        .iter()
+        .map(|(n, s, v)| {
+            (
+                n.as_str(),
+                s.as_slice(),
+                v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+            )
+        })
+        .collect();
+    let views = bytes
+        .iter()
+        .map(|(n, s, b)| {
+            TensorView::new(Dtype::F32, s.to_vec(), b)
+                .map(|v| (n.to_string(), v))
+                .map_err(|e| format!("weight {n}: {e}"))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let st = safetensors::serialize(views, None).map_err(|e| format!("safetensors: {e}"))?;
+    let header = serde_json::to_vec(header).map_err(|e| format!("header: {e}"))?;
+    let mut out = Vec::with_capacity(32 + header.len() + st.len());
+    out.extend_from_slice(MAGIC);
+    out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+    out.extend_from_slice(&(header.len() as u64).to_le_bytes());
+    out.extend_from_slice(&header);
+    out.extend_from_slice(&(st.len() as u64).to_le_bytes());
+    out.extend_from_slice(&st);
+    let crc = crc32fast::hash(&out);
+    out.extend_from_slice(&crc.to_le_bytes());
+    Ok(out)
+}
+
+/// Writes `bytes` to `path` atomically (temporary file, then rename).
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), CheckpointError> {
+    let tmp = path.with_extension("seer.tmp");
+    let io = |source| CheckpointError::Io {
+        op: "write",
+        path: path.into(),
+        source,
+    };
+    std::fs::write(&tmp, bytes).map_err(io)?;
+    std::fs::rename(&tmp, path).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        io(e)
+    })
+}
+
+/// Parses and checks checkpoint bytes; `path` only names the source in errors.
+pub fn decode(bytes: &[u8], path: &Path) -> Result<Checkpoint, CheckpointError> {
+    let p = || path.to_path_buf();
+    let length = |detail: String| CheckpointError::Length { path: p(), detail };
+    if bytes.len() < 8 || &bytes[..8] != MAGIC {
+        return Err(CheckpointError::BadMagic {
+            path: p(),
+            found: bytes[..bytes.len().min(8)].to_vec(),
+        });
+    }
+    if bytes.len() < 32 {
+        return Err(length(format!(
+            "{} bytes, less than the smallest checkpoint",
+            bytes.len()
+        )));
+    }
+    let version = u32::from_le_bytes(bytes[8..12].try_into().expect("4 bytes"));
+    if version != FORMAT_VERSION {
+        return Err(CheckpointError::Version {
+            path: p(),
+            found: version,
+        });
+    }
+    let hlen = u64::from_le_bytes(bytes[12..20].try_into().expect("8 bytes"));
+    let hend = usize::try_from(hlen)
+        .ok()
+        .and_then(|h| h.checked_add(20))
+        .filter(|&e| e + 12 <= bytes.len())
+        .ok_or_else(|| {
+            length(format!(
+                "header length {hlen} runs past the end ({} bytes)",
+                bytes.len()
+            ))
+        })?;
+    let wlen = u64::from_le_bytes(bytes[hend..hend + 8].try_into().expect("8 bytes"));
+    let wend = usize::try_from(wlen)
+        .ok()
+        .and_then(|w| w.checked_add(hend + 8))
+        .filter(|&e| e + 4 <= bytes.len())
+        .ok_or_else(|| {
+            length(format!(
+                "weights length {wlen} runs past the end ({} bytes)",
+                bytes.len()
+            ))
+        })?;
+    if wend + 4 != bytes.len() {
+        return Err(length(format!(
+            "{} bytes after the checksum",
+            bytes.len() - wend - 4
+        )));
+    }
+    let stored = u32::from_le_bytes(bytes[wend..wend + 4].try_into().expect("4 bytes"));
+    let computed = crc32fast::hash(&bytes[..wend]);
+    if stored != computed {
+        return Err(CheckpointError::Checksum {
+            path: p(),
+            stored,
+            computed,
+        });
+    }
+    let header: Header =
+        serde_json::from_slice(&bytes[20..hend]).map_err(|e| CheckpointError::Header {
+            path: p(),
+            message: e.to_string(),
+        })?;
+    header
+        .validate()
+        .map_err(|message| CheckpointError::Header { path: p(), message })?;
+    let st = SafeTensors::deserialize(&bytes[hend + 8..wend]).map_err(|e| {
+        CheckpointError::Mismatch {
+            path: p(),
+            arch: header.model.arch.to_string(),
+            message: format!("unreadable safetensors: {e}"),
+        }
+    })?;
+    let mismatch = |message: String| CheckpointError::Mismatch {
+        path: p(),
+        arch: header.model.arch.to_string(),
+        message,
+    };
+    let want = header.model.weight_shapes();
+    let mut names: Vec<&str> = st.names();
+    names.sort_unstable();
+    if !names.iter().copied().eq(want.keys().map(String::as_str)) {
+        return Err(mismatch(format!(
+            "file has weights {names:?}, the architecture has {:?}",
+            want.keys().collect::<Vec<_>>()
+        )));
+    }
+    let mut weights = Vec::with_capacity(want.len());
+    for (name, want_shape) in want {
+        let view = st
+            .tensor(&name)
+            .map_err(|e| mismatch(format!("{name}: {e}")))?;
+        if view.dtype() != Dtype::F32 || view.shape() != want_shape.as_slice() {
+            return Err(mismatch(format!(
+                "{name} is {:?} {:?}, expected F32 {want_shape:?}",
+                view.dtype(),
+                view.shape()
+            )));
+        }
+        let v: Vec<f32> = view
+            .data()
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect();
+        if v.iter().any(|x| !x.is_finite()) {
+            return Err(mismatch(format!("{name} has non-finite values")));
+        }
+        weights.push((name, want_shape, v));
+    }
+    Ok(Checkpoint {
+        header,
+        weights,
+        id: model_id(bytes),
+    })
+}
+
+/// The first 16 hex digits of the SHA-256 of `bytes`.
+pub fn model_id(bytes: &[u8]) -> String {
+    let d = Sha256::digest(bytes);
+    d.iter().take(8).map(|b| format!("{b:02x}")).collect()
+}
+
+/// SHA-256 (hex) of datasets: metadata, signals and labels.
+pub fn data_digest(datasets: &[&seer_traces::Dataset]) -> String {
+    let mut h = Sha256::new();
+    for ds in datasets {
+        h.update(serde_json::to_vec(&ds.meta).unwrap_or_default());
+        for t in &ds.service {
+            h.update(t.queue_mean.to_le_bytes());
+            h.update(t.arrivals.to_le_bytes());
+            h.update(t.p99_ms.to_le_bytes());
+        }
+        h.update(
+            ds.violation
+                .iter()
+                .map(|&v| u8::from(v))
+                .collect::<Vec<u8>>(),
+        );
+        h.update(
+            ds.culprit
+                .iter()
+                .map(|c| c.map_or(0u8, |r| r as u8 + 1))
+                .collect::<Vec<u8>>(),
+        );
+    }
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}

@@ -1,0 +1,606 @@
+//! A pure-Rust inference engine for the three networks, reading the same
+//! checkpoints tch writes: no libtorch, so the controller can run the model in
+//! process, and no per-operator dispatch, so one window costs what its
+//! arithmetic costs.
+//!
+//! The arithmetic is the network's, reordered for the CPU:
+//! - hybrid and lstm: the LSTM's input projection `W_ih · x_t + b` of every tick
+//!   of the window is one matrix product (`matrixmultiply::sgemm`); only the
+//!   recurrent `W_hh · h` stays sequential;
+//! - per tick ([`Stream`]), hybrid and lstm cache each tick's input projection,
+//!   so [`StreamMode::Exact`] costs one tick's convolutions and projection plus
+//!   `W` recurrent steps, and [`StreamMode::Stateful`] one of each.
+//!
+//! Results equal tch's to float rounding (checked against tch in the predictor's
+//! tests); probabilities are `[services + 1]`, last = "no violation", for either
+//! output kind.
+
+use crate::checkpoint::{Checkpoint, CheckpointError, Header};
+use crate::config::{Arch, ModelConfig, OutputKind};
+use std::path::Path;
+
+/// How [`Stream::step`] treats history.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamMode {
+    /// Recompute from the last `W` ticks (cached per-tick work): the same result
+    /// as a full window.
+    Exact,
+    /// Carry the LSTM state across ticks: one LSTM step per tick, an
+    /// approximation of the windowed model.
+    Stateful,
+}
+
+/// A convolution with kernel 3 (1-D `[out, in, 3]` or 2-D `[out, in, 3, 3]`),
+/// padding 1.
+#[derive(Debug, Clone)]
+struct Conv {
+    w: Vec<f32>,
+    b: Vec<f32>,
+    n_in: usize,
+    n_out: usize,
+}
+
+/// One LSTM layer, gates in PyTorch's order (input, forget, cell, output).
+#[derive(Debug, Clone)]
+struct LstmLayer {
+    /// `[4H, input]`.
+    w_ih: Vec<f32>,
+    /// `W_ih` transposed, `[input, 4H]` (for one tick at a time).
+    w_ih_t: Vec<f32>,
+    /// `W_hh` transposed, `[H, 4H]`.
+    w_hh_t: Vec<f32>,
+    /// `b_ih + b_hh`, `[4H]`.
+    bias: Vec<f32>,
+    input: usize,
+    hidden: usize,
+}
+
+/// `y = W x + b`, `W` `[out, in]`.
+#[derive(Debug, Clone)]
+struct Linear {
+    w: Vec<f32>,
+    b: Vec<f32>,
+    n_in: usize,
+}
+
+/// A network ready to predict, built from a checked [`Checkpoint`].
+#[derive(Debug, Clone)]
+pub struct Engine {
+    header: Header,
+    id: String,
+    convs: Vec<Conv>,
+    lstm: Vec<LstmLayer>,
+    out: Linear,
+    /// Shared per-service scorer (hybrid): weights `[conv channels]`, bias.
+    head: Option<(Vec<f32>, f32)>,
+}
+
+impl Engine {
+    /// Reads, checks and builds a checkpoint file.
+    pub fn load(path: &Path) -> Result<Engine, CheckpointError> {
+        Ok(Engine::new(Checkpoint::read(path)?))
+    }
+
+    /// Builds the engine of a checked checkpoint (whose weights are exactly the
+    /// configuration's, which [`crate::checkpoint::decode`] guarantees).
+    pub fn new(ck: Checkpoint) -> Engine {
+        let cfg = ck.header.model.clone();
+        let take = |name: &str| -> Vec<f32> {
+            ck.weight(name)
+                .map(|w| w.2.clone())
+                .unwrap_or_else(|| panic!("checked checkpoint lacks {name}"))
+        };
+        let mut convs = Vec::new();
+        if matches!(cfg.arch, Arch::Hybrid | Arch::Cnn) {
+            for l in 0..cfg.conv_layers {
+                convs.push(Conv {
+                    w: take(&format!("conv{l}.weight")),
+                    b: take(&format!("conv{l}.bias")),
+                    n_in: if l == 0 {
+                        cfg.n_channels
+                    } else {
+                        cfg.conv_channels
+                    },
+                    n_out: cfg.conv_channels,
+                });
+            }
+        }
+        let mut lstm = Vec::new();
+        if matches!(cfg.arch, Arch::Hybrid | Arch::Lstm) {
+            for l in 0..cfg.lstm_layers {
+                let b_ih = take(&format!("lstm.bias_ih_l{l}"));
+                let b_hh = take(&format!("lstm.bias_hh_l{l}"));
+                let input = if l == 0 {
+                    cfg.features_per_tick()
+                } else {
+                    cfg.hidden
+                };
+                let w_ih = take(&format!("lstm.weight_ih_l{l}"));
+                lstm.push(LstmLayer {
+                    w_ih_t: transpose(&w_ih, 4 * cfg.hidden, input),
+                    w_ih,
+                    w_hh_t: transpose(
+                        &take(&format!("lstm.weight_hh_l{l}")),
+                        4 * cfg.hidden,
+                        cfg.hidden,
+                    ),
+                    bias: b_ih.iter().zip(&b_hh).map(|(a, b)| a + b).collect(),
+                    input,
+                    hidden: cfg.hidden,
+                });
+            }
+        }
+        let out_w = take("out.weight");
+        let out = Linear {
+            n_in: out_w.len() / cfg.n_outputs(),
+            w: out_w,
+            b: take("out.bias"),
+        };
+        let head = cfg
+            .service_head
+            .then(|| (take("head.weight"), take("head.bias")[0]));
+        Engine {
+            header: ck.header,
+            id: ck.id,
+            convs,
+            lstm,
+            out,
+            head,
+        }
+    }
+
+    /// The checkpoint's header (services, channels, normalisation, horizon).
+    pub fn header(&self) -> &Header {
+        &self.header
+    }
+
+    /// The model id (as tch's `Model::id`).
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    fn cfg(&self) -> &ModelConfig {
+        &self.header.model
+    }
+
+    /// Probabilities `[services + 1]` for one normalised window
+    /// `[window, services, channels]` (row-major).
+    ///
+    /// # Panics
+    /// When `window` does not have `window × services × channels` values.
+    pub fn predict(&self, window: &[f32]) -> Vec<f32> {
+        let cfg = self.cfg();
+        let row = cfg.n_services * cfg.n_channels;
+        assert_eq!(window.len(), cfg.window * row, "window size");
+        let logits = match cfg.arch {
+            Arch::Cnn => self.cnn_logits(window),
+            Arch::Hybrid | Arch::Lstm => {
+                let f = cfg.features_per_tick();
+                let mut feats = vec![0f32; cfg.window * f];
+                for (x, y) in window.chunks_exact(row).zip(feats.chunks_exact_mut(f)) {
+                    self.tick_features(x, y);
+                }
+                let mut gates = vec![0f32; cfg.window * 4 * cfg.hidden];
+                project(&self.lstm[0], &feats, cfg.window, &mut gates);
+                let h = self.recur(&gates, cfg.window);
+                self.logits(&h, &feats[(cfg.window - 1) * f..])
+            }
+        };
+        probabilities(cfg.output, &logits)
+    }
+
+    /// Normalises one tick of raw values `[services, channels]` into `out`.
+    pub fn normalise(&self, raw: &[f32], out: &mut [f32]) {
+        self.header.normalizer.apply_row(raw, out);
+    }
+
+    /// A fresh per-stream state.
+    pub fn stream(&self, mode: StreamMode) -> Stream {
+        let cfg = self.cfg();
+        let per_tick = match cfg.arch {
+            Arch::Cnn => cfg.n_services * cfg.n_channels,
+            _ => 4 * cfg.hidden,
+        };
+        Stream {
+            mode,
+            ring: vec![0f32; cfg.window * per_tick],
+            per_tick,
+            next: 0,
+            seen: 0,
+            state: vec![0f32; 2 * cfg.hidden * self.lstm.len()],
+            feats: vec![0f32; cfg.features_per_tick()],
+        }
+    }
+
+    /// Feeds one normalised tick `[services, channels]` and returns the
+    /// probabilities given the ticks seen so far (until `W` ticks were seen, the
+    /// window is padded at the front with zero inputs to the recurrent part,
+    /// as the tch model's stream is).
+    pub fn step(&self, st: &mut Stream, tick: &[f32]) -> Vec<f32> {
+        let cfg = self.cfg();
+        let w = cfg.window;
+        assert_eq!(tick.len(), cfg.n_services * cfg.n_channels, "tick size");
+        st.seen += 1;
+        let logits = match (cfg.arch, st.mode) {
+            (Arch::Cnn, _) => {
+                st.push(tick);
+                let win = st.window(w, &[]);
+                self.cnn_logits(&win)
+            }
+            (_, StreamMode::Exact) => {
+                let mut feats = std::mem::take(&mut st.feats);
+                self.tick_features(tick, &mut feats);
+                let mut g = vec![0f32; 4 * cfg.hidden];
+                project(&self.lstm[0], &feats, 1, &mut g);
+                st.push(&g);
+                let gates = st.window(w, &self.lstm[0].bias);
+                let h = self.recur(&gates, w);
+                let l = self.logits(&h, &feats);
+                st.feats = feats;
+                l
+            }
+            (_, StreamMode::Stateful) => {
+                let mut feats = std::mem::take(&mut st.feats);
+                self.tick_features(tick, &mut feats);
+                let hd = cfg.hidden;
+                let mut input = feats.clone();
+                for (l, layer) in self.lstm.iter().enumerate() {
+                    let mut g = vec![0f32; 4 * hd];
+                    project(layer, &input, 1, &mut g);
+                    let (h, c) = st.state[2 * l * hd..2 * (l + 1) * hd].split_at_mut(hd);
+                    lstm_step(layer, &mut g, h, c);
+                    input = h.to_vec();
+                }
+                let l = self.logits(&input, &feats);
+                st.feats = feats;
+                l
+            }
+        };
+        probabilities(cfg.output, &logits)
+    }
+
+    /// Per-tick features `[features]` of one normalised tick `[services, channels]`:
+    /// hybrid, the convolutions across services, flattened channel-major; lstm,
+    /// the tick itself.
+    fn tick_features(&self, x: &[f32], out: &mut [f32]) {
+        let cfg = self.cfg();
+        if cfg.arch != Arch::Hybrid {
+            out.copy_from_slice(x);
+            return;
+        }
+        let (ns, nc) = (cfg.n_services, cfg.n_channels);
+        // [S, C] -> [C, S]
+        let mut a = vec![0f32; nc * ns];
+        for s in 0..ns {
+            for c in 0..nc {
+                a[c * ns + s] = x[s * nc + c];
+            }
+        }
+        for conv in &self.convs {
+            let mut y = vec![0f32; conv.n_out * ns];
+            conv1d_relu(conv, &a, ns, &mut y);
+            a = y;
+        }
+        out.copy_from_slice(&a);
+    }
+
+    /// Runs the LSTM layers over `t` ticks whose layer-0 gate inputs
+    /// (`W_ih · x + b`, `[t, 4H]`) are given; returns the last hidden state of
+    /// the top layer.
+    fn recur(&self, gates0: &[f32], t: usize) -> Vec<f32> {
+        let hd = self.cfg().hidden;
+        let mut gates = gates0.to_vec();
+        let mut seq = vec![0f32; t * hd];
+        for (l, layer) in self.lstm.iter().enumerate() {
+            if l > 0 {
+                project(layer, &seq, t, &mut gates);
+            }
+            let (mut h, mut c) = (vec![0f32; hd], vec![0f32; hd]);
+            for (g, out) in gates.chunks_exact_mut(4 * hd).zip(seq.chunks_exact_mut(hd)) {
+                lstm_step(layer, g, &mut h, &mut c);
+                out.copy_from_slice(&h);
+            }
+        }
+        seq[(t - 1) * hd..].to_vec()
+    }
+
+    /// The output layer on `x`, plus the shared service scores of the last
+    /// tick's features (hybrid).
+    fn logits(&self, x: &[f32], last_features: &[f32]) -> Vec<f32> {
+        let mut logits: Vec<f32> = self
+            .out
+            .w
+            .chunks_exact(self.out.n_in)
+            .zip(&self.out.b)
+            .map(|(row, b)| b + dot(row, x))
+            .collect();
+        if let Some((w, b)) = &self.head {
+            let ns = self.cfg().n_services;
+            for (s, l) in logits.iter_mut().take(ns).enumerate() {
+                let mut v = *b;
+                for (o, wo) in w.iter().enumerate() {
+                    v += wo * last_features[o * ns + s];
+                }
+                *l += v;
+            }
+        }
+        logits
+    }
+
+    /// The cnn network on one window `[W, S, C]`.
+    fn cnn_logits(&self, window: &[f32]) -> Vec<f32> {
+        let cfg = self.cfg();
+        let (mut t, ns, nc) = (cfg.window, cfg.n_services, cfg.n_channels);
+        // [W, S, C] -> [C, W, S]
+        let mut a = vec![0f32; nc * t * ns];
+        for (i, v) in window.iter().enumerate() {
+            let (tt, s, c) = (i / (ns * nc), (i / nc) % ns, i % nc);
+            a[(c * t + tt) * ns + s] = *v;
+        }
+        for (i, conv) in self.convs.iter().enumerate() {
+            let mut y = vec![0f32; conv.n_out * t * ns];
+            conv2d_relu(conv, &a, t, ns, &mut y);
+            a = y;
+            if i == 0 && cfg.window >= 4 {
+                let t2 = t / 2;
+                let mut p = vec![0f32; conv.n_out * t2 * ns];
+                for o in 0..conv.n_out {
+                    for k in 0..t2 {
+                        for s in 0..ns {
+                            p[(o * t2 + k) * ns + s] =
+                                a[(o * t + 2 * k) * ns + s].max(a[(o * t + 2 * k + 1) * ns + s]);
+                        }
+                    }
+                }
+                a = p;
+                t = t2;
+            }
+        }
+        // Mean over time: [CC, T, S] -> [CC, S].
+        let cc = cfg.conv_channels;
+        let mut m = vec![0f32; cc * ns];
+        for o in 0..cc {
+            for k in 0..t {
+                for s in 0..ns {
+                    m[o * ns + s] += a[(o * t + k) * ns + s];
+                }
+            }
+        }
+        m.iter_mut().for_each(|v| *v /= t as f32);
+        self.logits(&m, &[])
+    }
+}
+
+/// Per-stream state for [`Engine::step`].
+#[derive(Debug, Clone)]
+pub struct Stream {
+    mode: StreamMode,
+    /// The last `W` per-tick items (cnn: ticks; others: layer-0 gate inputs).
+    ring: Vec<f32>,
+    per_tick: usize,
+    next: usize,
+    seen: u64,
+    /// Stateful: `(h, c)` per layer.
+    state: Vec<f32>,
+    feats: Vec<f32>,
+}
+
+impl Stream {
+    /// Ticks fed so far.
+    pub fn ticks_seen(&self) -> u64 {
+        self.seen
+    }
+
+    /// The mode.
+    pub fn mode(&self) -> StreamMode {
+        self.mode
+    }
+
+    fn push(&mut self, item: &[f32]) {
+        let n = self.per_tick;
+        let w = self.ring.len() / n;
+        self.ring[self.next * n..(self.next + 1) * n].copy_from_slice(item);
+        self.next = (self.next + 1) % w;
+    }
+
+    /// The ring in time order; slots never written hold `pad` (or zeros).
+    fn window(&self, w: usize, pad: &[f32]) -> Vec<f32> {
+        let n = self.per_tick;
+        let mut out = Vec::with_capacity(w * n);
+        let filled = usize::try_from(self.seen).unwrap_or(usize::MAX).min(w);
+        for _ in filled..w {
+            if pad.is_empty() {
+                out.extend(std::iter::repeat_n(0.0, n));
+            } else {
+                out.extend_from_slice(pad);
+            }
+        }
+        for i in 0..filled {
+            let slot = (self.next + w - filled + i) % w;
+            out.extend_from_slice(&self.ring[slot * n..(slot + 1) * n]);
+        }
+        out
+    }
+}
+
+/// `gates[t] = W_ih · x[t] + b` for `t` rows of `x` (`[t, input]`).
+fn project(layer: &LstmLayer, x: &[f32], t: usize, gates: &mut [f32]) {
+    let (k, n) = (layer.input, 4 * layer.hidden);
+    assert!(x.len() >= t * k && gates.len() >= t * n && layer.w_ih.len() == n * k);
+    for row in gates[..t * n].chunks_exact_mut(n) {
+        row.copy_from_slice(&layer.bias);
+    }
+    if t == 1 {
+        // One tick: a sum of rows of W_ihᵀ, skipping zero inputs (ReLU outputs
+        // often are).
+        for (xk, row) in x[..k].iter().zip(layer.w_ih_t.chunks_exact(n)) {
+            if *xk != 0.0 {
+                axpy(*xk, row, &mut gates[..n]);
+            }
+        }
+        return;
+    }
+    // SAFETY: the assertion above shows that `x` holds `t × k` values read with
+    // row stride `k`, `w_ih` holds `n × k` values read as its transpose (row
+    // stride 1, column stride `k`), and `gates` has room for `t × n` values
+    // written with row stride `n`; the three do not overlap (`gates` is `&mut`).
+    unsafe {
+        matrixmultiply::sgemm(
+            t,
+            k,
+            n,
+            1.0,
+            x.as_ptr(),
+            k as isize,
+            1,
+            layer.w_ih.as_ptr(),
+            1,
+            k as isize,
+            1.0,
+            gates.as_mut_ptr(),
+            n as isize,
+            1,
+        );
+    }
+}
+
+/// One LSTM step: `g` holds `W_ih · x + b` and gets `W_hh · h` added; `h` and
+/// `c` are updated in place.
+fn lstm_step(layer: &LstmLayer, g: &mut [f32], h: &mut [f32], c: &mut [f32]) {
+    let hd = layer.hidden;
+    for (hk, row) in h.iter().zip(layer.w_hh_t.chunks_exact(4 * hd)) {
+        axpy(*hk, row, g);
+    }
+    for j in 0..hd {
+        let i = sigmoid(g[j]);
+        let f = sigmoid(g[hd + j]);
+        let cell = tanh(g[2 * hd + j]);
+        let o = sigmoid(g[3 * hd + j]);
+        c[j] = f * c[j] + i * cell;
+        h[j] = o * tanh(c[j]);
+    }
+}
+
+/// `y += a x`.
+fn axpy(a: f32, x: &[f32], y: &mut [f32]) {
+    for (yi, xi) in y.iter_mut().zip(x) {
+        *yi += a * xi;
+    }
+}
+
+/// `tanh` through the exponential (`2σ(2x) − 1`): within 1e-7 of `f32::tanh`
+/// in absolute terms and several times faster.
+fn tanh(x: f32) -> f32 {
+    2.0 * sigmoid(2.0 * x) - 1.0
+}
+
+/// `m` `[rows, cols]` → `[cols, rows]`.
+fn transpose(m: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+    let mut t = vec![0f32; m.len()];
+    for r in 0..rows {
+        for c in 0..cols {
+            t[c * rows + r] = m[r * cols + c];
+        }
+    }
+    t
+}
+
+fn sigmoid(x: f32) -> f32 {
+    1.0 / (1.0 + (-x).exp())
+}
+
+/// Dot product with eight independent accumulators (vectorises).
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0f32; 8];
+    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tail: f32 = ca
+        .remainder()
+        .iter()
+        .zip(cb.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
+    for (x, y) in ca.zip(cb) {
+        for i in 0..8 {
+            acc[i] += x[i] * y[i];
+        }
+    }
+    acc.iter().sum::<f32>() + tail
+}
+
+/// 1-D convolution over services, kernel 3, padding 1, then ReLU:
+/// `x` `[in, S]` → `y` `[out, S]`.
+fn conv1d_relu(conv: &Conv, x: &[f32], ns: usize, y: &mut [f32]) {
+    for o in 0..conv.n_out {
+        let yo = &mut y[o * ns..(o + 1) * ns];
+        yo.fill(conv.b[o]);
+        for i in 0..conv.n_in {
+            let xi = &x[i * ns..(i + 1) * ns];
+            let w = &conv.w[(o * conv.n_in + i) * 3..][..3];
+            // k = 0 reads s - 1, k = 1 reads s, k = 2 reads s + 1.
+            for s in 1..ns {
+                yo[s] += w[0] * xi[s - 1];
+            }
+            for s in 0..ns {
+                yo[s] += w[1] * xi[s];
+            }
+            for s in 0..ns.saturating_sub(1) {
+                yo[s] += w[2] * xi[s + 1];
+            }
+        }
+        yo.iter_mut().for_each(|v| *v = v.max(0.0));
+    }
+}
+
+/// 2-D convolution, kernel 3 × 3, padding 1, then ReLU:
+/// `x` `[in, T, S]` → `y` `[out, T, S]`.
+fn conv2d_relu(conv: &Conv, x: &[f32], t: usize, ns: usize, y: &mut [f32]) {
+    for o in 0..conv.n_out {
+        let yo = &mut y[o * t * ns..(o + 1) * t * ns];
+        yo.fill(conv.b[o]);
+        for i in 0..conv.n_in {
+            let xi = &x[i * t * ns..(i + 1) * t * ns];
+            let w = &conv.w[(o * conv.n_in + i) * 9..][..9];
+            for kt in 0..3 {
+                for ks in 0..3 {
+                    let wv = w[kt * 3 + ks];
+                    for tt in 0..t {
+                        let st = tt + kt;
+                        if st < 1 || st > t {
+                            continue;
+                        }
+                        let src = &xi[(st - 1) * ns..st * ns];
+                        let dst = &mut yo[tt * ns..(tt + 1) * ns];
+                        // dst[s] += wv * src[s + ks - 1] where in range.
+                        let (d0, s0, len) = match ks {
+                            0 => (1, 0, ns.saturating_sub(1)),
+                            1 => (0, 0, ns),
+                            _ => (0, 1, ns.saturating_sub(1)),
+                        };
+                        for (d, s) in dst[d0..d0 + len].iter_mut().zip(&src[s0..s0 + len]) {
+                            *d += wv * s;
+                        }
+                    }
+                }
+            }
+        }
+        yo.iter_mut().for_each(|v| *v = v.max(0.0));
+    }
+}
+
+/// Probabilities `[services + 1]` from logits of either output kind.
+pub fn probabilities(kind: OutputKind, logits: &[f32]) -> Vec<f32> {
+    match kind {
+        OutputKind::Softmax => {
+            let m = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            let e: Vec<f32> = logits.iter().map(|l| (l - m).exp()).collect();
+            let s: f32 = e.iter().sum();
+            e.iter().map(|v| v / s).collect()
+        }
+        OutputKind::Sigmoid => {
+            let mut p: Vec<f32> = logits.iter().map(|&l| sigmoid(l)).collect();
+            let none = p.iter().map(|v| 1.0 - v).product();
+            p.push(none);
+            p
+        }
+    }
+}
