@@ -1,5 +1,5 @@
 //! gRPC round trips over loopback to `seer.v1.Predictor` serving the hybrid
-//! network (36 services × 20 ticks, one libtorch thread): unary `Predict` with a
+//! network (36 services × 20 ticks, on the Rust engine): unary `Predict` with a
 //! full window, and one tick per message on a `StreamPredict` stream.
 //! `cargo run --release -p seer-predictor --example grpc_rtt -- [ITERATIONS]`
 

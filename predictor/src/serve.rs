@@ -6,12 +6,17 @@
 //! split. Open streams notice the swap at their next tick and rebuild their
 //! state from the raw ticks they keep, so no stream is dropped.
 //!
-//! Requests are checked before any tensor is built ([`window_from_request`]);
-//! bad ones get `INVALID_ARGUMENT` naming what is wrong.
+//! Requests are checked before any inference ([`window_from_request`]); bad ones
+//! get `INVALID_ARGUMENT` naming what is wrong.
+//!
+//! Inference runs on the pure-Rust engine ([`seer_infer::Engine`], the served
+//! model's weights, equal to tch's output to float rounding): it needs no lock, so
+//! concurrent requests do not queue behind each other, and it is several times
+//! faster than libtorch at batch 1. The tch model is kept for retraining.
 
 use crate::checkpoint::{Header, Model};
 use crate::features::{Channel, Normalizer, horizon_ticks};
-use crate::model::StreamMode;
+use crate::model::{ModelError, StreamMode};
 use crate::retrain;
 use crate::train::{Samples, TrainConfig, evaluate, train};
 use seer_proto::v1::predictor_server::{Predictor, PredictorServer};
@@ -28,13 +33,15 @@ use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
-use tch::{Device, Tensor};
 use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status, Streaming};
 
 /// Errors starting the server.
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
+    /// The model could not be prepared for serving.
+    #[error("cannot serve the model: {0}")]
+    Model(#[from] ModelError),
     /// Binding or serving failed.
     #[error("gRPC server on {addr} failed: {source}")]
     Transport {
@@ -48,16 +55,18 @@ pub enum ServeError {
 /// A loaded model and what requests need to know about it.
 struct Served {
     model: Mutex<Model>,
+    engine: seer_infer::Engine,
+    /// Where the tch model (retraining) lives; inference is on the CPU engine.
+    device: tch::Device,
     header: Header,
     id: String,
     parameters: usize,
-    device: Device,
     /// Service name → model index.
     index: HashMap<String, usize>,
 }
 
 impl Served {
-    fn new(model: Model) -> Served {
+    fn new(model: Model) -> Result<Served, ModelError> {
         let header = model.header.clone();
         let index = header
             .services
@@ -65,14 +74,15 @@ impl Served {
             .enumerate()
             .map(|(i, s)| (s.clone(), i))
             .collect();
-        Served {
+        Ok(Served {
             id: model.id.clone(),
             parameters: model.n_parameters(),
+            engine: model.to_engine()?,
             device: model.vs.device(),
             header,
             index,
             model: Mutex::new(model),
-        }
+        })
     }
 }
 
@@ -99,14 +109,14 @@ pub struct PredictorService {
 
 impl PredictorService {
     /// Serves `model`; streams use `mode`.
-    pub fn new(model: Model, mode: StreamMode) -> PredictorService {
-        PredictorService {
+    pub fn new(model: Model, mode: StreamMode) -> Result<PredictorService, ModelError> {
+        Ok(PredictorService {
             shared: Arc::new(Shared {
-                current: RwLock::new(Arc::new(Served::new(model))),
+                current: RwLock::new(Arc::new(Served::new(model)?)),
                 mode,
                 retraining: AtomicBool::new(false),
             }),
-        }
+        })
     }
 
     /// The id of the model being served.
@@ -241,11 +251,6 @@ fn prediction(served: &Served, p: &[f32], warm: bool, seen: u64) -> Prediction {
     }
 }
 
-fn to_vec(t: &Tensor) -> Result<Vec<f32>, Status> {
-    Vec::<f32>::try_from(t.to_device(Device::Cpu).flatten(0, -1))
-        .map_err(|e| Status::internal(format!("libtorch: {e}")))
-}
-
 fn lock(m: &Mutex<Model>) -> std::sync::MutexGuard<'_, Model> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
@@ -257,14 +262,14 @@ struct StreamCtx {
     names: Vec<String>,
     cols: Vec<usize>,
     raw: VecDeque<Vec<f32>>,
-    state: crate::model::StreamState,
+    state: seer_infer::Stream,
 }
 
 impl StreamCtx {
     fn new(served: Arc<Served>, names: Vec<String>, mode: StreamMode) -> Result<StreamCtx, Status> {
         let cols = columns(&served.index, &names, served.header.services.len())
             .map_err(Status::invalid_argument)?;
-        let state = lock(&served.model).net.stream_state(mode);
+        let state = served.engine.stream(mode);
         Ok(StreamCtx {
             served,
             names,
@@ -278,12 +283,7 @@ impl StreamCtx {
         let h = &self.served.header;
         let mut norm = vec![0f32; raw.len()];
         h.normalizer.apply_row(raw, &mut norm);
-        let x = Tensor::from_slice(&norm)
-            .reshape([h.services.len() as i64, h.normalizer.channels.len() as i64])
-            .to_device(self.served.device);
-        let m = lock(&self.served.model);
-        let _g = tch::no_grad_guard();
-        to_vec(&m.net.stream_step(&mut self.state, &x))
+        Ok(self.served.engine.step(&mut self.state, &norm))
     }
 
     /// Moves to a newly served model, replaying the kept raw ticks.
@@ -325,20 +325,7 @@ impl Predictor for PredictorService {
         let h = &served.header;
         let x = window_from_request(h, &served.index, req.get_ref())
             .map_err(Status::invalid_argument)?;
-        let shape = [
-            1,
-            h.model.window as i64,
-            h.services.len() as i64,
-            h.normalizer.channels.len() as i64,
-        ];
-        let p = {
-            let m = lock(&served.model);
-            let _g = tch::no_grad_guard();
-            let x = Tensor::from_slice(&x)
-                .reshape(shape)
-                .to_device(served.device);
-            to_vec(&m.net.probabilities(&m.net.forward(&x)))?
-        };
+        let p = served.engine.predict(&x);
         Ok(Response::new(prediction(
             &served,
             &p,
@@ -425,7 +412,10 @@ impl Predictor for PredictorService {
             format_version: crate::checkpoint::FORMAT_VERSION,
             data_digest: h.data_digest.clone(),
             validation_accuracy: h.train.validation_accuracy,
-            device: format!("{:?}", s.device).to_lowercase(),
+            device: format!(
+                "cpu (Rust engine); retraining on {}",
+                format!("{:?}", s.device).to_lowercase()
+            ),
         }))
     }
 
@@ -563,8 +553,8 @@ fn retrain_job(
     let swapped = new_loss < served_loss;
     let id = trained.model.id.clone();
     if swapped {
-        *shared.current.write().unwrap_or_else(|p| p.into_inner()) =
-            Arc::new(Served::new(trained.model));
+        let next = Served::new(trained.model).map_err(|e| e.to_string())?;
+        *shared.current.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(next);
     }
     Ok(RetrainProgress {
         state: State::Done as i32,
@@ -597,7 +587,7 @@ pub async fn serve(
     reporter
         .set_serving::<PredictorServer<PredictorService>>()
         .await;
-    let svc = PredictorService::new(model, mode);
+    let svc = PredictorService::new(model, mode)?;
     tracing::info!(%addr, model = %svc.model_id(), "serving seer.v1.Predictor");
     tonic::transport::Server::builder()
         .tcp_nodelay(true)
@@ -624,9 +614,10 @@ pub async fn serve_listener(
     reporter
         .set_serving::<PredictorServer<PredictorService>>()
         .await;
+    let svc = PredictorService::new(model, mode)?;
     tonic::transport::Server::builder()
         .add_service(health)
-        .add_service(PredictorServer::new(PredictorService::new(model, mode)))
+        .add_service(PredictorServer::new(svc))
         .serve_with_incoming_shutdown(
             // Without TCP_NODELAY a unary reply waits for the peer's delayed ACK
             // (about 40 ms on Linux).
