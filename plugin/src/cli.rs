@@ -59,6 +59,13 @@ pub struct DemoArgs {
     /// Requests per second.
     #[arg(long, default_value_t = 800.0)]
     pub rate: f64,
+    /// Detect with this trained predictor checkpoint (`seer-predictor train`),
+    /// run in process on the Rust engine, instead of the queue-rise rule.
+    #[arg(long, value_name = "M.seer")]
+    pub model: Option<PathBuf>,
+    /// With --model: the probability at which a service becomes a suspect.
+    #[arg(long, default_value_t = 0.5)]
+    pub alarm: f32,
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
@@ -213,6 +220,8 @@ pub fn run(cli: Cli) -> Result<()> {
                 seconds: a.seconds,
                 seed: a.seed,
                 rate: a.rate,
+                model: a.model,
+                alarm: a.alarm,
                 ..Default::default()
             };
             let rep = crate::demo::run_demo(&cfg)?;

@@ -2,21 +2,31 @@
 //! "act on this service's short resource" and "revert, the hotspot has passed".
 //!
 //! It depends on traits, not on a cluster or a kernel: a [`Detector`] scores each
-//! service every tick (the predictor over gRPC, or the reactive queue-rise rule when
-//! the predictor is down); a diagnosis callback names the resource a suspect is
+//! service every tick (the trained predictor, [`crate::predict::ModelDetector`],
+//! or the reactive queue-rise rule when there is no model); a diagnosis callback names the resource a suspect is
 //! short of (hardware counters, or bench-probes); the caller turns each
 //! [`Command`] into an action through its backend. Time is the tick index the
 //! caller passes in, so the policy is tested without clocks.
 
-use seer_traces::Resource;
+use seer_traces::{Resource, ServiceTick};
 
-/// Scores services each tick: higher = more likely to initiate a violation soon.
+/// Scores services each tick: higher = more likely to initiate a violation soon;
+/// the policy's threshold is the score at which a service becomes a suspect.
 pub trait Detector {
-    /// Observes one tick of queue depths (services in a fixed order) and returns
-    /// one score per service.
-    fn observe(&mut self, queues: &[f32]) -> Vec<f32>;
+    /// Observes one tick of per-service signals (services in a fixed order) and
+    /// returns one score per service.
+    fn observe(&mut self, tick: &[ServiceTick]) -> Vec<f32>;
     /// A short name for reports.
     fn name(&self) -> &str;
+}
+
+impl Detector for Box<dyn Detector> {
+    fn observe(&mut self, tick: &[ServiceTick]) -> Vec<f32> {
+        (**self).observe(tick)
+    }
+    fn name(&self) -> &str {
+        (**self).name()
+    }
 }
 
 /// The reactive rule: a service's queue depth relative to its own slow-moving
@@ -50,14 +60,14 @@ impl Default for QueueRiseDetector {
 }
 
 impl Detector for QueueRiseDetector {
-    fn observe(&mut self, queues: &[f32]) -> Vec<f32> {
-        if self.baseline.len() != queues.len() {
-            self.baseline = queues.iter().map(|&q| q as f64).collect();
+    fn observe(&mut self, tick: &[ServiceTick]) -> Vec<f32> {
+        if self.baseline.len() != tick.len() {
+            self.baseline = tick.iter().map(|t| f64::from(t.queue_mean)).collect();
         }
         self.seen += 1;
-        let mut scores = Vec::with_capacity(queues.len());
-        for (b, &q) in self.baseline.iter_mut().zip(queues) {
-            let q = q as f64;
+        let mut scores = Vec::with_capacity(tick.len());
+        for (b, t) in self.baseline.iter_mut().zip(tick) {
+            let q = f64::from(t.queue_mean);
             let score = if self.seen <= self.warmup {
                 0.0
             } else {
@@ -203,10 +213,10 @@ impl<D: Detector> Controller<D> {
     pub fn step(
         &mut self,
         tick: u64,
-        queues: &[f32],
+        services: &[ServiceTick],
         mut diagnose: impl FnMut(usize) -> Option<Resource>,
     ) -> Vec<Command> {
-        let scores = self.detector.observe(queues);
+        let scores = self.detector.observe(services);
         if self.state.len() != scores.len() {
             self.state.resize_with(scores.len(), SvcState::default);
         }
@@ -267,6 +277,15 @@ impl<D: Detector> Controller<D> {
 mod tests {
     use super::*;
 
+    fn queues(q: &[f32]) -> Vec<ServiceTick> {
+        q.iter()
+            .map(|&queue_mean| ServiceTick {
+                queue_mean,
+                ..Default::default()
+            })
+            .collect()
+    }
+
     #[test]
     fn acts_on_the_rising_service_after_hold_and_reverts_when_quiet() {
         let policy = Policy {
@@ -287,7 +306,7 @@ mod tests {
         for t in 0..200u64 {
             let hot = (50..80).contains(&t);
             let q = [1.0, if hot { 6.0 } else { 1.0 }, 0.2];
-            for cmd in c.step(t, &q, |s| {
+            for cmd in c.step(t, &queues(&q), |s| {
                 Some(if s == 1 { Resource::Llc } else { Resource::Cpu })
             }) {
                 match cmd {
@@ -327,7 +346,7 @@ mod tests {
             } else {
                 [12.0, 10.0, 0.6]
             };
-            for cmd in c.step(t, &q, |s| (s == 2).then_some(Resource::Llc)) {
+            for cmd in c.step(t, &queues(&q), |s| (s == 2).then_some(Resource::Llc)) {
                 acted.push(cmd);
             }
         }
@@ -360,7 +379,9 @@ mod tests {
             } else {
                 [9.0, 9.0, 9.0]
             };
-            acts += c.step(t, &q, |s| (s != 0).then_some(Resource::Cpu)).len();
+            acts += c
+                .step(t, &queues(&q), |s| (s != 0).then_some(Resource::Cpu))
+                .len();
         }
         assert_eq!(
             acts, 1,

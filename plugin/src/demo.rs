@@ -11,13 +11,15 @@
 //! detection and the culprit service, not the probes. Actions go to the
 //! simulator's actuators, with their actuation delays.
 
-use crate::controller::{Command, Controller, Policy, QueueRiseDetector};
+use crate::controller::{Command, Controller, Detector, Policy, QueueRiseDetector};
+use crate::predict::ModelDetector;
 use anyhow::{Context, Result};
 use seer_sim::engine::{LLC_WAYS_FULL, NET_FULL_MBIT};
 use seer_sim::sink::NullSink;
 use seer_sim::{Action, Fault, Injection, LoadShape, Sim, SimConfig, Topology};
-use seer_traces::Resource;
+use seer_traces::{Resource, ServiceTick};
 use serde::Serialize;
+use std::path::PathBuf;
 
 const S: u64 = 1_000_000_000;
 
@@ -38,6 +40,10 @@ pub struct DemoConfig {
     pub injections: Vec<Injection>,
     /// Controller policy.
     pub policy: Policy,
+    /// A trained predictor checkpoint to detect with (default: the queue-rise rule).
+    pub model: Option<PathBuf>,
+    /// With `model`: the probability at which a service becomes a suspect.
+    pub alarm: f32,
 }
 
 fn inj(service: &str, fault: Fault, start_s: u64, secs: u64, intensity: f64) -> Injection {
@@ -67,6 +73,8 @@ impl Default for DemoConfig {
                 inj("post-storage-mongodb", Fault::Disk, 46, 8, 1.0),
             ],
             policy: Policy::default(),
+            model: None,
+            alarm: 0.5,
         }
     }
 }
@@ -104,6 +112,8 @@ pub struct InjectionVerdict {
 /// The demo's report.
 #[derive(Debug, Clone, Serialize)]
 pub struct DemoReport {
+    /// The detector the controller used.
+    pub detector: String,
     /// Topology.
     pub topology: String,
     /// Rate, requests/s.
@@ -198,11 +208,35 @@ fn diagnose(sim: &Sim, sid: usize) -> Option<Resource> {
     best.map(|(_, r)| r)
 }
 
+/// The controller's detector: the trained model when one is given.
+fn detector(cfg: &DemoConfig, services: &[String]) -> Result<Box<dyn Detector>> {
+    Ok(match &cfg.model {
+        Some(p) => Box::new(
+            ModelDetector::load(p, services, cfg.alarm)
+                .with_context(|| format!("cannot use model {}", p.display()))?,
+        ),
+        None => Box::new(QueueRiseDetector::default()),
+    })
+}
+
+/// What a node reports of a service in one tick (the simulator's monitor).
+fn service_tick(s: &seer_sim::monitor::ServiceTickStat) -> ServiceTick {
+    ServiceTick {
+        queue_mean: s.queue_mean as f32,
+        queue_max: s.queue_max,
+        arrivals: s.arrivals,
+        completions: s.completions,
+        wait_mean: s.wait_mean as f32,
+        cpu_util: s.cpu_util as f32,
+        ..Default::default()
+    }
+}
+
 fn run(
     cfg: &DemoConfig,
     targets: Option<&[f64]>,
     with_seer: bool,
-) -> Result<(RunResult, Vec<f64>)> {
+) -> Result<(RunResult, Vec<f64>, String)> {
     let topo = Topology::load(&cfg.topology)
         .with_context(|| format!("failed to load topology {}", cfg.topology))?;
     let mut sc = SimConfig::new(
@@ -220,8 +254,9 @@ fn run(
         .map(|s| s.name.clone())
         .collect();
     let apis: Vec<String> = sim.topology().apis.iter().map(|a| a.name.clone()).collect();
-    let mut ctl = Controller::new(QueueRiseDetector::default(), cfg.policy.clone())
+    let mut ctl = Controller::new(detector(cfg, &names)?, cfg.policy.clone())
         .with_callees(callees(sim.topology()));
+    let detector_name = ctl.detector().name().to_string();
     let tick_ns = S / 10;
     let warmup_ticks = (cfg
         .injections
@@ -259,8 +294,8 @@ fn run(
         }
         any += violating as usize;
         if with_seer {
-            let queues: Vec<f32> = snap.services.iter().map(|s| s.queue_mean as f32).collect();
-            let cmds = ctl.step(t, &queues, |sid| diagnose(&sim, sid));
+            let ticks: Vec<ServiceTick> = snap.services.iter().map(service_tick).collect();
+            let cmds = ctl.step(t, &ticks, |sid| diagnose(&sim, sid));
             for cmd in cmds {
                 let (sid, action) = match cmd {
                     Command::Act { service, resource } => {
@@ -306,15 +341,15 @@ fn run(
         actions,
         completed: sim.stats().completed,
     };
-    Ok((result, targets_out))
+    Ok((result, targets_out, detector_name))
 }
 
 /// Runs the demo.
 pub fn run_demo(cfg: &DemoConfig) -> Result<DemoReport> {
     // A first pass only measures the warm-up p99 that sets the targets.
-    let (_, targets) = run(cfg, None, false)?;
-    let (without, _) = run(cfg, Some(&targets), false)?;
-    let (with, _) = run(cfg, Some(&targets), true)?;
+    let (_, targets, _) = run(cfg, None, false)?;
+    let (without, _, _) = run(cfg, Some(&targets), false)?;
+    let (with, _, detector) = run(cfg, Some(&targets), true)?;
     let acts: Vec<&(f64, String, String)> = with
         .actions
         .iter()
@@ -353,6 +388,7 @@ pub fn run_demo(cfg: &DemoConfig) -> Result<DemoReport> {
         1.0 - with.violation_ticks as f64 / without.violation_ticks as f64
     };
     Ok(DemoReport {
+        detector,
         topology: cfg.topology.clone(),
         rate: cfg.rate,
         seconds: cfg.seconds,
@@ -371,8 +407,9 @@ impl DemoReport {
         let mut s = String::new();
         let _ = writeln!(
             s,
-            "{} at {} requests/s for {} s (simulated), same seed with and without Seer\n",
-            self.topology, self.rate, self.seconds
+            "{} at {} requests/s for {} s (simulated), same seed with and without Seer\n\
+             detector: {}\n",
+            self.topology, self.rate, self.seconds, self.detector
         );
         let _ = writeln!(
             s,
