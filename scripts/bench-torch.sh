@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Times the hybrid network (36 services x 20 ticks, one thread) in seer-predictor
-# (tch/libtorch) and in PyTorch eager with the same weights, interleaved, and
-# checks that both give the same probabilities. Not part of the test suite: it
+# (tch/libtorch and the pure-Rust engine of seer-infer) and in PyTorch eager with
+# the same weights, interleaved, and checks that all give the same probabilities. Not part of the test suite: it
 # installs PyTorch from PyPI (torch 2.13.0 with its CUDA wheels, ~5 GB) into
 # .bench-venv/ on first use.
 # Usage: scripts/bench-torch.sh [ROUNDS] [ITERATIONS]
@@ -38,5 +38,9 @@ print(f"  seer-predictor (tch) full window : {med(rust,'full_window_us',0):8.1f}
 print(f"  {py[0]['impl']:<31}: {med(py,'full_window_us',0):8.1f} / {med(py,'full_window_us',1):8.1f}")
 print(f"  seer-predictor per tick, cached  : {med(rust,'stream_exact_us',0):8.1f} / {med(rust,'stream_exact_us',1):8.1f}")
 print(f"  seer-predictor per tick, stateful: {med(rust,'stream_stateful_us',0):8.1f} / {med(rust,'stream_stateful_us',1):8.1f}")
+print(f"  Rust engine full window          : {med(rust,'engine_full_window_us',0):8.1f} / {med(rust,'engine_full_window_us',1):8.1f}")
+print(f"  Rust engine per tick, cached     : {med(rust,'engine_stream_exact_us',0):8.1f} / {med(rust,'engine_stream_exact_us',1):8.1f}")
+print(f"  Rust engine per tick, stateful   : {med(rust,'engine_stream_stateful_us',0):8.1f} / {med(rust,'engine_stream_stateful_us',1):8.1f}")
+print(f"  largest probability difference Rust engine vs tch: {max(r['engine_max_diff'] for r in rust):.2e}")
 print(f"  largest probability difference tch vs PyTorch: {max(p['max_abs_diff_vs_rust'] for p in py):.2e}")
 PY

@@ -440,24 +440,53 @@ fn project(layer: &LstmLayer, x: &[f32], t: usize, gates: &mut [f32]) {
         }
         return;
     }
-    // SAFETY: the assertion above shows that `x` holds `t × k` values read with
-    // row stride `k`, `w_ih` holds `n × k` values read as its transpose (row
-    // stride 1, column stride `k`), and `gates` has room for `t × n` values
-    // written with row stride `n`; the three do not overlap (`gates` is `&mut`).
+    gemm(
+        (t, k, n),
+        (&x[..t * k], k, 1),
+        (&layer.w_ih, 1, k),
+        &mut gates[..t * n],
+    );
+}
+
+/// `c[m × n] += a[m × k] · b[k × n]`, each operand given as (values, row
+/// stride, column stride); `c` is row-major.
+///
+/// # Panics
+/// When an operand is too short for its shape and strides.
+fn gemm(
+    (m, k, n): (usize, usize, usize),
+    (a, rsa, csa): (&[f32], usize, usize),
+    (b, rsb, csb): (&[f32], usize, usize),
+    c: &mut [f32],
+) {
+    let last = |rows: usize, cols: usize, rs: usize, cs: usize| {
+        if rows == 0 || cols == 0 {
+            0
+        } else {
+            (rows - 1) * rs + (cols - 1) * cs + 1
+        }
+    };
+    assert!(a.len() >= last(m, k, rsa, csa), "gemm: a too short");
+    assert!(b.len() >= last(k, n, rsb, csb), "gemm: b too short");
+    assert!(c.len() >= m * n, "gemm: c too short");
+    // SAFETY: the assertions above show that every element `sgemm` reads from
+    // `a` (`i·rsa + l·csa`, i < m, l < k) and `b` (`l·rsb + j·csb`, l < k, j < n)
+    // and writes to `c` (`i·n + j`) is in bounds; `c` is a `&mut` borrow, so it
+    // overlaps neither input.
     unsafe {
         matrixmultiply::sgemm(
-            t,
+            m,
             k,
             n,
             1.0,
-            x.as_ptr(),
-            k as isize,
-            1,
-            layer.w_ih.as_ptr(),
-            1,
-            k as isize,
+            a.as_ptr(),
+            rsa as isize,
+            csa as isize,
+            b.as_ptr(),
+            rsb as isize,
+            csb as isize,
             1.0,
-            gates.as_mut_ptr(),
+            c.as_mut_ptr(),
             n as isize,
             1,
         );
@@ -552,39 +581,43 @@ fn conv1d_relu(conv: &Conv, x: &[f32], ns: usize, y: &mut [f32]) {
 }
 
 /// 2-D convolution, kernel 3 × 3, padding 1, then ReLU:
-/// `x` `[in, T, S]` → `y` `[out, T, S]`.
+/// `x` `[in, T, S]` → `y` `[out, T, S]`, as one matrix product of the weights
+/// `[out, in·9]` with the unfolded input `[in·9, T·S]`.
 fn conv2d_relu(conv: &Conv, x: &[f32], t: usize, ns: usize, y: &mut [f32]) {
-    for o in 0..conv.n_out {
-        let yo = &mut y[o * t * ns..(o + 1) * t * ns];
-        yo.fill(conv.b[o]);
-        for i in 0..conv.n_in {
-            let xi = &x[i * t * ns..(i + 1) * t * ns];
-            let w = &conv.w[(o * conv.n_in + i) * 9..][..9];
-            for kt in 0..3 {
-                for ks in 0..3 {
-                    let wv = w[kt * 3 + ks];
-                    for tt in 0..t {
-                        let st = tt + kt;
-                        if st < 1 || st > t {
-                            continue;
-                        }
-                        let src = &xi[(st - 1) * ns..st * ns];
-                        let dst = &mut yo[tt * ns..(tt + 1) * ns];
-                        // dst[s] += wv * src[s + ks - 1] where in range.
-                        let (d0, s0, len) = match ks {
-                            0 => (1, 0, ns.saturating_sub(1)),
-                            1 => (0, 0, ns),
-                            _ => (0, 1, ns.saturating_sub(1)),
-                        };
-                        for (d, s) in dst[d0..d0 + len].iter_mut().zip(&src[s0..s0 + len]) {
-                            *d += wv * s;
-                        }
+    let plane = t * ns;
+    let mut cols = vec![0f32; conv.n_in * 9 * plane];
+    for i in 0..conv.n_in {
+        let xi = &x[i * plane..(i + 1) * plane];
+        for kt in 0..3 {
+            for ks in 0..3 {
+                let row = &mut cols[((i * 3 + kt) * 3 + ks) * plane..][..plane];
+                for tt in 0..t {
+                    let st = tt + kt;
+                    if st < 1 || st > t {
+                        continue;
+                    }
+                    let src = &xi[(st - 1) * ns..st * ns];
+                    let dst = &mut row[tt * ns..(tt + 1) * ns];
+                    match ks {
+                        0 => dst[1..].copy_from_slice(&src[..ns - 1]),
+                        1 => dst.copy_from_slice(src),
+                        _ => dst[..ns - 1].copy_from_slice(&src[1..]),
                     }
                 }
             }
         }
-        yo.iter_mut().for_each(|v| *v = v.max(0.0));
     }
+    for (o, yo) in y.chunks_exact_mut(plane).enumerate() {
+        yo.fill(conv.b[o]);
+    }
+    let k = conv.n_in * 9;
+    gemm(
+        (conv.n_out, k, plane),
+        (&conv.w, k, 1),
+        (&cols, plane, 1),
+        &mut y[..conv.n_out * plane],
+    );
+    y.iter_mut().for_each(|v| *v = v.max(0.0));
 }
 
 /// Probabilities `[services + 1]` from logits of either output kind.
