@@ -9,6 +9,10 @@
 //!   i.e. before the violation itself starts;
 //! - *false positives*: alarms at ticks with no violation within the horizon, as
 //!   a share of all alarms (and, separately, of all quiet ticks);
+//! - *false alarm episodes*: an alarm episode is a maximal run of alarm ticks (a
+//!   predicted violation, as the paper counts them); it is false when none of its
+//!   ticks has a violation within the horizon. An alarm that starts early and holds
+//!   until the violation counts once, as true.
 //! - *culprit top-k*: over ticks labelled with a known culprit, one of the
 //!   culprits is among the `k` services with the highest probability.
 
@@ -87,6 +91,10 @@ pub struct Metrics {
     pub false_alarms: usize,
     /// Quiet ticks.
     pub quiet_ticks: usize,
+    /// Alarm episodes (maximal runs of alarm ticks).
+    pub alarm_episodes: usize,
+    /// Alarm episodes with no violation within the horizon at any of their ticks.
+    pub false_alarm_episodes: usize,
     /// Ticks with a known culprit.
     pub culprit_ticks: usize,
     /// Of which the top-ranked service is a culprit.
@@ -108,6 +116,10 @@ impl Metrics {
     pub fn false_alarm_rate_pct(&self) -> f64 {
         pct(self.false_alarms, self.quiet_ticks)
     }
+    /// False alarm episodes as a share of alarm episodes, %.
+    pub fn false_episode_pct(&self) -> f64 {
+        pct(self.false_alarm_episodes, self.alarm_episodes)
+    }
     /// Culprit top-1, %.
     pub fn top1_pct(&self) -> f64 {
         pct(self.top1, self.culprit_ticks)
@@ -125,6 +137,8 @@ impl Metrics {
         self.alarms += o.alarms;
         self.false_alarms += o.false_alarms;
         self.quiet_ticks += o.quiet_ticks;
+        self.alarm_episodes += o.alarm_episodes;
+        self.false_alarm_episodes += o.false_alarm_episodes;
         self.culprit_ticks += o.culprit_ticks;
         self.top1 += o.top1;
         self.top3 += o.top3;
@@ -151,6 +165,8 @@ pub fn metrics(
     let mut run_start: Option<usize> = None;
     let mut run_alarmed = false;
     let mut prev_t = None;
+    // The open alarm episode: whether any of its ticks was a violation tick.
+    let mut alarm_run: Option<bool> = None;
     for (&t, p) in ends.iter().zip(probs) {
         let Some(label) = series.labels[t].as_ref() else {
             continue;
@@ -160,6 +176,21 @@ pub fn metrics(
         m.ticks += 1;
         // Episodes: consecutive violation ticks.
         let contiguous = prev_t.is_some_and(|pt: usize| pt + 1 == t);
+        if !(alarm && contiguous)
+            && let Some(true_run) = alarm_run.take()
+        {
+            m.false_alarm_episodes += usize::from(!true_run);
+        }
+        if alarm {
+            let v = label.is_violation();
+            match alarm_run.as_mut() {
+                Some(r) => *r |= v,
+                None => {
+                    m.alarm_episodes += 1;
+                    alarm_run = Some(v);
+                }
+            }
+        }
         if label.is_violation() {
             m.violation_ticks += 1;
             if run_start.is_none() || !contiguous {
@@ -202,6 +233,9 @@ pub fn metrics(
     if run_start.is_some() && run_alarmed {
         m.anticipated += 1;
     }
+    if alarm_run == Some(false) {
+        m.false_alarm_episodes += 1;
+    }
     m
 }
 
@@ -218,6 +252,8 @@ pub struct Row {
     pub false_positive_pct: f64,
     /// False alarms, % of quiet ticks.
     pub false_alarm_rate_pct: f64,
+    /// False alarm episodes, % of alarm episodes.
+    pub false_episode_pct: f64,
     /// Culprit top-1, %.
     pub top1_pct: f64,
     /// Culprit top-3, %.
@@ -236,6 +272,7 @@ impl Row {
             anticipated_pct: metrics.anticipated_pct(),
             false_positive_pct: metrics.false_positive_pct(),
             false_alarm_rate_pct: metrics.false_alarm_rate_pct(),
+            false_episode_pct: metrics.false_episode_pct(),
             top1_pct: metrics.top1_pct(),
             top3_pct: metrics.top3_pct(),
             metrics,
@@ -263,45 +300,30 @@ pub fn evaluate_scorer(
 }
 
 /// Batch-1 inference latency (p50, p99) in µs over up to `n` windows, after a
-/// warm-up; `stream` measures per-tick streaming instead of full windows.
+/// warm-up, on the Rust engine (what `serve` and the controller run); `stream`
+/// measures per-tick streaming instead of full windows.
 pub fn inference_latency(
     model: &Model,
     series: &Series,
     n: usize,
     stream: Option<StreamMode>,
 ) -> (f64, f64) {
-    let _g = tch::no_grad_guard();
+    let Ok(engine) = model.to_engine() else {
+        return (f64::NAN, f64::NAN);
+    };
     let w = model.header.model.window;
-    let (ns, nc) = (series.n_services as i64, series.n_channels as i64);
     let ends: Vec<usize> = series.window_ends(w).take(n + 10).collect();
     let mut times = Vec::with_capacity(ends.len());
-    let dev = model.vs.device();
-    match stream {
-        None => {
-            for (i, &t) in ends.iter().enumerate() {
-                let x = Tensor::from_slice(series.window(t, w))
-                    .reshape([1, w as i64, ns, nc])
-                    .to_device(dev);
-                let start = Instant::now();
-                let p = model.net.probabilities(&model.net.forward(&x));
-                let _ = Vec::<f32>::try_from(p.to_device(tch::Device::Cpu).flatten(0, -1));
-                if i >= 10 {
-                    times.push(start.elapsed().as_secs_f64() * 1e6);
-                }
-            }
-        }
-        Some(mode) => {
-            let mut st = model.net.stream_state(mode);
-            for (i, &t) in ends.iter().enumerate() {
-                let row = series.window(t, 1);
-                let x = Tensor::from_slice(row).reshape([ns, nc]).to_device(dev);
-                let start = Instant::now();
-                let p = model.net.stream_step(&mut st, &x);
-                let _ = Vec::<f32>::try_from(p.to_device(tch::Device::Cpu));
-                if i >= 10 {
-                    times.push(start.elapsed().as_secs_f64() * 1e6);
-                }
-            }
+    let mut st = stream.map(|mode| engine.stream(mode));
+    for (i, &t) in ends.iter().enumerate() {
+        let start = Instant::now();
+        let p = match st.as_mut() {
+            None => engine.predict(series.window(t, w)),
+            Some(st) => engine.step(st, series.window(t, 1)),
+        };
+        std::hint::black_box(p);
+        if i >= 10 {
+            times.push(start.elapsed().as_secs_f64() * 1e6);
         }
     }
     percentiles(&mut times)
@@ -320,16 +342,17 @@ pub fn percentiles(v: &mut [f64]) -> (f64, f64) {
 /// The report as a Markdown table.
 pub fn markdown(title: &str, rows: &[Row]) -> String {
     let mut s = format!("## {title}\n\n");
-    s.push_str("| model | anticipated % | false positives % of alarms | false alarms % of quiet ticks | culprit top-1 % | culprit top-3 % | inference p50 µs | p99 µs |\n");
-    s.push_str("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
+    s.push_str("| model | anticipated % | false positives % of alarms | false alarms % of quiet ticks | false alarm episodes % | culprit top-1 % | culprit top-3 % | inference p50 µs | p99 µs |\n");
+    s.push_str("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
     let us = |v: Option<f64>| v.map_or("–".to_string(), |v| format!("{v:.0}"));
     for r in rows {
         s.push_str(&format!(
-            "| {} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {} | {} |\n",
+            "| {} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {} | {} |\n",
             r.name,
             r.anticipated_pct,
             r.false_positive_pct,
             r.false_alarm_rate_pct,
+            r.false_episode_pct,
             r.top1_pct,
             r.top3_pct,
             us(r.inference_p50_us),
@@ -404,6 +427,41 @@ mod tests {
         assert_eq!(m.top1, 1);
         assert_eq!(m.top3, 2);
         assert!((m.false_positive_pct() - 100.0 / 3.0).abs() < 1e-9);
+        // Ticks 1-3 are one alarm episode, true because it reaches the violation.
+        assert_eq!((m.alarm_episodes, m.false_alarm_episodes), (1, 0));
+    }
+
+    #[test]
+    fn alarm_episodes_are_false_only_when_no_tick_of_them_sees_a_violation() {
+        use Label::*;
+        // ticks: 0 quiet (alarm), 1 quiet, 2 quiet (alarm), 3 violation (alarm),
+        // 4 quiet, 6 quiet (alarm; 5 missing, so 6 starts a new episode), 7 quiet (alarm)
+        let s = series(vec![
+            Some(Quiet),
+            Some(Quiet),
+            Some(Quiet),
+            Some(Culprits(vec![0])),
+            Some(Quiet),
+            None,
+            Some(Quiet),
+            Some(Quiet),
+        ]);
+        let quiet = vec![0.0, 0.0, 1.0];
+        let hot = vec![0.9, 0.05, 0.05];
+        let probs = vec![
+            hot.clone(),
+            quiet.clone(),
+            hot.clone(),
+            hot.clone(),
+            quiet.clone(),
+            hot.clone(),
+            hot.clone(),
+        ];
+        let m = metrics(&s, &[0, 1, 2, 3, 4, 6, 7], &probs, 1, 0.5);
+        assert_eq!(m.alarm_episodes, 3, "0; 2-3; 6-7");
+        assert_eq!(m.false_alarm_episodes, 2, "0 and 6-7 see no violation");
+        assert_eq!(m.false_alarms, 4, "ticks 0, 2, 6, 7");
+        assert!((m.false_episode_pct() - 200.0 / 3.0).abs() < 1e-9);
     }
 
     #[test]
