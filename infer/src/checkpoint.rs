@@ -434,3 +434,108 @@ pub fn data_digest(datasets: &[&seer_traces::Dataset]) -> String {
     }
     h.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Arch;
+    use crate::features::Channel;
+    use proptest::prelude::*;
+
+    fn valid(arch: Arch) -> Vec<u8> {
+        let services: Vec<String> = (0..3).map(|i| format!("s{i}")).collect();
+        let header = Header {
+            model: ModelConfig::new(arch, 3, 1, 4),
+            normalizer: Normalizer {
+                channels: vec![Channel::Queue],
+                services: services.clone(),
+                mean: vec![0.0; 3],
+                std: vec![1.0; 3],
+            },
+            services,
+            horizon_ns: 100_000_000,
+            interval_ns: 100_000_000,
+            data_digest: String::new(),
+            train: TrainSummary::default(),
+            written_by: "test".into(),
+        };
+        let weights: Vec<NamedWeight> = header
+            .model
+            .weight_shapes()
+            .into_iter()
+            .map(|(n, s)| {
+                let len = s.iter().product();
+                (n, s, (0..len).map(|i| i as f32 * 0.01).collect())
+            })
+            .collect();
+        encode(&header, &weights).unwrap()
+    }
+
+    /// Rewrites the trailing CRC so a mutation reaches the parsers behind it.
+    fn reseal(mut b: Vec<u8>) -> Vec<u8> {
+        if b.len() >= 4 {
+            let n = b.len() - 4;
+            let crc = crc32fast::hash(&b[..n]);
+            b[n..].copy_from_slice(&crc.to_le_bytes());
+        }
+        b
+    }
+
+    #[test]
+    fn round_trip_and_weight_lookup() {
+        for arch in Arch::ALL {
+            let bytes = valid(arch);
+            let ck = decode(&bytes, Path::new("m.seer")).unwrap();
+            assert_eq!(ck.weights.len(), ck.header.model.weight_shapes().len());
+            assert_eq!(ck.id, model_id(&bytes));
+            assert!(ck.weight("out.bias").is_some() && ck.weight("nope").is_none());
+            assert_eq!(encode(&ck.header, &ck.weights).unwrap(), bytes);
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        /// Any bytes, resealed or not: never a panic; a file that decodes has
+        /// exactly the configuration's weights, all finite.
+        #[test]
+        fn decoding_mutated_files_never_panics(
+            arch in prop::sample::select(Arch::ALL.to_vec()),
+            edits in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 0..6),
+            cut in any::<prop::sample::Index>(),
+            truncate in any::<bool>(),
+            seal in any::<bool>(),
+        ) {
+            let mut b = valid(arch);
+            for (at, v) in &edits {
+                let i = at.index(b.len());
+                b[i] = *v;
+            }
+            if truncate {
+                b.truncate(cut.index(b.len() + 1));
+            }
+            if seal {
+                b = reseal(b);
+            }
+            if let Ok(ck) = decode(&b, Path::new("fuzz.seer")) {
+                let want = ck.header.model.weight_shapes();
+                prop_assert_eq!(ck.weights.len(), want.len());
+                for (n, s, v) in &ck.weights {
+                    prop_assert_eq!(want.get(n), Some(s));
+                    prop_assert_eq!(v.len(), s.iter().product::<usize>());
+                    prop_assert!(v.iter().all(|x| x.is_finite()));
+                }
+            }
+        }
+
+        /// Random bytes behind a valid magic and version.
+        #[test]
+        fn random_bodies_are_refused_cleanly(body in prop::collection::vec(any::<u8>(), 0..400)) {
+            let mut b = MAGIC.to_vec();
+            b.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+            b.extend_from_slice(&body);
+            let err = decode(&reseal(b), Path::new("fuzz.seer")).unwrap_err().to_string();
+            prop_assert!(err.contains("fuzz.seer"), "{}", err);
+        }
+    }
+}
