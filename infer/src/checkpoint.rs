@@ -236,6 +236,43 @@ impl Checkpoint {
     }
 }
 
+impl Checkpoint {
+    /// Checks what [`decode`] checks of a checkpoint built in memory: a
+    /// consistent header, and exactly the weights its configuration has, with
+    /// their shapes and finite values.
+    pub fn check(&self) -> Result<(), String> {
+        self.header.validate()?;
+        let want = self.header.model.weight_shapes();
+        if self.weights.len() != want.len() {
+            return Err(format!(
+                "{} weights, the {} architecture has {}",
+                self.weights.len(),
+                self.header.model.arch,
+                want.len()
+            ));
+        }
+        for (name, shape, v) in &self.weights {
+            match want.get(name) {
+                Some(s) if s == shape && v.len() == s.iter().product::<usize>() => {}
+                Some(s) => {
+                    return Err(format!(
+                        "{name} is {shape:?} with {} values, expected {s:?}",
+                        v.len()
+                    ));
+                }
+                None => return Err(format!("unexpected weight {name}")),
+            }
+            if v.iter().any(|x| !x.is_finite()) {
+                return Err(format!("{name} has non-finite values"));
+            }
+        }
+        if !self.weights.is_sorted_by(|a, b| a.0 < b.0) {
+            return Err("weights are not sorted by name".into());
+        }
+        Ok(())
+    }
+}
+
 /// Serialises a header and its weights into the checkpoint format.
 pub fn encode(header: &Header, weights: &[NamedWeight]) -> Result<Vec<u8>, String> {
     let bytes: Vec<(&str, &[usize], Vec<u8>)> = weights
@@ -490,6 +527,32 @@ mod tests {
             assert_eq!(ck.id, model_id(&bytes));
             assert!(ck.weight("out.bias").is_some() && ck.weight("nope").is_none());
             assert_eq!(encode(&ck.header, &ck.weights).unwrap(), bytes);
+        }
+    }
+
+    #[test]
+    fn in_memory_checkpoints_are_checked_before_an_engine_is_built() {
+        let good = decode(&valid(Arch::Hybrid), Path::new("m.seer")).unwrap();
+        assert!(crate::Engine::new(good.clone()).is_ok());
+        let mut missing = good.clone();
+        missing.weights.pop();
+        let mut shape = good.clone();
+        shape.weights[0].1.push(1);
+        let mut nan = good.clone();
+        nan.weights[1].2[0] = f32::NAN;
+        let mut order = good.clone();
+        order.weights.swap(0, 1);
+        let mut header = good;
+        header.header.services.pop();
+        for (bad, what) in [
+            (missing, "weights"),
+            (shape, "expected"),
+            (nan, "non-finite"),
+            (order, "sorted"),
+            (header, "service names"),
+        ] {
+            let err = crate::Engine::new(bad).unwrap_err();
+            assert!(err.contains(what), "{what}: {err}");
         }
     }
 

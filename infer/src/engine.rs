@@ -78,17 +78,22 @@ pub struct Engine {
 impl Engine {
     /// Reads, checks and builds a checkpoint file.
     pub fn load(path: &Path) -> Result<Engine, CheckpointError> {
-        Ok(Engine::new(Checkpoint::read(path)?))
+        let ck = Checkpoint::read(path)?;
+        Engine::new(ck).map_err(|message| CheckpointError::Model {
+            path: path.into(),
+            message,
+        })
     }
 
-    /// Builds the engine of a checked checkpoint (whose weights are exactly the
-    /// configuration's, which [`crate::checkpoint::decode`] guarantees).
-    pub fn new(ck: Checkpoint) -> Engine {
+    /// Builds the engine of a checkpoint, after [`Checkpoint::check`] (which
+    /// every decoded file has passed already).
+    pub fn new(ck: Checkpoint) -> Result<Engine, String> {
+        ck.check()?;
         let cfg = ck.header.model.clone();
         let take = |name: &str| -> Vec<f32> {
             ck.weight(name)
                 .map(|w| w.2.clone())
-                .unwrap_or_else(|| panic!("checked checkpoint lacks {name}"))
+                .unwrap_or_else(|| unreachable!("a checked checkpoint has {name}"))
         };
         let mut convs = Vec::new();
         if matches!(cfg.arch, Arch::Hybrid | Arch::Cnn) {
@@ -139,14 +144,14 @@ impl Engine {
         let head = cfg
             .service_head
             .then(|| (take("head.weight"), take("head.bias")[0]));
-        Engine {
+        Ok(Engine {
             header: ck.header,
             id: ck.id,
             convs,
             lstm,
             out,
             head,
-        }
+        })
     }
 
     /// The checkpoint's header (services, channels, normalisation, horizon).

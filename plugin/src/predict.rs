@@ -185,7 +185,7 @@ mod tests {
         // Model order a, b, c; the application lists c, x, a, b.
         let ck = constant_model(&["a", "b", "c"], 1, 4.0);
         let app: Vec<String> = ["c", "x", "a", "b"].iter().map(|s| s.to_string()).collect();
-        let mut d = ModelDetector::new(Engine::new(ck), &app, 0.5).unwrap();
+        let mut d = ModelDetector::new(Engine::new(ck).unwrap(), &app, 0.5).unwrap();
         let scores = d.observe(&ticks(4));
         // softmax over [0, 4, 0, 0] (three services + "no violation").
         let p_b = 4f32.exp() / (4f32.exp() + 3.0);
@@ -200,11 +200,11 @@ mod tests {
     fn a_model_service_the_application_lacks_is_named() {
         let ck = constant_model(&["a", "b"], 0, 1.0);
         let app = vec!["a".to_string()];
-        let err = ModelDetector::new(Engine::new(ck.clone()), &app, 0.5)
+        let err = ModelDetector::new(Engine::new(ck.clone()).unwrap(), &app, 0.5)
             .unwrap_err()
             .to_string();
         assert!(err.contains("\"b\"") && err.contains("1 services"), "{err}");
-        let err = ModelDetector::new(Engine::new(ck), &["a".into(), "b".into()], 0.0)
+        let err = ModelDetector::new(Engine::new(ck).unwrap(), &["a".into(), "b".into()], 0.0)
             .unwrap_err()
             .to_string();
         assert!(err.contains("alarm"), "{err}");

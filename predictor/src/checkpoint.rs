@@ -65,11 +65,12 @@ impl Model {
 
     /// The same network on the pure-Rust engine (same weights and header).
     pub fn to_engine(&self) -> Result<seer_infer::Engine, ModelError> {
-        Ok(seer_infer::Engine::new(seer_infer::Checkpoint {
+        seer_infer::Engine::new(seer_infer::Checkpoint {
             header: self.header.clone(),
             weights: self.weights()?,
             id: self.id.clone(),
-        }))
+        })
+        .map_err(ModelError::Invalid)
     }
 
     /// Serialises the model into the checkpoint format.
