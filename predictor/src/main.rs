@@ -159,6 +159,10 @@ struct TrainArgs {
     /// Class-weight exponent: 0 none, 1 inverse frequency.
     #[arg(long, default_value_t = 0.5)]
     class_weight: f64,
+    /// Share of the quiet training windows drawn afresh each epoch (weighted up
+    /// to keep the loss unbiased); 0.25 makes an epoch about 3× cheaper.
+    #[arg(long, default_value_t = 1.0)]
+    quiet_fraction: f64,
     /// Seed.
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -319,6 +323,7 @@ impl TrainArgs {
             val_fraction: self.val_fraction,
             train_fraction: self.train_fraction,
             class_weight_power: self.class_weight,
+            quiet_fraction: self.quiet_fraction,
             seed: self.seed,
             device: if self.cpu {
                 Device::Cpu
@@ -761,6 +766,8 @@ mod tests {
             "0.3",
             "--train-fraction",
             "0.5",
+            "--quiet-fraction",
+            "0.25",
             "--class-weight",
             "1",
             "--seed",
@@ -796,6 +803,7 @@ mod tests {
             (0.01, 0.3, 0.5, 1.0)
         );
         assert_eq!(c.target_accuracy, Some(0.9));
+        assert_eq!(c.quiet_fraction, 0.25);
         assert_eq!(c.device, Device::Cpu);
         assert!(!c.progress);
     }
