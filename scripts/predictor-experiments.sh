@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Reproduces the predictor's evaluation on simulated Social Network data: the
 # datasets (seer sim, diurnal load, random injection campaign; training seeds 7
-# and 9-12, 2 h each; held-out seed 8, 1 h), then the models and their reports.
-# Each table lands in $OUT/<name>/report.md. Takes about an hour on 2 cores.
+# and 9-17, 2 h each; held-out seeds 8, 1 h, and 18, 2 h), then the models and
+# their reports. Each table lands in $OUT/<name>/report.md. Takes about two hours
+# on 2 cores.
 # Usage: scripts/predictor-experiments.sh [OUT]   (default out/experiments)
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -16,7 +17,7 @@ sim() { # seed hours
     "$bin/seer" sim --topology social-network --duration "$2h" --load "diurnal:period=$2h" \
         --rate 800 --inject campaign --seed "$1" --out "$out/data/sn-$1"
 }
-for s in 7 9 10 11 12; do sim "$s" 2; done
+for s in 7 9 10 11 12 13 14 15 16 17 18; do sim "$s" 2; done
 sim 8 1
 test="$out/data/sn-8/dataset.parquet"
 small="$out/data/sn-7/dataset.parquet"
@@ -50,4 +51,15 @@ evaluate training-size hybrid-2h-f0.25 hybrid-2h-f0.5 hybrid-2h hybrid-10h
 # Horizon (a horizon below the 100 ms tick is the same as 100 ms).
 for hz in 200ms 500ms 1s; do train "hybrid-2h-h$hz" --data "$small" --model hybrid --horizon "$hz"; done
 evaluate horizon hybrid-2h hybrid-2h-h200ms hybrid-2h-h500ms hybrid-2h-h1s
-echo "reports in $out/*/report.md"
+# Quiet windows subsampled per epoch (--quiet-fraction), then twice the data.
+twenty=("${all[@]}")
+for s in 13 14 15 16 17; do twenty+=("$out/data/sn-$s/dataset.parquet"); done
+train hybrid-10h-q25 --data "${all[@]}" --model hybrid --quiet-fraction 0.25
+train hybrid-20h-q25 --data "${twenty[@]}" --model hybrid --quiet-fraction 0.25
+evaluate data-size hybrid-10h hybrid-10h-q25 hybrid-20h-q25
+test="$out/data/sn-18/dataset.parquet"; evaluate data-size-seed18 hybrid-10h hybrid-10h-q25 hybrid-20h-q25
+# The demo with each headline model as the controller's detector.
+for m in hybrid-10h hybrid-20h-q25; do
+    "$bin/seer" demo --model "$out/models/$m.seer" >"$out/demo-$m.txt"
+done
+echo "reports in $out/*/report.md, demos in $out/demo-*.txt"

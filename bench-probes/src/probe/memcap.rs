@@ -18,6 +18,8 @@ use super::{ProbeError, ProbeReport, ProbeSettings, duty_loop, report_from, stop
 use crate::memlimit;
 
 const PAGE: usize = 4096;
+/// How long the child may take to fault its memory in.
+const FAULT_IN_TIMEOUT_MS: i32 = 30_000;
 
 pub(crate) struct Memcap {
     cap: u64,
@@ -185,11 +187,10 @@ fn run_in_child(
         revents: 0,
     };
     let mut byte = 0u8;
-    // SAFETY: polling and reading one byte from our own pipe fd.
-    let got = unsafe {
-        libc::poll(&mut pfd, 1, 30_000) == 1
-            && libc::read(rd, (&mut byte as *mut u8).cast(), 1) == 1
-    };
+    // SAFETY: polling our own pipe fd with a valid pollfd.
+    let ready = unsafe { libc::poll(&mut pfd, 1, FAULT_IN_TIMEOUT_MS) };
+    // SAFETY: reading one byte from our own pipe fd.
+    let got = ready == 1 && unsafe { libc::read(rd, (&mut byte as *mut u8).cast(), 1) } == 1;
     // SAFETY: closing our read end.
     unsafe { libc::close(rd) };
     let setup = t0.elapsed();
@@ -216,6 +217,12 @@ fn run_in_child(
                 4 => format!("could not map {bytes} bytes"),
                 c => format!("exited with {c}"),
             }
+        } else if ready == 0 {
+            format!(
+                "did not fault in its {} MiB within {} s (the host is short of memory or CPU)",
+                bytes >> 20,
+                FAULT_IN_TIMEOUT_MS / 1000
+            )
         } else {
             format!("killed by signal {} (OOM?)", libc::WTERMSIG(status))
         };
