@@ -163,6 +163,10 @@ struct TrainArgs {
     /// to keep the loss unbiased); 0.25 makes an epoch about 3× cheaper.
     #[arg(long, default_value_t = 1.0)]
     quiet_fraction: f64,
+    /// Weight of the first tick of each violation episode (where anticipating
+    /// counts) relative to the other violation ticks.
+    #[arg(long, default_value_t = 1.0)]
+    onset_weight: f64,
     /// Seed.
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -324,6 +328,7 @@ impl TrainArgs {
             train_fraction: self.train_fraction,
             class_weight_power: self.class_weight,
             quiet_fraction: self.quiet_fraction,
+            onset_weight: self.onset_weight,
             seed: self.seed,
             device: if self.cpu {
                 Device::Cpu
@@ -768,6 +773,8 @@ mod tests {
             "0.5",
             "--quiet-fraction",
             "0.25",
+            "--onset-weight",
+            "4",
             "--class-weight",
             "1",
             "--seed",
@@ -803,7 +810,7 @@ mod tests {
             (0.01, 0.3, 0.5, 1.0)
         );
         assert_eq!(c.target_accuracy, Some(0.9));
-        assert_eq!(c.quiet_fraction, 0.25);
+        assert_eq!((c.quiet_fraction, c.onset_weight), (0.25, 4.0));
         assert_eq!(c.device, Device::Cpu);
         assert!(!c.progress);
     }

@@ -542,6 +542,7 @@ fn retrain_job(
                     cfg.val_fraction,
                     1.0,
                     cfg.class_weight_power,
+                    cfg.onset_weight,
                 );
                 evaluate(&m, &s, &s.validation, cfg.batch_size).unwrap_or((f64::INFINITY, 0.0))
             }

@@ -97,6 +97,10 @@ pub struct TrainConfig {
     /// expected loss is the full data's. Quiet windows are most of the data and
     /// alike: 0.25 makes an epoch about three times cheaper. 1 = all, every epoch.
     pub quiet_fraction: f64,
+    /// Weight of the first tick of each violation episode relative to the
+    /// other violation ticks: the tick where anticipating counts, outnumbered by
+    /// the ticks of long violations. 1 = no emphasis.
+    pub onset_weight: f64,
     /// Seed of the initial weights, dropout and shuffling.
     pub seed: u64,
     /// Where to train.
@@ -123,6 +127,7 @@ impl Default for TrainConfig {
             train_fraction: 1.0,
             class_weight_power: 0.5,
             quiet_fraction: 1.0,
+            onset_weight: 1.0,
             seed: 1,
             device: Device::cuda_if_available(),
             progress: false,
@@ -160,6 +165,12 @@ impl TrainConfig {
         }
         if self.channels.is_empty() {
             return bad("no input channels".into());
+        }
+        if !(self.onset_weight > 0.0 && self.onset_weight.is_finite()) {
+            return bad(format!(
+                "onset weight {} must be positive",
+                self.onset_weight
+            ));
         }
         if !(self.quiet_fraction > 0.0 && self.quiet_fraction <= 1.0) {
             return bad(format!(
@@ -214,12 +225,14 @@ impl Samples {
         val_fraction: f64,
         train_fraction: f64,
         class_weight_power: f64,
+        onset_weight: f64,
     ) -> Samples {
         let (ns, nc) = (series[0].n_services, series[0].n_channels);
         let total: usize = series.iter().map(|s| s.n_ticks).sum();
         let mut x = Vec::with_capacity(total * ns * nc);
         let mut targets = vec![0f32; total * (ns + 1)];
         let mut class = vec![ns; total];
+        let mut onset = vec![false; total];
         let (mut train, mut validation) = (Vec::new(), Vec::new());
         let mut offset = 0usize;
         for s in series {
@@ -240,6 +253,10 @@ impl Samples {
                             row[i] = 1.0 / c.len() as f32;
                         }
                         class[offset + t] = c[0];
+                        // The first tick of a violation episode: the one where
+                        // anticipating counts.
+                        onset[offset + t] =
+                            t == 0 || !s.labels[t - 1].as_ref().is_some_and(Label::is_violation);
                     }
                     // Not trained on: the culprit is unknown.
                     Some(Label::Unattributed) | None => continue,
@@ -273,7 +290,11 @@ impl Samples {
                 }
             })
             .collect();
-        let weights: Vec<f32> = class.iter().map(|&c| cw[c]).collect();
+        let weights: Vec<f32> = class
+            .iter()
+            .zip(&onset)
+            .map(|(&c, &o)| cw[c] * if o { onset_weight as f32 } else { 1.0 })
+            .collect();
         Samples {
             x: Tensor::from_slice(&x).reshape([total as i64, ns as i64, nc as i64]),
             targets: Tensor::from_slice(&targets).reshape([total as i64, ns as i64 + 1]),
@@ -439,6 +460,7 @@ pub fn train(
         cfg.val_fraction,
         cfg.train_fraction,
         cfg.class_weight_power,
+        cfg.onset_weight,
     );
     if samples.train.is_empty() || (cfg.val_fraction > 0.0 && samples.validation.is_empty()) {
         return Err(TrainError::TooFew {
@@ -609,7 +631,7 @@ mod tests {
         });
         let norm = Normalizer::fit(&[&ds], &[320], &ds.meta.services, &[Channel::Queue]).unwrap();
         let s = Series::new(&ds, &norm, 1).unwrap();
-        let sm = Samples::new(&[s], 8, 1, 0.2, 1.0, 0.5);
+        let sm = Samples::new(&[s], 8, 1, 0.2, 1.0, 0.5, 1.0);
         let last_train = *sm.train.iter().max().unwrap();
         let first_val = *sm.validation.iter().min().unwrap();
         assert!(
@@ -641,7 +663,7 @@ mod tests {
         // "Always quiet" scores the share of quiet ticks; the model must beat it.
         let h = horizon_ticks(cfg.horizon_ns, ds.meta.interval_ns);
         let s = Series::new(&ds, &a.model.header.normalizer, h).unwrap();
-        let sm = Samples::new(&[s], 8, h, 0.2, 1.0, 0.5);
+        let sm = Samples::new(&[s], 8, h, 0.2, 1.0, 0.5, 1.0);
         let quiet = sm
             .validation
             .iter()
@@ -665,6 +687,37 @@ mod tests {
     }
 
     #[test]
+    fn episode_onsets_can_weigh_more() {
+        let ds = synth_dataset(&SynthConfig {
+            n_services: 3,
+            n_ticks: 600,
+            ..Default::default()
+        });
+        let norm = Normalizer::fit(&[&ds], &[480], &ds.meta.services, &[Channel::Queue]).unwrap();
+        let s = Series::new(&ds, &norm, 1).unwrap();
+        let plain = Samples::new(std::slice::from_ref(&s), 8, 1, 0.2, 1.0, 0.5, 1.0);
+        let heavy = Samples::new(std::slice::from_ref(&s), 8, 1, 0.2, 1.0, 0.5, 3.0);
+        let a: Vec<f32> = Vec::try_from(&plain.weights).unwrap();
+        let b: Vec<f32> = Vec::try_from(&heavy.weights).unwrap();
+        let (mut onsets, mut others) = (0, 0);
+        for t in 1..s.n_ticks {
+            let now = matches!(s.labels[t], Some(Label::Culprits(_)));
+            let before = s.labels[t - 1].as_ref().is_some_and(Label::is_violation);
+            if now && !before {
+                assert!((b[t] - 3.0 * a[t]).abs() < 1e-6, "onset {t}");
+                onsets += 1;
+            } else {
+                assert_eq!(a[t], b[t], "tick {t}");
+                others += usize::from(now);
+            }
+        }
+        assert!(
+            onsets > 3 && others > onsets,
+            "{onsets} onsets, {others} others"
+        );
+    }
+
+    #[test]
     fn quiet_windows_can_be_subsampled_per_epoch() {
         tch::set_num_threads(1);
         let ds = synth_dataset(&SynthConfig {
@@ -674,7 +727,7 @@ mod tests {
         });
         let norm = Normalizer::fit(&[&ds], &[1200], &ds.meta.services, &[Channel::Queue]).unwrap();
         let s = Series::new(&ds, &norm, 1).unwrap();
-        let sm = Samples::new(std::slice::from_ref(&s), 8, 1, 0.2, 1.0, 0.5);
+        let sm = Samples::new(std::slice::from_ref(&s), 8, 1, 0.2, 1.0, 0.5, 1.0);
         let (quiet, events) = sm.split_quiet(&sm.train).unwrap();
         assert_eq!(quiet.len() + events.len(), sm.train.len());
         for &st in &quiet {
