@@ -325,6 +325,9 @@ pub struct Series {
     pub has_cpu: bool,
     /// Label of each tick (`None` near the end, where the horizon is not known).
     pub labels: Vec<Option<Label>>,
+    /// The resource of the first culprit (model order) at each tick with one,
+    /// for per-fault breakdowns of culprit accuracy.
+    pub culprit_resource: Vec<Option<seer_traces::Resource>>,
 }
 
 impl Series {
@@ -353,6 +356,10 @@ impl Series {
             }
         }
         let opt: Vec<Option<usize>> = order.iter().map(|&d| Some(d)).collect();
+        let nd = ds.n_services();
+        let culprit_resource = (0..nt)
+            .map(|t| order.iter().find_map(|&d| ds.culprit[t * nd + d]))
+            .collect();
         Ok(Series {
             n_ticks: nt,
             n_services: ns,
@@ -362,6 +369,7 @@ impl Series {
             cpu,
             has_cpu,
             labels: labels(ds, &opt, h),
+            culprit_resource,
         })
     }
 

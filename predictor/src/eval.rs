@@ -20,6 +20,7 @@ use crate::checkpoint::Model;
 use crate::features::{Label, Series};
 use crate::model::StreamMode;
 use serde::Serialize;
+use std::collections::BTreeMap;
 use std::time::Instant;
 use tch::{Kind, Tensor};
 
@@ -101,6 +102,22 @@ pub struct Metrics {
     pub top1: usize,
     /// Of which a culprit is in the top 3.
     pub top3: usize,
+    /// Per culprit resource (the fault behind the violation): culprit ticks,
+    /// top-1 hits, top-3 hits.
+    pub by_resource: BTreeMap<String, [usize; 3]>,
+    /// Per episode length (violation ticks: < 10, 10–49, ≥ 50): episodes, anticipated.
+    pub by_length: [[usize; 2]; 3],
+}
+
+/// Labels of [`Metrics::by_length`]'s buckets.
+pub const LENGTH_BUCKETS: [&str; 3] = ["< 10 ticks", "10–49 ticks", "≥ 50 ticks"];
+
+fn length_bucket(ticks: usize) -> usize {
+    match ticks {
+        0..10 => 0,
+        10..50 => 1,
+        _ => 2,
+    }
 }
 
 impl Metrics {
@@ -142,6 +159,16 @@ impl Metrics {
         self.culprit_ticks += o.culprit_ticks;
         self.top1 += o.top1;
         self.top3 += o.top3;
+        for (k, v) in &o.by_resource {
+            let e = self.by_resource.entry(k.clone()).or_default();
+            for i in 0..3 {
+                e[i] += v[i];
+            }
+        }
+        for (a, b) in self.by_length.iter_mut().zip(&o.by_length) {
+            a[0] += b[0];
+            a[1] += b[1];
+        }
     }
 }
 
@@ -164,6 +191,13 @@ pub fn metrics(
     let mut m = Metrics::default();
     let mut run_start: Option<usize> = None;
     let mut run_alarmed = false;
+    let mut run_len = 0usize;
+    let close = |m: &mut Metrics, len: usize, alarmed: bool| {
+        m.anticipated += usize::from(alarmed);
+        let b = &mut m.by_length[length_bucket(len)];
+        b[0] += 1;
+        b[1] += usize::from(alarmed);
+    };
     let mut prev_t = None;
     // The open alarm episode: whether any of its ticks was a violation tick.
     let mut alarm_run: Option<bool> = None;
@@ -194,19 +228,21 @@ pub fn metrics(
         if label.is_violation() {
             m.violation_ticks += 1;
             if run_start.is_none() || !contiguous {
-                if run_start.is_some() && run_alarmed {
-                    m.anticipated += 1;
+                if run_start.is_some() {
+                    close(&mut m, run_len, run_alarmed);
                 }
-                m.episodes += usize::from(run_start.is_none() || !contiguous);
+                m.episodes += 1;
                 run_start = Some(t);
                 run_alarmed = false;
+                run_len = 0;
             }
+            run_len += 1;
             if alarm && run_start.is_some_and(|s| t < s + h) {
                 run_alarmed = true;
             }
         } else {
-            if run_start.take().is_some() && run_alarmed {
-                m.anticipated += 1;
+            if run_start.take().is_some() {
+                close(&mut m, run_len, run_alarmed);
             }
             run_alarmed = false;
             m.quiet_ticks += 1;
@@ -221,17 +257,20 @@ pub fn metrics(
             m.culprit_ticks += 1;
             let mut rank: Vec<usize> = (0..ns).collect();
             rank.sort_by(|&a, &b| p[b].total_cmp(&p[a]));
-            if c.contains(&rank[0]) {
-                m.top1 += 1;
-            }
-            if rank.iter().take(3).any(|s| c.contains(s)) {
-                m.top3 += 1;
-            }
+            let hit1 = c.contains(&rank[0]);
+            let hit3 = rank.iter().take(3).any(|s| c.contains(s));
+            m.top1 += usize::from(hit1);
+            m.top3 += usize::from(hit3);
+            let kind = series.culprit_resource[t].map_or("unknown", |r| r.name());
+            let e = m.by_resource.entry(kind.to_string()).or_default();
+            e[0] += 1;
+            e[1] += usize::from(hit1);
+            e[2] += usize::from(hit3);
         }
         prev_t = Some(t);
     }
-    if run_start.is_some() && run_alarmed {
-        m.anticipated += 1;
+    if run_start.is_some() {
+        close(&mut m, run_len, run_alarmed);
     }
     if alarm_run == Some(false) {
         m.false_alarm_episodes += 1;
@@ -359,7 +398,52 @@ pub fn markdown(title: &str, rows: &[Row]) -> String {
             us(r.inference_p99_us)
         ));
     }
+    breakdowns(&mut s, rows);
     s
+}
+
+/// Culprit accuracy per fault resource and anticipation per episode length.
+fn breakdowns(s: &mut String, rows: &[Row]) {
+    let pct_of = |a: usize, b: usize| {
+        if b == 0 {
+            "–".to_string()
+        } else {
+            format!("{:.0}", pct(a, b))
+        }
+    };
+    let kinds: std::collections::BTreeSet<&String> = rows
+        .iter()
+        .flat_map(|r| r.metrics.by_resource.keys())
+        .collect();
+    if !kinds.is_empty() {
+        s.push_str("\nCulprit top-1 / top-3 % by the resource behind the violation (culprit ticks):\n\n| model |");
+        for k in &kinds {
+            s.push_str(&format!(" {k} |"));
+        }
+        s.push_str("\n| --- |");
+        s.push_str(&" ---: |".repeat(kinds.len()));
+        s.push('\n');
+        for r in rows {
+            s.push_str(&format!("| {} |", r.name));
+            for k in &kinds {
+                let [n, t1, t3] = r.metrics.by_resource.get(*k).copied().unwrap_or_default();
+                s.push_str(&format!(" {} / {} ({n}) |", pct_of(t1, n), pct_of(t3, n)));
+            }
+            s.push('\n');
+        }
+    }
+    s.push_str("\nViolations anticipated % by episode length (episodes):\n\n| model |");
+    for b in LENGTH_BUCKETS {
+        s.push_str(&format!(" {b} |"));
+    }
+    s.push_str("\n| --- | ---: | ---: | ---: |\n");
+    for r in rows {
+        s.push_str(&format!("| {} |", r.name));
+        for [n, a] in r.metrics.by_length {
+            s.push_str(&format!(" {} ({n}) |", pct_of(a, n)));
+        }
+        s.push('\n');
+    }
 }
 
 /// Probability of each class (mean over ticks) — for quick sanity checks.
@@ -385,6 +469,7 @@ mod tests {
             queue: vec![0.0; n * 2],
             cpu: vec![0.0; n * 2],
             has_cpu: false,
+            culprit_resource: vec![Some(seer_traces::Resource::Cpu); n],
             labels,
         }
     }
@@ -429,6 +514,12 @@ mod tests {
         assert!((m.false_positive_pct() - 100.0 / 3.0).abs() < 1e-9);
         // Ticks 1-3 are one alarm episode, true because it reaches the violation.
         assert_eq!((m.alarm_episodes, m.false_alarm_episodes), (1, 0));
+        // Two episodes of 2 and 1 ticks, the first anticipated.
+        assert_eq!(m.by_length, [[2, 1], [0, 0], [0, 0]]);
+        assert_eq!(m.by_resource["cpu"], [2, 1, 2]);
+        let md = markdown("t", &[Row::new("m".into(), m, None)]);
+        assert!(md.contains("| m | 50 / 100 (2) |"), "{md}");
+        assert!(md.contains("| m | 50 (2) | – (0) | – (0) |"), "{md}");
     }
 
     #[test]
