@@ -32,7 +32,7 @@ evaluate() { # report name, then models
     local name="$1"; shift
     local models=()
     for m in "$@"; do models+=("$out/models/$m.seer"); done
-    "$bin/seer-predictor" eval --model "${models[@]}" --data "$test" --out "$out/$name" "${EXTRA[@]}"
+    "$bin/seer-predictor" eval --model "${models[@]}" --data "${test[@]}" --out "$out/$name" "${EXTRA[@]}"
 }
 # The headline model: hybrid on all 10 h, against the baselines.
 train hybrid-10h --data "${all[@]}" --model hybrid
@@ -55,11 +55,17 @@ evaluate horizon hybrid-2h hybrid-2h-h200ms hybrid-2h-h500ms hybrid-2h-h1s
 twenty=("${all[@]}")
 for s in 13 14 15 16 17; do twenty+=("$out/data/sn-$s/dataset.parquet"); done
 train hybrid-10h-q25 --data "${all[@]}" --model hybrid --quiet-fraction 0.25
+train hybrid-10h-q25-o5 --data "${all[@]}" --model hybrid --quiet-fraction 0.25 --onset-weight 5
+train hybrid-20h --data "${twenty[@]}" --model hybrid
 train hybrid-20h-q25 --data "${twenty[@]}" --model hybrid --quiet-fraction 0.25
-evaluate data-size hybrid-10h hybrid-10h-q25 hybrid-20h-q25
-test="$out/data/sn-18/dataset.parquet"; evaluate data-size-seed18 hybrid-10h hybrid-10h-q25 hybrid-20h-q25
-# The demo with each headline model as the controller's detector.
-for m in hybrid-10h hybrid-20h-q25; do
+# Evaluated on both held-out seeds (8 and 18) together.
+test=("$out/data/sn-8/dataset.parquet" "$out/data/sn-18/dataset.parquet")
+evaluate data-size hybrid-10h hybrid-10h-q25 hybrid-10h-q25-o5 hybrid-20h hybrid-20h-q25
+EXTRA=(--baselines "$small"); evaluate headline-20h hybrid-20h-q25
+for th in 0.3 0.7; do EXTRA=(--threshold "$th"); evaluate "threshold-$th" hybrid-10h hybrid-20h-q25; done
+EXTRA=()
+# The demo with each model as the controller's detector.
+for m in hybrid-10h hybrid-10h-q25 hybrid-20h hybrid-20h-q25; do
     "$bin/seer" demo --model "$out/models/$m.seer" >"$out/demo-$m.txt"
 done
 echo "reports in $out/*/report.md, demos in $out/demo-*.txt"
