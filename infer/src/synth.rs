@@ -130,7 +130,6 @@ pub fn synth_dataset(cfg: &SynthConfig) -> Dataset {
                 // exceeds the one request in service.
                 wait_mean: (q - 1.0).max(0.0),
                 cpu_util: q.clamp(0.0, 1.0),
-                ..ServiceTick::default()
             });
         }
         let p99 = if violation[t] {

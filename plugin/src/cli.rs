@@ -242,6 +242,7 @@ pub fn run(cli: Cli) -> Result<()> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -275,7 +275,7 @@ pub fn ingest_files(cfg: &FileIngest, progress: bool) -> Result<(Dataset, Ingest
     while let Some(span) = reader.next() {
         pipeline.push(&span);
         n += 1;
-        if n % 16_384 == 0 {
+        if n.is_multiple_of(16_384) {
             bar.set_position(reader.stats().bytes_read);
             bar.set_message(format!("{n} spans"));
         }

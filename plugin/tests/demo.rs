@@ -1,5 +1,7 @@
 //! The demo end to end: the same simulated run with and without Seer's controller.
 
+#![allow(clippy::unwrap_used)]
+
 use seer::demo::{DemoConfig, run_demo};
 
 #[test]

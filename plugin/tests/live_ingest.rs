@@ -1,6 +1,8 @@
 //! The live OTLP/gRPC receiver end to end: a real tonic client exports spans and
 //! queue-depth metrics over loopback; Ctrl-C-equivalent shutdown writes every tick.
 
+#![allow(clippy::unwrap_used)]
+
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
 use seer::ingest::{FileIngest, live_ingest};
 use seer_traces::import::spans_to_otlp;

@@ -511,7 +511,7 @@ pub fn train(
             if cfg.quiet_fraction < 1.0 {
                 // Quiet targets have 1 in the last column.
                 let q = t.narrow(1, ns, 1).squeeze_dim(1);
-                w = w * (q * (1.0 / cfg.quiet_fraction - 1.0) + 1.0);
+                w *= q * (1.0 / cfg.quiet_fraction - 1.0) + 1.0;
             }
             let logits = model.net.forward_t(&x, true);
             let l = loss(model.header.model.output, &logits, &t, &w);

@@ -10,6 +10,8 @@
 //! Run: `cargo run --release -p seer-traces --example ingest_bench`
 //! Prints the median of 7 interleaved rounds.
 
+#![allow(clippy::unwrap_used)]
+
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Value};
 use prost::Message;

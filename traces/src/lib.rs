@@ -4,6 +4,8 @@
 //! Everything in Seer starts from one signal built here: per-service queue depth and
 //! latency every 100 ms, with end-to-end QoS labels.
 
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
 pub mod aggregate;
 pub mod analysis;
 pub mod dataset;

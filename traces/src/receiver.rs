@@ -156,7 +156,7 @@ impl OtlpReceiver {
                 for m in sm
                     .metrics
                     .iter()
-                    .filter(|m| self.cfg.queue_metrics.iter().any(|q| *q == m.name))
+                    .filter(|m| self.cfg.queue_metrics.contains(&m.name))
                 {
                     let points = match &m.data {
                         Some(Data::Sum(s)) => &s.data_points,
@@ -200,7 +200,7 @@ impl TraceService for OtlpReceiver {
         if !spans.is_empty() {
             self.send(Batch::Spans(spans)).await?;
         }
-        let partial_success = (rejected > 0).then(|| ExportTracePartialSuccess {
+        let partial_success = (rejected > 0).then_some(ExportTracePartialSuccess {
             rejected_spans: rejected as i64,
             error_message: first,
         });

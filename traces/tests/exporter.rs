@@ -1,6 +1,8 @@
 //! The OTLP exporter against the real receiver: every span arrives unchanged,
 //! also when the receiver's consumer is slow and refuses exports (back-pressure).
 
+#![allow(clippy::unwrap_used)]
+
 use seer_traces::exporter::{ExporterConfig, OtlpExporter};
 use seer_traces::receiver::{Batch, OtlpReceiver, ReceiverConfig, serve};
 use seer_traces::{Span, SpanKind, SpanStatus};
