@@ -32,7 +32,7 @@ fn spans(n: usize, services: usize) -> Vec<Span> {
             Span {
                 trace_id: (i / 8 + 1) as u128,
                 span_id: i + 1,
-                parent_id: if i % 8 == 0 {
+                parent_id: if i.is_multiple_of(8) {
                     None
                 } else {
                     Some(i - i % 8 + 1)
@@ -42,7 +42,7 @@ fn spans(n: usize, services: usize) -> Vec<Span> {
                 kind: SpanKind::Server,
                 start_ns: t0 + i * 20_000,
                 end_ns: t0 + i * 20_000 + (i % 97 + 1) * 100_000,
-                status: if i % 50 == 0 {
+                status: if i.is_multiple_of(50) {
                     SpanStatus::Error
                 } else {
                     SpanStatus::Ok
