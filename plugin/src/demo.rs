@@ -211,10 +211,26 @@ fn diagnose(sim: &Sim, sid: usize) -> Option<Resource> {
 /// The controller's detector: the trained model when one is given.
 fn detector(cfg: &DemoConfig, services: &[String]) -> Result<Box<dyn Detector>> {
     Ok(match &cfg.model {
-        Some(p) => Box::new(
-            ModelDetector::load(p, services, cfg.alarm)
-                .with_context(|| format!("cannot use model {}", p.display()))?,
-        ),
+        Some(p) => {
+            let d = ModelDetector::load(p, services, cfg.alarm)
+                .with_context(|| format!("cannot use model {}", p.display()))?;
+            // The simulated node reports queues, waiting requests, CPU and
+            // arrivals per service, not per-service latency.
+            if let Some(c) = d
+                .engine()
+                .header()
+                .channels()
+                .iter()
+                .find(|c| **c == seer_infer::Channel::P99Ms)
+            {
+                anyhow::bail!(
+                    "model {} reads the {c} channel, which the demo's node signals do not carry \
+                     (they have queue, wait, active, cpu and arrivals)",
+                    p.display()
+                );
+            }
+            Box::new(d)
+        }
         None => Box::new(QueueRiseDetector::default()),
     })
 }

@@ -29,3 +29,64 @@ fn seer_avoids_violations_and_names_culprits() {
     let again = run_demo(&DemoConfig::default()).unwrap();
     assert_eq!(again.with.violation_ticks, rep.with.violation_ticks);
 }
+
+/// A checkpoint with all-zero weights for `services` reading `channels`.
+fn zero_model(services: &[String], channels: Vec<seer_infer::Channel>) -> Vec<u8> {
+    use seer_infer::checkpoint::{Header, TrainSummary, encode};
+    use seer_infer::{Arch, ModelConfig, Normalizer};
+    let (n, nc) = (services.len(), channels.len());
+    let header = Header {
+        model: ModelConfig::new(Arch::Hybrid, n, nc, 5),
+        normalizer: Normalizer {
+            channels,
+            services: services.to_vec(),
+            mean: vec![0.0; n * nc],
+            std: vec![1.0; n * nc],
+        },
+        services: services.to_vec(),
+        horizon_ns: 100_000_000,
+        interval_ns: 100_000_000,
+        data_digest: String::new(),
+        train: TrainSummary::default(),
+        written_by: "test".into(),
+    };
+    let weights: Vec<_> = header
+        .model
+        .weight_shapes()
+        .into_iter()
+        .map(|(name, shape)| {
+            let len = shape.iter().product();
+            (name, shape, vec![0f32; len])
+        })
+        .collect();
+    encode(&header, &weights).unwrap()
+}
+
+#[test]
+fn models_the_demo_cannot_feed_are_refused_with_the_reason() {
+    use seer_infer::Channel;
+    let dir = tempfile::tempdir().unwrap();
+    let topo = seer_sim::Topology::load("social-network").unwrap();
+    let names: Vec<String> = topo.services.iter().map(|s| s.name.clone()).collect();
+    let cases = [
+        (
+            zero_model(&names, vec![Channel::Queue, Channel::P99Ms]),
+            "p99_ms",
+        ),
+        (
+            zero_model(&["no-such-service".to_string()], vec![Channel::Queue]),
+            "no-such-service",
+        ),
+    ];
+    for (i, (bytes, want)) in cases.into_iter().enumerate() {
+        let path = dir.path().join(format!("m{i}.seer"));
+        std::fs::write(&path, bytes).unwrap();
+        let cfg = DemoConfig {
+            seconds: 20,
+            model: Some(path),
+            ..DemoConfig::default()
+        };
+        let err = format!("{:#}", run_demo(&cfg).unwrap_err());
+        assert!(err.contains(want), "{want}: {err}");
+    }
+}
