@@ -34,14 +34,14 @@ pub const FORMAT_VERSION: u32 = 1;
 #[derive(Debug, thiserror::Error)]
 pub enum CheckpointError {
     /// Reading or writing the file failed.
-    #[error("failed to {op} {path}: {source}")]
+    #[error("failed to {op} {path}: {error}")]
     Io {
         /// read or write.
         op: &'static str,
         /// The file.
         path: PathBuf,
-        /// The cause.
-        source: std::io::Error,
+        /// The cause (in the message, not repeated as a source).
+        error: std::io::Error,
     },
     /// Not a Seer checkpoint.
     #[error("{path} is not a Seer model checkpoint (bad magic {found:02x?})")]
@@ -219,10 +219,10 @@ pub struct Checkpoint {
 impl Checkpoint {
     /// Reads and checks a checkpoint file.
     pub fn read(path: &Path) -> Result<Checkpoint, CheckpointError> {
-        let bytes = std::fs::read(path).map_err(|source| CheckpointError::Io {
+        let bytes = std::fs::read(path).map_err(|error| CheckpointError::Io {
             op: "read",
             path: path.into(),
-            source,
+            error,
         })?;
         decode(&bytes, path)
     }
@@ -310,10 +310,10 @@ pub fn encode(header: &Header, weights: &[NamedWeight]) -> Result<Vec<u8>, Strin
 /// Writes `bytes` to `path` atomically (temporary file, then rename).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), CheckpointError> {
     let tmp = path.with_extension("seer.tmp");
-    let io = |source| CheckpointError::Io {
+    let io = |error| CheckpointError::Io {
         op: "write",
         path: path.into(),
-        source,
+        error,
     };
     std::fs::write(&tmp, bytes).map_err(io)?;
     std::fs::rename(&tmp, path).map_err(|e| {

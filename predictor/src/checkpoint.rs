@@ -91,10 +91,10 @@ impl Model {
 
     /// Reads and validates a checkpoint, and builds the model on `device`.
     pub fn load(path: &Path, device: Device) -> Result<Model, CheckpointError> {
-        let bytes = std::fs::read(path).map_err(|source| CheckpointError::Io {
+        let bytes = std::fs::read(path).map_err(|error| CheckpointError::Io {
             op: "read",
             path: path.into(),
-            source,
+            error,
         })?;
         Model::from_bytes(&bytes, path, device)
     }
