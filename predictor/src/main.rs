@@ -177,6 +177,10 @@ struct TrainArgs {
     /// Stop once the validation accuracy reaches this fraction.
     #[arg(long)]
     target_accuracy: Option<f64>,
+    /// Stop once the validation loss is at most this (with --from, a model that
+    /// already meets it trains no epoch).
+    #[arg(long)]
+    target_loss: Option<f64>,
     /// Train on the CPU even when CUDA is present.
     #[arg(long)]
     cpu: bool,
@@ -337,6 +341,7 @@ impl TrainArgs {
             },
             progress: !self.json,
             target_accuracy: self.target_accuracy,
+            target_loss: self.target_loss,
         })
     }
 }
@@ -498,7 +503,14 @@ fn cmd_train(a: TrainArgs) -> Result<()> {
     };
     let json = a.json;
     let mut t = train(&refs, &cfg, start, &mut |e| {
-        if !json {
+        if !json && e.epoch == 0 {
+            eprintln!(
+                "start: validation loss {:.4}, validation accuracy {:.2}% ({:.1} s)",
+                e.validation_loss,
+                e.validation_accuracy * 100.0,
+                e.elapsed
+            );
+        } else if !json {
             eprintln!(
                 "epoch {}/{}: train loss {:.4}, validation loss {:.4}, validation accuracy {:.2}% ({:.1} s)",
                 e.epoch,
@@ -775,6 +787,8 @@ mod tests {
             "0.25",
             "--onset-weight",
             "4",
+            "--target-loss",
+            "0.5",
             "--class-weight",
             "1",
             "--seed",
@@ -811,6 +825,7 @@ mod tests {
         );
         assert_eq!(c.target_accuracy, Some(0.9));
         assert_eq!((c.quiet_fraction, c.onset_weight), (0.25, 4.0));
+        assert_eq!(c.target_loss, Some(0.5));
         assert_eq!(c.device, Device::Cpu);
         assert!(!c.progress);
     }

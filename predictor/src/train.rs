@@ -109,6 +109,10 @@ pub struct TrainConfig {
     pub progress: bool,
     /// Stop as soon as the validation accuracy reaches this (for timing studies).
     pub target_accuracy: Option<f64>,
+    /// Stop as soon as the validation loss is at most this (for "time to the
+    /// same validation loss" studies); a fine-tuned model that already meets it
+    /// trains no epoch.
+    pub target_loss: Option<f64>,
 }
 
 impl Default for TrainConfig {
@@ -132,6 +136,7 @@ impl Default for TrainConfig {
             device: Device::cuda_if_available(),
             progress: false,
             target_accuracy: None,
+            target_loss: None,
         }
     }
 }
@@ -495,10 +500,29 @@ pub fn train(
     };
     let (mut best_loss, mut best_epoch, mut best_acc) =
         evaluate_initial(&model, &samples, val, cfg, parent.is_some())?;
+    let reached = |l: f64, a: f64| {
+        cfg.target_accuracy.is_some_and(|t| a >= t) || cfg.target_loss.is_some_and(|t| l <= t)
+    };
+    let mut done = false;
+    if parent.is_some() {
+        // Epoch 0: the starting model on the new data.
+        on_epoch(&EpochReport {
+            epoch: 0,
+            epochs: cfg.epochs,
+            train_loss: f64::NAN,
+            validation_loss: best_loss,
+            validation_accuracy: best_acc,
+            elapsed: started.elapsed().as_secs_f64(),
+        });
+        done = reached(best_loss, best_acc);
+    }
     let mut best = snapshot(&model.vs);
     let mut reports = Vec::new();
     let mut since_best = 0;
     for epoch in 1..=cfg.epochs {
+        if done {
+            break;
+        }
         // Every window with a violation, and a fresh draw of the quiet ones.
         order.clear();
         order.extend_from_slice(&events);
@@ -543,9 +567,7 @@ pub fn train(
         } else {
             since_best += 1;
         }
-        if cfg.target_accuracy.is_some_and(|t| va >= t) || since_best >= cfg.patience {
-            break;
-        }
+        done = reached(vl, va) || since_best >= cfg.patience;
     }
     bar.finish_and_clear();
     restore(&model.vs, &best)?;
@@ -769,6 +791,36 @@ mod tests {
             train(&[&ds], &bad, None, &mut |_| {}),
             Err(TrainError::Config(_))
         ));
+    }
+
+    #[test]
+    fn a_target_loss_stops_training_and_a_model_that_meets_it_trains_no_epoch() {
+        tch::set_num_threads(1);
+        let ds = synth_dataset(&SynthConfig {
+            n_services: 4,
+            n_ticks: 800,
+            ..Default::default()
+        });
+        let cfg = TrainConfig {
+            target_loss: Some(1e9),
+            ..quick(Arch::Hybrid)
+        };
+        let a = train(&[&ds], &cfg, None, &mut |_| {}).unwrap();
+        assert_eq!(
+            a.epochs.len(),
+            1,
+            "any loss meets the target after one epoch"
+        );
+        let start = a.model.weights().unwrap();
+        let mut seen = Vec::new();
+        let b = train(&[&ds], &cfg, Some(a.model), &mut |e| seen.push(e.epoch)).unwrap();
+        assert_eq!(seen, [0], "only the starting evaluation");
+        assert!(b.epochs.is_empty());
+        assert_eq!(
+            b.model.weights().unwrap(),
+            start,
+            "the starting model is kept"
+        );
     }
 
     #[test]
