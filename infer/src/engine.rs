@@ -199,7 +199,9 @@ impl Engine {
         self.header.normalizer.apply_row(raw, out);
     }
 
-    /// A fresh per-stream state.
+    /// A fresh per-stream state. A stream belongs to the engine that made it:
+    /// after a model swap, make a new one (and replay the raw ticks, as the gRPC
+    /// service does).
     pub fn stream(&self, mode: StreamMode) -> Stream {
         let cfg = self.cfg();
         let per_tick = match cfg.arch {
@@ -225,6 +227,11 @@ impl Engine {
         let cfg = self.cfg();
         let w = cfg.window;
         assert_eq!(tick.len(), cfg.n_services * cfg.n_channels, "tick size");
+        assert_eq!(
+            st.state.len(),
+            2 * cfg.hidden * self.lstm.len(),
+            "a stream of another engine"
+        );
         st.seen += 1;
         let logits = match (cfg.arch, st.mode) {
             (Arch::Cnn, _) => {
