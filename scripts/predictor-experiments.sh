@@ -23,10 +23,11 @@ test="$out/data/sn-8/dataset.parquet"
 small="$out/data/sn-7/dataset.parquet"
 all=()
 for s in 7 9 10 11 12; do all+=("$out/data/sn-$s/dataset.parquet"); done
-train() { # name, then train flags
+train() { # name, then train flags (EPOCHS / PATIENCE override 8 / 2)
     local name="$1"; shift
     [ -f "$out/models/$name.seer" ] && return 0
-    "$bin/seer-predictor" train --epochs 8 --patience 2 --batch 256 --out "$out/models/$name.seer" "$@"
+    "$bin/seer-predictor" train --epochs "${EPOCHS:-8}" --patience "${PATIENCE:-2}" --batch 256 \
+        --out "$out/models/$name.seer" "$@"
 }
 evaluate() { # report name, then models
     local name="$1"; shift
@@ -58,14 +59,18 @@ train hybrid-10h-q25 --data "${all[@]}" --model hybrid --quiet-fraction 0.25
 train hybrid-10h-q25-o5 --data "${all[@]}" --model hybrid --quiet-fraction 0.25 --onset-weight 5
 train hybrid-20h --data "${twenty[@]}" --model hybrid
 train hybrid-20h-q25 --data "${twenty[@]}" --model hybrid --quiet-fraction 0.25
+EPOCHS=10 PATIENCE=3 train hybrid-20h-q25-lr5e-4 --data "${twenty[@]}" --model hybrid \
+    --quiet-fraction 0.25 --lr 5e-4
+train hybrid-20h-q25-w50 --data "${twenty[@]}" --model hybrid --quiet-fraction 0.25 --window 50
 # Evaluated on both held-out seeds (8 and 18) together.
 test=("$out/data/sn-8/dataset.parquet" "$out/data/sn-18/dataset.parquet")
-evaluate data-size hybrid-10h hybrid-10h-q25 hybrid-10h-q25-o5 hybrid-20h hybrid-20h-q25
+evaluate data-size hybrid-10h hybrid-10h-q25 hybrid-10h-q25-o5 hybrid-20h hybrid-20h-q25 \
+    hybrid-20h-q25-lr5e-4 hybrid-20h-q25-w50
 EXTRA=(--baselines "$small"); evaluate headline-20h hybrid-20h-q25
 for th in 0.3 0.7; do EXTRA=(--threshold "$th"); evaluate "threshold-$th" hybrid-10h hybrid-20h-q25; done
 EXTRA=()
 # The demo with each model as the controller's detector.
-for m in hybrid-10h hybrid-10h-q25 hybrid-20h hybrid-20h-q25; do
+for m in hybrid-10h hybrid-10h-q25 hybrid-20h hybrid-20h-q25 hybrid-20h-q25-w50; do
     "$bin/seer" demo --model "$out/models/$m.seer" >"$out/demo-$m.txt"
 done
 echo "reports in $out/*/report.md, demos in $out/demo-*.txt"
