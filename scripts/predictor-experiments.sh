@@ -2,7 +2,7 @@
 # Reproduces the predictor's evaluation on simulated Social Network data: the
 # datasets (seer sim, diurnal load, random injection campaign; training seeds 7
 # and 9-17, 2 h each; held-out seeds 8, 1 h, and 18, 2 h), then the models and
-# their reports. Each table lands in $OUT/<name>/report.md. Takes about two hours
+# their reports. Each table lands in $OUT/<name>/report.md. Takes about three hours
 # on 2 cores.
 # Usage: scripts/predictor-experiments.sh [OUT]   (default out/experiments)
 set -euo pipefail
