@@ -131,44 +131,27 @@ impl Detector for ModelDetector {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use seer_infer::checkpoint::{Checkpoint, Header, TrainSummary, encode};
-    use seer_infer::{Arch, Channel, ModelConfig, Normalizer};
+    use seer_infer::checkpoint::{Checkpoint, Header, encode};
+    use seer_infer::{Arch, Channel, ModelConfig};
 
     /// A hybrid model whose only non-zero weights are the output biases: it
     /// gives model service `hot` the probability `p_hot` whatever it sees.
     fn constant_model(services: &[&str], hot: usize, bias: f32) -> Checkpoint {
         let names: Vec<String> = services.iter().map(|s| s.to_string()).collect();
-        let n = names.len();
-        let header = Header {
-            model: ModelConfig::new(Arch::Hybrid, n, 1, 5),
-            normalizer: Normalizer {
-                channels: vec![Channel::Queue],
-                services: names.clone(),
-                mean: vec![0.0; n],
-                std: vec![1.0; n],
-            },
-            services: names,
-            horizon_ns: 100_000_000,
-            interval_ns: 100_000_000,
-            data_digest: String::new(),
-            train: TrainSummary::default(),
-            written_by: "test".into(),
-        };
-        let weights = header
-            .model
-            .weight_shapes()
-            .into_iter()
-            .map(|(name, shape)| {
-                let len = shape.iter().product();
-                let mut v = vec![0f32; len];
-                if name == "out.bias" {
-                    v[hot] = bias;
-                }
-                (name, shape, v)
-            })
-            .collect::<Vec<_>>();
-        let bytes = encode(&header, &weights).unwrap();
-        seer_infer::checkpoint::decode(&bytes, Path::new("m.seer")).unwrap()
+        let header = Header::untrained(
+            ModelConfig::new(Arch::Hybrid, names.len(), 1, 5),
+            names,
+            vec![Channel::Queue],
+            "test",
+        );
+        Checkpoint::with_weights(header, |name, i| {
+            if name == "out.bias" && i == hot {
+                bias
+            } else {
+                0.0
+            }
+        })
+        .unwrap()
     }
 
     fn ticks(n: usize) -> Vec<ServiceTick> {

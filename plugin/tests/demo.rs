@@ -32,34 +32,12 @@ fn seer_avoids_violations_and_names_culprits() {
 
 /// A checkpoint with all-zero weights for `services` reading `channels`.
 fn zero_model(services: &[String], channels: Vec<seer_infer::Channel>) -> Vec<u8> {
-    use seer_infer::checkpoint::{Header, TrainSummary, encode};
-    use seer_infer::{Arch, ModelConfig, Normalizer};
-    let (n, nc) = (services.len(), channels.len());
-    let header = Header {
-        model: ModelConfig::new(Arch::Hybrid, n, nc, 5),
-        normalizer: Normalizer {
-            channels,
-            services: services.to_vec(),
-            mean: vec![0.0; n * nc],
-            std: vec![1.0; n * nc],
-        },
-        services: services.to_vec(),
-        horizon_ns: 100_000_000,
-        interval_ns: 100_000_000,
-        data_digest: String::new(),
-        train: TrainSummary::default(),
-        written_by: "test".into(),
-    };
-    let weights: Vec<_> = header
-        .model
-        .weight_shapes()
-        .into_iter()
-        .map(|(name, shape)| {
-            let len = shape.iter().product();
-            (name, shape, vec![0f32; len])
-        })
-        .collect();
-    encode(&header, &weights).unwrap()
+    use seer_infer::checkpoint::{Checkpoint, Header, encode};
+    use seer_infer::{Arch, ModelConfig};
+    let model = ModelConfig::new(Arch::Hybrid, services.len(), channels.len(), 5);
+    let header = Header::untrained(model, services.to_vec(), channels, "test");
+    let ck = Checkpoint::with_weights(header, |_, _| 0.0).unwrap();
+    encode(&ck.header, &ck.weights).unwrap()
 }
 
 #[test]

@@ -1,8 +1,8 @@
 //! Inference micro-benchmarks: batch-1 full window vs per-tick streaming.
 
-use crate::checkpoint::{Header, Model, TrainSummary};
+use crate::checkpoint::{Header, Model};
 use crate::eval::percentiles;
-use crate::features::{Channel, Normalizer};
+use crate::features::Channel;
 use crate::model::{Arch, ModelConfig, ModelError, OutputKind, StreamMode};
 use serde::Serialize;
 use std::time::Instant;
@@ -19,21 +19,7 @@ pub fn untrained(
     let mut cfg = ModelConfig::new(arch, services, 1, window);
     cfg.output = output;
     Model::new(
-        Header {
-            model: cfg,
-            normalizer: Normalizer {
-                channels: vec![Channel::Queue],
-                services: names.clone(),
-                mean: vec![0.0; services],
-                std: vec![1.0; services],
-            },
-            services: names,
-            horizon_ns: 100_000_000,
-            interval_ns: 100_000_000,
-            data_digest: String::new(),
-            train: TrainSummary::default(),
-            written_by: "bench".into(),
-        },
+        Header::untrained(cfg, names, vec![Channel::Queue], "bench"),
         Device::Cpu,
     )
 }

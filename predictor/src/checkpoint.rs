@@ -148,27 +148,21 @@ impl Model {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::features::{Channel, Normalizer};
+    use crate::features::Channel;
     use crate::model::{Arch, ModelConfig};
     use std::path::PathBuf;
 
     fn header(arch: Arch) -> Header {
         let services: Vec<String> = (0..4).map(|i| format!("s{i}")).collect();
-        Header {
-            model: ModelConfig::new(arch, 4, 1, 5),
-            normalizer: Normalizer {
-                channels: vec![Channel::Queue],
-                services: services.clone(),
-                mean: vec![0.5; 4],
-                std: vec![1.0; 4],
-            },
+        let mut h = Header::untrained(
+            ModelConfig::new(arch, 4, 1, 5),
             services,
-            horizon_ns: 100_000_000,
-            interval_ns: 100_000_000,
-            data_digest: "00".into(),
-            train: TrainSummary::default(),
-            written_by: "test".into(),
-        }
+            vec![Channel::Queue],
+            "test",
+        );
+        h.normalizer.mean = vec![0.5; 4];
+        h.data_digest = "00".into();
+        h
     }
 
     fn saved(arch: Arch) -> (tempfile::TempDir, PathBuf, Model) {

@@ -217,7 +217,7 @@ pub fn remap(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::checkpoint::{Header, TrainSummary};
+    use crate::checkpoint::Header;
     use crate::features::Channel;
     use crate::model::ModelConfig;
     use crate::synth::{SynthConfig, synth_dataset};
@@ -227,25 +227,14 @@ mod tests {
         let services: Vec<String> = services.iter().map(|s| s.to_string()).collect();
         let chans = [Channel::Queue, Channel::Arrivals][..channels].to_vec();
         let n = services.len() * channels;
-        Model::new(
-            Header {
-                model: ModelConfig::new(arch, services.len(), channels, 4),
-                normalizer: Normalizer {
-                    channels: chans,
-                    services: services.clone(),
-                    mean: (0..n).map(|i| i as f32).collect(),
-                    std: vec![1.0; n],
-                },
-                services,
-                horizon_ns: 100_000_000,
-                interval_ns: 100_000_000,
-                data_digest: String::new(),
-                train: TrainSummary::default(),
-                written_by: "test".into(),
-            },
-            Device::Cpu,
-        )
-        .unwrap()
+        let mut h = Header::untrained(
+            ModelConfig::new(arch, services.len(), channels, 4),
+            services,
+            chans,
+            "test",
+        );
+        h.normalizer.mean = (0..n).map(|i| i as f32).collect();
+        Model::new(h, Device::Cpu).unwrap()
     }
 
     /// With the same services in another order, the remapped model gives the same
