@@ -10,6 +10,15 @@ set -uo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 scripts/setup.sh || exit 1
+# A one-shot build gains nothing from incremental caches and they cost GiBs.
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
+target="${CARGO_TARGET_DIR:-$root/target}"
+mkdir -p "$target"
+free_gib=$(( $(df --output=avail -k "$target" | tail -1) / 1048576 ))
+if [ "$free_gib" -lt 8 ]; then
+    echo "test: only ${free_gib} GiB free under $target; a clean build needs about 8" >&2
+    exit 1
+fi
 cargo build --workspace --all-targets || exit 1
 timed='binary(validation) | binary(traffic) | binary(real_v1)'
 rc=0
