@@ -222,20 +222,20 @@ impl Normalizer {
     /// Smallest standard deviation used, so constant signals do not blow up.
     pub const MIN_STD: f32 = 0.05;
 
-    /// Learns the statistics from the first `limit[i]` ticks of each dataset (the
-    /// training part), services mapped by name.
+    /// Learns the statistics from the ticks `t` of dataset `i` where
+    /// `training[i][t]` holds (the training part), services mapped by name.
     pub fn fit(
         datasets: &[&Dataset],
-        limits: &[usize],
+        training: &[Vec<bool>],
         services: &[String],
         channels: &[Channel],
     ) -> Result<Normalizer, FeatureError> {
         let nc = channels.len();
         let n = services.len() * nc;
         let (mut sum, mut sq, mut count) = (vec![0f64; n], vec![0f64; n], 0f64);
-        for (ds, &limit) in datasets.iter().zip(limits) {
+        for (ds, mask) in datasets.iter().zip(training) {
             let order = service_order(ds, services)?;
-            for t in 0..limit.min(ds.n_ticks()) {
+            for t in (0..mask.len().min(ds.n_ticks())).filter(|&t| mask[t]) {
                 let row = ds.services_at(t);
                 for (s, d) in order.iter().enumerate() {
                     for (c, ch) in channels.iter().enumerate() {
@@ -451,7 +451,7 @@ mod tests {
         });
         let norm = Normalizer::fit(
             &[&ds],
-            &[500],
+            &[vec![true; 500]],
             &ds.meta.services,
             &[Channel::Queue, Channel::Arrivals],
         )

@@ -417,7 +417,13 @@ mod tests {
             seed,
             ..Default::default()
         });
-        let norm = Normalizer::fit(&[&ds], &[1200], &ds.meta.services, &[Channel::Queue]).unwrap();
+        let norm = Normalizer::fit(
+            &[&ds],
+            &[vec![true; 1200]],
+            &ds.meta.services,
+            &[Channel::Queue],
+        )
+        .unwrap();
         Series::new(&ds, &norm, 1).unwrap()
     }
 

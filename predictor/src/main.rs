@@ -141,18 +141,26 @@ struct TrainArgs {
     /// Maximum epochs.
     #[arg(long, default_value_t = 30)]
     epochs: usize,
-    /// Early stopping: epochs without a better validation loss.
+    /// Early stopping: epochs without a better validation figure.
     #[arg(long, default_value_t = 5)]
     patience: usize,
+    /// The validation figure that picks the model kept: loss or accuracy.
+    #[arg(long, default_value = "loss")]
+    monitor: String,
     /// Batch size.
     #[arg(long, default_value_t = 64)]
     batch: usize,
     /// Adam learning rate.
     #[arg(long, default_value_t = 2e-3)]
     lr: f64,
-    /// Share of each dataset's last ticks held out for validation.
+    /// Share of each dataset's ticks held out for validation, in blocks spread
+    /// through it.
     #[arg(long, default_value_t = 0.2)]
     val_fraction: f64,
+    /// Length of one validation block (e.g. 5m); every 1/fraction-th block is
+    /// validation.
+    #[arg(long, default_value = "5m")]
+    val_block: String,
     /// Share of the training windows used (the earliest).
     #[arg(long, default_value_t = 1.0)]
     train_fraction: f64,
@@ -292,11 +300,12 @@ struct BenchArgs {
     json: bool,
 }
 
-fn parse_horizon(s: &str) -> Result<u64> {
+/// A positive duration in ns; `what` names it in errors.
+fn parse_duration(what: &str, s: &str) -> Result<u64> {
     let d: Duration = humantime::parse_duration(s)
-        .with_context(|| format!("invalid horizon {s:?} (e.g. 100ms, 1s)"))?;
+        .with_context(|| format!("invalid {what} {s:?} (e.g. 100ms, 1s, 5m)"))?;
     if d.is_zero() {
-        bail!("horizon {s:?} must be positive");
+        bail!("{what} {s:?} must be positive");
     }
     Ok(d.as_nanos() as u64)
 }
@@ -323,12 +332,14 @@ impl TrainArgs {
             output: self.output.parse()?,
             window: self.window,
             channels: parse_channels(&self.channels)?,
-            horizon_ns: parse_horizon(&self.horizon)?,
+            horizon_ns: parse_duration("horizon", &self.horizon)?,
             epochs: self.epochs,
             patience: self.patience,
+            monitor: self.monitor.parse()?,
             batch_size: self.batch,
             learning_rate: self.lr,
             val_fraction: self.val_fraction,
+            val_block_ns: parse_duration("validation block", &self.val_block)?,
             train_fraction: self.train_fraction,
             class_weight_power: self.class_weight,
             quiet_fraction: self.quiet_fraction,
@@ -482,11 +493,8 @@ fn cmd_train(a: TrainArgs) -> Result<()> {
     let start = match &a.from {
         Some(p) => {
             let old = Model::load(p, cfg.device)?;
-            let limits: Vec<usize> = refs
-                .iter()
-                .map(|d| ((1.0 - cfg.val_fraction) * d.n_ticks() as f64) as usize)
-                .collect();
-            let (m, r) = retrain::remap(&old, &refs[0].meta.services, &refs, &limits, cfg.device)?;
+            let masks = cfg.split(refs[0].meta.interval_ns).training_masks(&refs);
+            let (m, r) = retrain::remap(&old, &refs[0].meta.services, &refs, &masks, cfg.device)?;
             if !a.json {
                 eprintln!(
                     "fine-tuning {} ({}): {} services kept, added {:?}, removed {:?}",
@@ -781,6 +789,8 @@ mod tests {
             "0.01",
             "--val-fraction",
             "0.3",
+            "--val-block",
+            "2m",
             "--train-fraction",
             "0.5",
             "--quiet-fraction",
@@ -826,6 +836,7 @@ mod tests {
         assert_eq!(c.target_accuracy, Some(0.9));
         assert_eq!((c.quiet_fraction, c.onset_weight), (0.25, 4.0));
         assert_eq!(c.target_loss, Some(0.5));
+        assert_eq!(c.val_block_ns, 120_000_000_000);
         assert_eq!(c.device, Device::Cpu);
         assert!(!c.progress);
     }

@@ -103,12 +103,12 @@ fn pairs(ax: Axis, map: &[Option<usize>], old_services: usize) -> (Vec<i64>, Vec
 }
 
 /// Carries `old` over to `services` (in their new order), fitting normalisation
-/// for new services on the first `limits[i]` ticks of `datasets`.
+/// for new services on the ticks of `datasets` where `training[i][t]` holds.
 pub fn remap(
     old: &Model,
     services: &[String],
     datasets: &[&Dataset],
-    limits: &[usize],
+    training: &[Vec<bool>],
     device: Device,
 ) -> Result<(Model, Remap), ModelError> {
     let oh = &old.header;
@@ -150,7 +150,7 @@ pub fn remap(
     }
     let channels = oh.normalizer.channels.clone();
     let nc = channels.len();
-    let fresh = Normalizer::fit(datasets, limits, services, &channels)
+    let fresh = Normalizer::fit(datasets, training, services, &channels)
         .map_err(|e| ModelError::Invalid(e.to_string()))?;
     let mut norm = fresh.clone();
     for (sn, so) in map.iter().enumerate() {
@@ -250,7 +250,7 @@ mod tests {
         });
         ds.meta.services = vec!["a".into(), "b".into(), "c".into()];
         let new_order: Vec<String> = ["c", "a", "b"].iter().map(|s| s.to_string()).collect();
-        let (new, r) = remap(&old, &new_order, &[&ds], &[30], Device::Cpu).unwrap();
+        let (new, r) = remap(&old, &new_order, &[&ds], &[vec![true; 30]], Device::Cpu).unwrap();
         assert_eq!(new.id, old.id, "the remapped model keeps its parent's id");
         assert_eq!(r.kept.len(), 3);
         assert!(r.added.is_empty() && r.removed.is_empty());
@@ -278,7 +278,14 @@ mod tests {
                 n_ticks: 30,
                 ..Default::default()
             });
-            let (new, _) = remap(&old, &ds.meta.services, &[&ds], &[30], Device::Cpu).unwrap();
+            let (new, _) = remap(
+                &old,
+                &ds.meta.services,
+                &[&ds],
+                &[vec![true; 30]],
+                Device::Cpu,
+            )
+            .unwrap();
             let x = Tensor::randn([2, 4, 3, 1], (Kind::Float, Device::Cpu));
             let d = f64::try_from((old.net.forward(&x) - new.net.forward(&x)).abs().max()).unwrap();
             assert!(d < 1e-6, "{arch}: {d}");
@@ -298,7 +305,7 @@ mod tests {
             let mut ds = ds;
             ds.meta.services = vec!["a".into(), "c".into(), "d".into()];
             let svcs = ds.meta.services.clone();
-            let (new, r) = remap(&old, &svcs, &[&ds], &[30], Device::Cpu).unwrap();
+            let (new, r) = remap(&old, &svcs, &[&ds], &[vec![true; 30]], Device::Cpu).unwrap();
             assert_eq!(r.added, vec!["d".to_string()]);
             assert_eq!(r.removed, vec!["b".to_string()]);
             let ob = old.vs.variables()["out.bias"].shallow_clone();
@@ -319,7 +326,7 @@ mod tests {
             ..Default::default()
         });
         let svcs = ds.meta.services.clone();
-        let err = remap(&old, &svcs, &[&ds], &[30], Device::Cpu).unwrap_err();
+        let err = remap(&old, &svcs, &[&ds], &[vec![true; 30]], Device::Cpu).unwrap_err();
         assert!(err.to_string().contains("none in common"), "{err}");
     }
 }

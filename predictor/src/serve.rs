@@ -497,13 +497,10 @@ fn retrain_job(
         ..Default::default()
     };
     let start = if req.incremental {
-        let limits: Vec<usize> = refs
-            .iter()
-            .map(|d| ((1.0 - cfg.val_fraction) * d.n_ticks() as f64) as usize)
-            .collect();
+        let masks = cfg.split(h.interval_ns).training_masks(&refs);
         let m = lock(&served.model);
         Some(
-            retrain::remap(&m, &refs[0].meta.services, &refs, &limits, cfg.device)
+            retrain::remap(&m, &refs[0].meta.services, &refs, &masks, cfg.device)
                 .map_err(|e| e.to_string())?
                 .0,
         )
@@ -539,7 +536,7 @@ fn retrain_job(
                     &series,
                     h.model.window,
                     hz,
-                    cfg.val_fraction,
+                    cfg.split(h.interval_ns),
                     1.0,
                     cfg.class_weight_power,
                     cfg.onset_weight,

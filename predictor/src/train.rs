@@ -3,9 +3,9 @@
 //!
 //! All datasets are concatenated into one `[ticks, services, channels]` tensor;
 //! a sample is the index of its window's first tick, and windows never straddle
-//! two datasets. Per dataset, the last `val_fraction` of the ticks is validation,
-//! separated from the training part by a gap of one window plus the horizon so
-//! that no tick is seen by both.
+//! two datasets. Per dataset, blocks of ticks spread evenly through it are
+//! validation ([`Split`]), and training windows keep a gap of one window plus
+//! the horizon from every validation tick so that no tick is seen by both.
 
 use crate::checkpoint::{Header, Model, TrainSummary, data_digest};
 use crate::features::{Channel, FeatureError, Label, Normalizer, Series, horizon_ticks};
@@ -78,14 +78,18 @@ pub struct TrainConfig {
     pub horizon_ns: u64,
     /// Maximum epochs.
     pub epochs: usize,
-    /// Stop after this many epochs without a better validation loss.
+    /// Stop after this many epochs without a better validation figure.
     pub patience: usize,
+    /// Which validation figure picks the model kept and stops training.
+    pub monitor: Monitor,
     /// Batch size.
     pub batch_size: usize,
     /// Adam learning rate.
     pub learning_rate: f64,
-    /// Fraction of each dataset's ticks (the last ones) used for validation.
+    /// Fraction of each dataset's ticks used for validation ([`Split`]).
     pub val_fraction: f64,
+    /// Length of one validation block, ns ([`Split`]).
+    pub val_block_ns: u64,
     /// Fraction of the training windows used (the earliest ones), for
     /// accuracy-vs-training-set-size studies.
     pub train_fraction: f64,
@@ -125,9 +129,11 @@ impl Default for TrainConfig {
             horizon_ns: 100_000_000,
             epochs: 30,
             patience: 5,
+            monitor: Monitor::Loss,
             batch_size: 64,
             learning_rate: 2e-3,
             val_fraction: 0.2,
+            val_block_ns: 300_000_000_000,
             train_fraction: 1.0,
             class_weight_power: 0.5,
             quiet_fraction: 1.0,
@@ -142,6 +148,14 @@ impl Default for TrainConfig {
 }
 
 impl TrainConfig {
+    /// The validation split for data with ticks every `interval_ns`.
+    pub fn split(&self, interval_ns: u64) -> Split {
+        Split {
+            fraction: self.val_fraction,
+            block: (self.val_block_ns / interval_ns.max(1)).max(1) as usize,
+        }
+    }
+
     fn validate(&self) -> Result<(), TrainError> {
         let bad = |m: String| Err(TrainError::Config(m));
         if self.window == 0 || self.batch_size == 0 || self.epochs == 0 {
@@ -187,6 +201,75 @@ impl TrainConfig {
     }
 }
 
+/// The validation figure that early stopping follows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Monitor {
+    /// The weighted validation loss (lower is better).
+    Loss,
+    /// The share of validation windows whose most likely class is right
+    /// (higher is better). The loss punishes a confident miss without bound, so
+    /// on data whose violations are partly unforeseeable it can rise while the
+    /// predictions get better.
+    Accuracy,
+}
+
+impl std::str::FromStr for Monitor {
+    type Err = TrainError;
+    fn from_str(s: &str) -> Result<Self, TrainError> {
+        match s {
+            "loss" => Ok(Monitor::Loss),
+            "accuracy" => Ok(Monitor::Accuracy),
+            _ => Err(TrainError::Config(format!(
+                "unknown monitor {s:?} (loss or accuracy)"
+            ))),
+        }
+    }
+}
+
+/// Which ticks of a dataset are validation: blocks of `block` ticks spread
+/// evenly through it, counted from its end (the last block is always one; with
+/// a fraction of 0.2, every fifth). Blocks rather than the last fifth, so that
+/// validation sees every phase of a load cycle, not always the same one. A
+/// dataset too short to hold `1 / fraction` blocks gets shorter blocks: its last
+/// `fraction` of ticks, then, is the validation part.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Split {
+    /// Share of the ticks that are validation; 0 = none.
+    pub fraction: f64,
+    /// Length of a validation block, ticks.
+    pub block: usize,
+}
+
+impl Split {
+    /// `mask[t]`: tick `t` of a dataset of `n` ticks is validation.
+    pub fn validation_mask(&self, n: usize) -> Vec<bool> {
+        let f = self.fraction;
+        if f <= 0.0 {
+            return vec![false; n];
+        }
+        let block = self.block.min((n as f64 * f) as usize).max(1);
+        // Block b (0 = the last) is validation when the sequence b·f + (1 − f)
+        // crosses an integer within it: b = 0, then every 1/f blocks.
+        let crosses =
+            |b: usize| ((b + 1) as f64 * f + 1.0 - f).floor() > (b as f64 * f + 1.0 - f).floor();
+        (0..n).map(|t| crosses((n - 1 - t) / block)).collect()
+    }
+
+    /// Per dataset, `mask[t]`: tick `t` is not validation (what normalisation
+    /// is fitted on).
+    pub fn training_masks(&self, datasets: &[&Dataset]) -> Vec<Vec<bool>> {
+        datasets
+            .iter()
+            .map(|d| {
+                self.validation_mask(d.n_ticks())
+                    .into_iter()
+                    .map(|v| !v)
+                    .collect()
+            })
+            .collect()
+    }
+}
+
 /// One epoch's figures.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EpochReport {
@@ -222,12 +305,12 @@ pub struct Samples {
 }
 
 impl Samples {
-    /// Builds samples; `val_fraction` 0 puts everything in `train`.
+    /// Builds samples; a split with fraction 0 puts everything in `train`.
     pub fn new(
         series: &[Series],
         window: usize,
         h: usize,
-        val_fraction: f64,
+        split: Split,
         train_fraction: f64,
         class_weight_power: f64,
         onset_weight: f64,
@@ -243,9 +326,16 @@ impl Samples {
         for s in series {
             x.extend_from_slice(&s.x);
             let ends: Vec<usize> = s.window_ends(window).collect();
-            let span = s.n_ticks.saturating_sub(window - 1);
-            let cut = window - 1 + ((1.0 - val_fraction) * span as f64) as usize;
+            let val = split.validation_mask(s.n_ticks);
+            // near[t]: a validation tick lies within one window plus the
+            // horizon of t (prefix sums of the mask).
             let gap = window + h;
+            let mut before = vec![0usize; s.n_ticks + 1];
+            for (t, &v) in val.iter().enumerate() {
+                before[t + 1] = before[t] + usize::from(v);
+            }
+            let near =
+                |t: usize| before[(t + gap + 1).min(s.n_ticks)] > before[t.saturating_sub(gap)];
             let mut tr = Vec::new();
             for t in ends {
                 let row = &mut targets[(offset + t) * (ns + 1)..(offset + t + 1) * (ns + 1)];
@@ -267,9 +357,9 @@ impl Samples {
                     Some(Label::Unattributed) | None => continue,
                 }
                 let start = (offset + t + 1 - window) as i64;
-                if val_fraction > 0.0 && t >= cut {
+                if val[t] {
                     validation.push(start);
-                } else if val_fraction == 0.0 || t + gap < cut {
+                } else if !near(t) {
                     tr.push(start);
                 }
             }
@@ -386,7 +476,7 @@ pub fn evaluate(
 /// The result of training.
 #[derive(Debug)]
 pub struct Trained {
-    /// The model with the best validation loss.
+    /// The model with the best validation figure ([`TrainConfig::monitor`]).
     pub model: Model,
     /// One report per epoch run.
     pub epochs: Vec<EpochReport>,
@@ -432,11 +522,8 @@ pub fn train(
         }
         None => {
             let services = first.meta.services.clone();
-            let limits: Vec<usize> = datasets
-                .iter()
-                .map(|d| ((1.0 - cfg.val_fraction) * d.n_ticks() as f64) as usize)
-                .collect();
-            let normalizer = Normalizer::fit(datasets, &limits, &services, &cfg.channels)?;
+            let masks = cfg.split(interval).training_masks(datasets);
+            let normalizer = Normalizer::fit(datasets, &masks, &services, &cfg.channels)?;
             let mut mc = ModelConfig::new(cfg.arch, services.len(), cfg.channels.len(), cfg.window);
             mc.output = cfg.output;
             let header = Header {
@@ -462,7 +549,7 @@ pub fn train(
         &series,
         window,
         h,
-        cfg.val_fraction,
+        cfg.split(interval),
         cfg.train_fraction,
         cfg.class_weight_power,
         cfg.onset_weight,
@@ -560,7 +647,11 @@ pub fn train(
         ));
         on_epoch(&r);
         reports.push(r);
-        if vl < best_loss {
+        let better = match cfg.monitor {
+            Monitor::Loss => vl < best_loss,
+            Monitor::Accuracy => va > best_acc,
+        };
+        if better {
             (best_loss, best_epoch, best_acc) = (vl, epoch, va);
             best = snapshot(&model.vs);
             since_best = 0;
@@ -644,6 +735,114 @@ mod tests {
         }
     }
 
+    /// The last fifth of a dataset (blocks longer than any test dataset).
+    const LAST_FIFTH: Split = Split {
+        fraction: 0.2,
+        block: usize::MAX,
+    };
+
+    /// Maximal runs of validation ticks as (first, length).
+    fn runs(mask: &[bool]) -> Vec<(usize, usize)> {
+        let mut out: Vec<(usize, usize)> = Vec::new();
+        for (t, &v) in mask.iter().enumerate() {
+            match out.last_mut() {
+                Some((a, l)) if v && *a + *l == t => *l += 1,
+                _ if v => out.push((t, 1)),
+                _ => {}
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn validation_blocks_are_spread_through_the_data() {
+        // Two hours of 100 ms ticks, 5-minute blocks: every fifth block, the
+        // last one included, so 24 minutes of validation in every phase.
+        let n = 72_000;
+        let mask = Split {
+            fraction: 0.2,
+            block: 3000,
+        }
+        .validation_mask(n);
+        let r = runs(&mask);
+        assert_eq!(r.len(), 5, "{r:?}");
+        assert!(r.iter().all(|&(_, l)| l == 3000), "{r:?}");
+        assert_eq!(
+            r.last().unwrap().0 + 3000,
+            n,
+            "the last block is validation"
+        );
+        for w in r.windows(2) {
+            assert_eq!(w[1].0 - w[0].0, 15_000, "evenly spaced: {r:?}");
+        }
+        // A fraction that is not 1/k still holds out about that share.
+        let m = Split {
+            fraction: 0.3,
+            block: 100,
+        }
+        .validation_mask(10_000);
+        let share = m.iter().filter(|&&v| v).count() as f64 / 1e4;
+        assert!((share - 0.3).abs() < 0.011, "{share}");
+        // Too short for 1/fraction blocks: the last fifth, as before.
+        let short = Split {
+            fraction: 0.2,
+            block: 3000,
+        }
+        .validation_mask(400);
+        assert_eq!(runs(&short), vec![(320, 80)]);
+        assert_eq!(LAST_FIFTH.validation_mask(400), short);
+        assert!(
+            !Split {
+                fraction: 0.0,
+                block: 10
+            }
+            .validation_mask(50)
+            .contains(&true)
+        );
+    }
+
+    #[test]
+    fn no_training_window_comes_near_a_validation_block() {
+        let ds = synth_dataset(&SynthConfig {
+            n_services: 3,
+            n_ticks: 3000,
+            ..Default::default()
+        });
+        let split = Split {
+            fraction: 0.2,
+            block: 100,
+        };
+        let masks = split.training_masks(&[&ds]);
+        let norm = Normalizer::fit(&[&ds], &masks, &ds.meta.services, &[Channel::Queue]).unwrap();
+        let (w, h) = (8usize, 2usize);
+        let s = Series::new(&ds, &norm, h).unwrap();
+        let sm = Samples::new(&[s], w, h, split, 1.0, 0.5, 1.0);
+        let val: Vec<usize> = sm
+            .validation
+            .iter()
+            .map(|&st| st as usize + w - 1)
+            .collect();
+        let mask = split.validation_mask(3000);
+        assert!(val.iter().all(|&t| mask[t]));
+        // Validation comes from several blocks across the dataset.
+        assert!(*val.iter().min().unwrap() < 1000 && *val.iter().max().unwrap() > 2900);
+        let mut trained = 0;
+        for &st in &sm.train {
+            let t = st as usize + w - 1;
+            // The training window's ticks and the ticks its label looks at.
+            let (lo, hi) = (t + 1 - w, t + h);
+            for &v in &val {
+                assert!(
+                    hi < v + 1 - w || lo > v + h,
+                    "train {t} touches validation {v}"
+                );
+            }
+            trained += 1;
+        }
+        // Gaps cost 2·(w + h) ticks per block: most non-validation ticks train.
+        assert!(trained > 1900, "{trained} training windows");
+    }
+
     #[test]
     fn samples_split_by_time_with_a_gap() {
         let ds = synth_dataset(&SynthConfig {
@@ -651,9 +850,15 @@ mod tests {
             n_ticks: 400,
             ..Default::default()
         });
-        let norm = Normalizer::fit(&[&ds], &[320], &ds.meta.services, &[Channel::Queue]).unwrap();
+        let norm = Normalizer::fit(
+            &[&ds],
+            &[vec![true; 320]],
+            &ds.meta.services,
+            &[Channel::Queue],
+        )
+        .unwrap();
         let s = Series::new(&ds, &norm, 1).unwrap();
-        let sm = Samples::new(&[s], 8, 1, 0.2, 1.0, 0.5, 1.0);
+        let sm = Samples::new(&[s], 8, 1, LAST_FIFTH, 1.0, 0.5, 1.0);
         let last_train = *sm.train.iter().max().unwrap();
         let first_val = *sm.validation.iter().min().unwrap();
         assert!(
@@ -685,7 +890,7 @@ mod tests {
         // "Always quiet" scores the share of quiet ticks; the model must beat it.
         let h = horizon_ticks(cfg.horizon_ns, ds.meta.interval_ns);
         let s = Series::new(&ds, &a.model.header.normalizer, h).unwrap();
-        let sm = Samples::new(&[s], 8, h, 0.2, 1.0, 0.5, 1.0);
+        let sm = Samples::new(&[s], 8, h, LAST_FIFTH, 1.0, 0.5, 1.0);
         let quiet = sm
             .validation
             .iter()
@@ -709,16 +914,83 @@ mod tests {
     }
 
     #[test]
+    fn the_kept_model_is_the_best_by_the_monitored_figure() {
+        tch::set_num_threads(1);
+        let ds = synth_dataset(&SynthConfig {
+            n_services: 4,
+            n_ticks: 1200,
+            ..Default::default()
+        });
+        for monitor in [Monitor::Loss, Monitor::Accuracy] {
+            let cfg = TrainConfig {
+                epochs: 5,
+                patience: 5,
+                monitor,
+                ..quick(Arch::Lstm)
+            };
+            let t = train(&[&ds], &cfg, None, &mut |_| {}).unwrap();
+            assert_eq!(t.epochs.len(), 5);
+            let key = |e: &EpochReport| match monitor {
+                Monitor::Loss => e.validation_loss,
+                Monitor::Accuracy => -e.validation_accuracy,
+            };
+            // The first epoch with the best figure.
+            let best = t
+                .epochs
+                .iter()
+                .fold(None::<&EpochReport>, |b, e| match b {
+                    Some(b) if key(b) <= key(e) => Some(b),
+                    _ => Some(e),
+                })
+                .unwrap();
+            let s = &t.model.header.train;
+            assert_eq!(s.best_epoch, best.epoch, "{monitor:?}");
+            // The weights kept are that epoch's: they score its figures again.
+            let h = horizon_ticks(cfg.horizon_ns, ds.meta.interval_ns);
+            let series = Series::new(&ds, &t.model.header.normalizer, h).unwrap();
+            let sm = Samples::new(
+                &[series],
+                8,
+                h,
+                cfg.split(ds.meta.interval_ns),
+                1.0,
+                0.5,
+                1.0,
+            );
+            let (l, a) = evaluate(&t.model, &sm, &sm.validation, 64).unwrap();
+            assert!(
+                (l - best.validation_loss).abs() < 1e-4,
+                "{l} vs {}",
+                best.validation_loss
+            );
+            assert!((a - best.validation_accuracy).abs() < 1e-9);
+        }
+        assert!(
+            "gain"
+                .parse::<Monitor>()
+                .unwrap_err()
+                .to_string()
+                .contains("loss or accuracy")
+        );
+    }
+
+    #[test]
     fn episode_onsets_can_weigh_more() {
         let ds = synth_dataset(&SynthConfig {
             n_services: 3,
             n_ticks: 600,
             ..Default::default()
         });
-        let norm = Normalizer::fit(&[&ds], &[480], &ds.meta.services, &[Channel::Queue]).unwrap();
+        let norm = Normalizer::fit(
+            &[&ds],
+            &[vec![true; 480]],
+            &ds.meta.services,
+            &[Channel::Queue],
+        )
+        .unwrap();
         let s = Series::new(&ds, &norm, 1).unwrap();
-        let plain = Samples::new(std::slice::from_ref(&s), 8, 1, 0.2, 1.0, 0.5, 1.0);
-        let heavy = Samples::new(std::slice::from_ref(&s), 8, 1, 0.2, 1.0, 0.5, 3.0);
+        let plain = Samples::new(std::slice::from_ref(&s), 8, 1, LAST_FIFTH, 1.0, 0.5, 1.0);
+        let heavy = Samples::new(std::slice::from_ref(&s), 8, 1, LAST_FIFTH, 1.0, 0.5, 3.0);
         let a: Vec<f32> = Vec::try_from(&plain.weights).unwrap();
         let b: Vec<f32> = Vec::try_from(&heavy.weights).unwrap();
         let (mut onsets, mut others) = (0, 0);
@@ -747,9 +1019,15 @@ mod tests {
             n_ticks: 1500,
             ..Default::default()
         });
-        let norm = Normalizer::fit(&[&ds], &[1200], &ds.meta.services, &[Channel::Queue]).unwrap();
+        let norm = Normalizer::fit(
+            &[&ds],
+            &[vec![true; 1200]],
+            &ds.meta.services,
+            &[Channel::Queue],
+        )
+        .unwrap();
         let s = Series::new(&ds, &norm, 1).unwrap();
-        let sm = Samples::new(std::slice::from_ref(&s), 8, 1, 0.2, 1.0, 0.5, 1.0);
+        let sm = Samples::new(std::slice::from_ref(&s), 8, 1, LAST_FIFTH, 1.0, 0.5, 1.0);
         let (quiet, events) = sm.split_quiet(&sm.train).unwrap();
         assert_eq!(quiet.len() + events.len(), sm.train.len());
         for &st in &quiet {
