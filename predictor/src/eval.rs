@@ -107,7 +107,13 @@ pub struct Metrics {
     pub by_resource: BTreeMap<String, [usize; 3]>,
     /// Per episode length (violation ticks: < 10, 10–49, ≥ 50): episodes, anticipated.
     pub by_length: [[usize; 2]; 3],
+    /// Per cause: episodes with a known culprit at some tick (a fault), and
+    /// episodes without one (load alone): episodes, anticipated.
+    pub by_cause: [[usize; 2]; 2],
 }
+
+/// Labels of [`Metrics::by_cause`]'s buckets.
+pub const CAUSE_BUCKETS: [&str; 2] = ["a fault (culprit known)", "no culprit (load)"];
 
 /// Labels of [`Metrics::by_length`]'s buckets.
 pub const LENGTH_BUCKETS: [&str; 3] = ["< 10 ticks", "10–49 ticks", "≥ 50 ticks"];
@@ -165,7 +171,12 @@ impl Metrics {
                 e[i] += v[i];
             }
         }
-        for (a, b) in self.by_length.iter_mut().zip(&o.by_length) {
+        for (a, b) in self
+            .by_length
+            .iter_mut()
+            .chain(self.by_cause.iter_mut())
+            .zip(o.by_length.iter().chain(&o.by_cause))
+        {
             a[0] += b[0];
             a[1] += b[1];
         }
@@ -192,11 +203,16 @@ pub fn metrics(
     let mut run_start: Option<usize> = None;
     let mut run_alarmed = false;
     let mut run_len = 0usize;
-    let close = |m: &mut Metrics, len: usize, alarmed: bool| {
+    let mut run_fault = false;
+    let close = |m: &mut Metrics, len: usize, alarmed: bool, fault: bool| {
         m.anticipated += usize::from(alarmed);
-        let b = &mut m.by_length[length_bucket(len)];
-        b[0] += 1;
-        b[1] += usize::from(alarmed);
+        for b in [
+            &mut m.by_length[length_bucket(len)],
+            &mut m.by_cause[usize::from(!fault)],
+        ] {
+            b[0] += 1;
+            b[1] += usize::from(alarmed);
+        }
     };
     let mut prev_t = None;
     // The open alarm episode: whether any of its ticks was a violation tick.
@@ -229,20 +245,22 @@ pub fn metrics(
             m.violation_ticks += 1;
             if run_start.is_none() || !contiguous {
                 if run_start.is_some() {
-                    close(&mut m, run_len, run_alarmed);
+                    close(&mut m, run_len, run_alarmed, run_fault);
                 }
                 m.episodes += 1;
                 run_start = Some(t);
                 run_alarmed = false;
                 run_len = 0;
+                run_fault = false;
             }
             run_len += 1;
+            run_fault |= matches!(label, Label::Culprits(_));
             if alarm && run_start.is_some_and(|s| t < s + h) {
                 run_alarmed = true;
             }
         } else {
             if run_start.take().is_some() {
-                close(&mut m, run_len, run_alarmed);
+                close(&mut m, run_len, run_alarmed, run_fault);
             }
             run_alarmed = false;
             m.quiet_ticks += 1;
@@ -270,7 +288,7 @@ pub fn metrics(
         prev_t = Some(t);
     }
     if run_start.is_some() {
-        close(&mut m, run_len, run_alarmed);
+        close(&mut m, run_len, run_alarmed, run_fault);
     }
     if alarm_run == Some(false) {
         m.false_alarm_episodes += 1;
@@ -432,17 +450,27 @@ fn breakdowns(s: &mut String, rows: &[Row]) {
             s.push('\n');
         }
     }
-    s.push_str("\nViolations anticipated % by episode length (episodes):\n\n| model |");
-    for b in LENGTH_BUCKETS {
-        s.push_str(&format!(" {b} |"));
-    }
-    s.push_str("\n| --- | ---: | ---: | ---: |\n");
-    for r in rows {
-        s.push_str(&format!("| {} |", r.name));
-        for [n, a] in r.metrics.by_length {
-            s.push_str(&format!(" {} ({n}) |", pct_of(a, n)));
+    let tables: [(&str, &[&str], fn(&Metrics) -> &[[usize; 2]]); 2] = [
+        ("episode length", &LENGTH_BUCKETS, |m| &m.by_length),
+        ("cause", &CAUSE_BUCKETS, |m| &m.by_cause),
+    ];
+    for (what, buckets, counts) in tables {
+        s.push_str(&format!(
+            "\nViolations anticipated % by {what} (episodes):\n\n| model |"
+        ));
+        for b in buckets {
+            s.push_str(&format!(" {b} |"));
         }
+        s.push_str("\n| --- |");
+        s.push_str(&" ---: |".repeat(buckets.len()));
         s.push('\n');
+        for r in rows {
+            s.push_str(&format!("| {} |", r.name));
+            for &[n, a] in counts(&r.metrics) {
+                s.push_str(&format!(" {} ({n}) |", pct_of(a, n)));
+            }
+            s.push('\n');
+        }
     }
 }
 
@@ -516,10 +544,17 @@ mod tests {
         assert_eq!((m.alarm_episodes, m.false_alarm_episodes), (1, 0));
         // Two episodes of 2 and 1 ticks, the first anticipated.
         assert_eq!(m.by_length, [[2, 1], [0, 0], [0, 0]]);
+        // The first has a culprit (anticipated), the second none (missed).
+        assert_eq!(m.by_cause, [[1, 1], [1, 0]]);
         assert_eq!(m.by_resource["cpu"], [2, 1, 2]);
-        let md = markdown("t", &[Row::new("m".into(), m, None)]);
+        let md = markdown("t", &[Row::new("m".into(), m.clone(), None)]);
         assert!(md.contains("| m | 50 / 100 (2) |"), "{md}");
         assert!(md.contains("| m | 50 (2) | – (0) | – (0) |"), "{md}");
+        assert!(md.contains("by cause (episodes)"), "{md}");
+        assert!(md.contains("| m | 100 (1) | 0 (1) |"), "{md}");
+        let mut sum = m.clone();
+        sum.add(&m);
+        assert_eq!(sum.by_cause, [[2, 2], [2, 0]]);
     }
 
     #[test]
