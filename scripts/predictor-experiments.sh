@@ -2,8 +2,8 @@
 # Reproduces the predictor's evaluation on simulated Social Network data: the
 # datasets (seer sim, diurnal load, random injection campaign; training seeds 7
 # and 9-17, 2 h each; held-out seeds 8, 1 h, and 18, 2 h), then the models and
-# their reports. Each table lands in $OUT/<name>/report.md. Takes about three and a half
-# hours on 2 cores.
+# their reports. Each table lands in $OUT/<name>/report.md. Takes about four hours on
+# 2 cores.
 # Usage: scripts/predictor-experiments.sh [OUT]   (default out/experiments)
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -70,6 +70,13 @@ VAL_BLOCK=5m EPOCHS=30 PATIENCE=4 train hybrid-20h-q25-blocks --data "${twenty[@
     --model hybrid --quiet-fraction 0.25
 VAL_BLOCK=5m EPOCHS=12 PATIENCE=3 train hybrid-20h-q25-blocks-acc --data "${twenty[@]}" \
     --model hybrid --quiet-fraction 0.25 --monitor accuracy
+VAL_BLOCK=5m EPOCHS=12 PATIENCE=3 train hybrid-20h-q25-blocks-acc-o3 --data "${twenty[@]}" \
+    --model hybrid --quiet-fraction 0.25 --monitor accuracy --onset-weight 3
+# Three signals per service: outstanding, held by a worker, waiting for one.
+VAL_BLOCK=5m EPOCHS=12 PATIENCE=3 train hybrid-20h-q25-blocks-acc-qaw --data "${twenty[@]}" \
+    --model hybrid --quiet-fraction 0.25 --monitor accuracy --channels queue,active,wait
+VAL_BLOCK=5m EPOCHS=30 PATIENCE=4 train hybrid-20h-q25-blocks-qaw --data "${twenty[@]}" \
+    --model hybrid --quiet-fraction 0.25 --channels queue,active,wait
 # Evaluated on both held-out seeds (8 and 18) together.
 test=("$out/data/sn-8/dataset.parquet" "$out/data/sn-18/dataset.parquet")
 evaluate data-size hybrid-10h hybrid-10h-q25 hybrid-10h-q25-o5 hybrid-20h hybrid-20h-q25 \
@@ -78,12 +85,14 @@ EXTRA=(--baselines "$small"); evaluate headline-20h hybrid-20h-q25
 for th in 0.3 0.7; do EXTRA=(--threshold "$th"); evaluate "threshold-$th" hybrid-10h hybrid-20h-q25; done
 for th in 0.5 0.3 0.2; do
     EXTRA=(--threshold "$th")
-    evaluate "blocks-$th" hybrid-20h-q25 hybrid-20h-q25-blocks hybrid-20h-q25-blocks-acc
+    evaluate "blocks-$th" hybrid-20h-q25 hybrid-20h-q25-blocks hybrid-20h-q25-blocks-acc \
+        hybrid-20h-q25-blocks-acc-o3 hybrid-20h-q25-blocks-acc-qaw hybrid-20h-q25-blocks-qaw
 done
 EXTRA=()
 # The demo with each model as the controller's detector.
 for m in hybrid-10h hybrid-10h-q25 hybrid-20h hybrid-20h-q25 hybrid-20h-q25-w50 \
-    hybrid-20h-q25-blocks hybrid-20h-q25-blocks-acc; do
+    hybrid-20h-q25-blocks hybrid-20h-q25-blocks-acc hybrid-20h-q25-blocks-acc-o3 \
+    hybrid-20h-q25-blocks-acc-qaw hybrid-20h-q25-blocks-qaw; do
     "$bin/seer" demo --model "$out/models/$m.seer" >"$out/demo-$m.txt"
 done
 echo "reports in $out/*/report.md, demos in $out/demo-*.txt"
