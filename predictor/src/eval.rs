@@ -450,7 +450,13 @@ fn breakdowns(s: &mut String, rows: &[Row]) {
             s.push('\n');
         }
     }
-    let tables: [(&str, &[&str], fn(&Metrics) -> &[[usize; 2]]); 2] = [
+    /// A breakdown's name, its bucket labels and its counts.
+    type Breakdown = (
+        &'static str,
+        &'static [&'static str],
+        fn(&Metrics) -> &[[usize; 2]],
+    );
+    let tables: [Breakdown; 2] = [
         ("episode length", &LENGTH_BUCKETS, |m| &m.by_length),
         ("cause", &CAUSE_BUCKETS, |m| &m.by_cause),
     ];

@@ -42,7 +42,7 @@ enum Cmd {
     #[command(
         after_help = "Example:\n  seer-predictor train --data a.parquet --data b.parquet --model hybrid --horizon 100ms --out m.seer"
     )]
-    Train(TrainArgs),
+    Train(Box<TrainArgs>),
     /// Evaluates a model (and baselines) on held-out datasets.
     #[command(
         after_help = "Example:\n  seer-predictor eval --model m.seer --data test.parquet --baselines train.parquet --out report/"
@@ -384,7 +384,7 @@ fn run(cli: Cli) -> Result<()> {
         None => {}
     }
     match cli.cmd {
-        Cmd::Train(a) => cmd_train(a),
+        Cmd::Train(a) => cmd_train(*a),
         Cmd::Eval(a) => cmd_eval(a),
         Cmd::Predict(a) => cmd_predict(a),
         Cmd::Info(a) => cmd_info(a),
