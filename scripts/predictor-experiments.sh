@@ -88,6 +88,11 @@ for th in 0.5 0.3 0.2; do
     evaluate "blocks-$th" hybrid-20h-q25 hybrid-20h-q25-blocks hybrid-20h-q25-blocks-acc \
         hybrid-20h-q25-blocks-acc-o3 hybrid-20h-q25-blocks-acc-qaw hybrid-20h-q25-blocks-qaw
 done
+# Alarms from the loss-picked model, culprits from the accuracy-picked one.
+for th in 0.5 0.3; do
+    EXTRA=(--threshold "$th" --culprit-model "$out/models/hybrid-20h-q25-blocks-acc-qaw.seer")
+    evaluate "pair-$th" hybrid-20h-q25-blocks-qaw
+done
 EXTRA=()
 # The demo with each model as the controller's detector.
 for m in hybrid-10h hybrid-10h-q25 hybrid-20h hybrid-20h-q25 hybrid-20h-q25-w50 \

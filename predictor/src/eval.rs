@@ -17,7 +17,7 @@
 //!   culprits is among the `k` services with the highest probability.
 
 use crate::checkpoint::Model;
-use crate::features::{Label, Series};
+use crate::features::{Label, Series, horizon_ticks};
 use crate::model::StreamMode;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -152,7 +152,8 @@ impl Metrics {
         pct(self.top3, self.culprit_ticks)
     }
 
-    fn add(&mut self, o: &Metrics) {
+    /// Adds another series' counts.
+    pub fn add(&mut self, o: &Metrics) {
         self.ticks += o.ticks;
         self.violation_ticks += o.violation_ticks;
         self.episodes += o.episodes;
@@ -354,6 +355,54 @@ pub fn evaluate_scorer(
         total.add(&metrics(s, &ends, &probs, h, threshold));
     }
     total
+}
+
+/// One model's "when" with another's "who": P(no violation) from `when`, and
+/// the rest shared among the services as `who` ranks them (its service
+/// probabilities renormalised; evenly when it gives them none).
+pub fn combine(when: &[f32], who: &[f32]) -> Vec<f32> {
+    let ns = when.len() - 1;
+    let quiet = when[ns];
+    let total: f32 = who[..ns].iter().sum();
+    let mut out: Vec<f32> = if total > 1e-12 {
+        who[..ns]
+            .iter()
+            .map(|p| (1.0 - quiet) * p / total)
+            .collect()
+    } else {
+        vec![(1.0 - quiet) / ns as f32; ns]
+    };
+    out.push(quiet);
+    out
+}
+
+/// Metrics of `when` (alarms) paired with `who` (culprit ranking) over the same
+/// datasets: `when_series[i]` and `who_series[i]` are dataset `i` as each model
+/// reads it; both models must share services, tick and horizon.
+pub fn evaluate_pair(
+    when: &Model,
+    who: &Model,
+    when_series: &[Series],
+    who_series: &[Series],
+    threshold: f32,
+) -> Result<Metrics, String> {
+    let (a, b) = (&when.header, &who.header);
+    if a.services != b.services || a.horizon_ns != b.horizon_ns || a.interval_ns != b.interval_ns {
+        return Err(
+            "the two models must have the same services (in order), tick and horizon".into(),
+        );
+    }
+    let h = horizon_ticks(a.horizon_ns, a.interval_ns);
+    let window = a.model.window.max(b.model.window);
+    let mut total = Metrics::default();
+    for (sa, sb) in when_series.iter().zip(who_series) {
+        let ends: Vec<usize> = sa.window_ends(window).collect();
+        let pa = score_model(when, sa, &ends);
+        let pb = score_model(who, sb, &ends);
+        let probs: Vec<Vec<f32>> = pa.iter().zip(&pb).map(|(x, y)| combine(x, y)).collect();
+        total.add(&metrics(sa, &ends, &probs, h, threshold));
+    }
+    Ok(total)
 }
 
 /// Batch-1 inference latency (p50, p99) in µs over up to `n` windows, after a
@@ -561,6 +610,21 @@ mod tests {
         let mut sum = m.clone();
         sum.add(&m);
         assert_eq!(sum.by_cause, [[2, 2], [2, 0]]);
+    }
+
+    #[test]
+    fn combined_probabilities_take_when_from_one_and_who_from_the_other() {
+        // when: 30 % violation; who: ranks service 2 first, its own quiet 0.9.
+        let c = combine(&[0.2, 0.1, 0.0, 0.7], &[0.01, 0.02, 0.07, 0.9]);
+        assert!((c[3] - 0.7).abs() < 1e-6);
+        assert!((c.iter().sum::<f32>() - 1.0).abs() < 1e-6);
+        assert!((c[2] - 0.3 * 0.7).abs() < 1e-6, "{c:?}");
+        let mut rank: Vec<usize> = (0..3).collect();
+        rank.sort_by(|&a, &b| c[b].total_cmp(&c[a]));
+        assert_eq!(rank, vec![2, 1, 0]);
+        // A ranking with nothing on the services shares evenly.
+        let e = combine(&[0.3, 0.3, 0.4], &[0.0, 0.0, 1.0]);
+        assert!((e[0] - 0.3).abs() < 1e-6 && (e[1] - 0.3).abs() < 1e-6);
     }
 
     #[test]

@@ -211,6 +211,10 @@ struct EvalArgs {
     /// Alarm threshold on P(violation).
     #[arg(long, default_value_t = 0.5)]
     threshold: f32,
+    /// Also score each model's alarms with this model's culprit ranking (a row
+    /// per model; the two must share services, tick and horizon).
+    #[arg(long)]
+    culprit_model: Option<PathBuf>,
     /// Folder to write report.md and report.json into.
     #[arg(long)]
     out: Option<PathBuf>,
@@ -580,7 +584,18 @@ fn cmd_eval(a: EvalArgs) -> Result<()> {
         let metrics =
             eval::evaluate_scorer(&mut sc, &series, m.header.model.window, h, a.threshold);
         let lat = eval::inference_latency(m, &series[0], 500, None);
-        rows.push(Row::new(name, metrics, Some(lat)));
+        rows.push(Row::new(name.clone(), metrics, Some(lat)));
+        if let Some(cp) = &a.culprit_model {
+            let who = Model::load(cp, Device::cuda_if_available())?;
+            let who_series: Vec<Series> = test
+                .iter()
+                .map(|d| Series::new(d, &who.header.normalizer, h))
+                .collect::<Result<_, _>>()?;
+            let metrics = eval::evaluate_pair(m, &who, &series, &who_series, a.threshold)
+                .map_err(|e| anyhow::anyhow!("--culprit-model {}: {e}", cp.display()))?;
+            let name = format!("{name} + culprits from {}", cp.display());
+            rows.push(Row::new(name, metrics, None));
+        }
     }
     if !a.baselines.is_empty() {
         let train_data = read_all(&a.baselines)?;
