@@ -9,6 +9,7 @@
 //! alarms that a good model must ignore. The culprit is the service whose queue
 //! rose *first*, which is what the predictor has to learn.
 
+use crate::features::{Channel, FeatureError, Normalizer, Series};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use seer_traces::tick::{DEFAULT_INTERVAL_NS, EntryTick, QueueSource, ServiceTick};
@@ -58,6 +59,18 @@ pub fn synth_services(cfg: &SynthConfig) -> Vec<String> {
     (0..cfg.n_services)
         .map(|i| format!("{}-{i}", cfg.prefix))
         .collect()
+}
+
+/// `ds` as queue-depth features normalised on its first `training` ticks and
+/// labelled `h` ticks ahead: the usual set-up of tests and examples.
+pub fn queue_series(ds: &Dataset, training: usize, h: usize) -> Result<Series, FeatureError> {
+    let norm = Normalizer::fit(
+        &[ds],
+        &[vec![true; training]],
+        &ds.meta.services,
+        &[Channel::Queue],
+    )?;
+    Series::new(ds, &norm, h)
 }
 
 /// Builds a labelled dataset (see the module docs).

@@ -407,8 +407,7 @@ impl Scorer for Linfa {
 mod tests {
     use super::*;
     use crate::eval::evaluate_scorer;
-    use crate::features::{Channel, Normalizer};
-    use crate::synth::{SynthConfig, synth_dataset};
+    use crate::synth::{SynthConfig, queue_series, synth_dataset};
 
     fn series(seed: u64) -> Series {
         let ds = synth_dataset(&SynthConfig {
@@ -417,14 +416,7 @@ mod tests {
             seed,
             ..Default::default()
         });
-        let norm = Normalizer::fit(
-            &[&ds],
-            &[vec![true; 1200]],
-            &ds.meta.services,
-            &[Channel::Queue],
-        )
-        .unwrap();
-        Series::new(&ds, &norm, 1).unwrap()
+        queue_series(&ds, 1200, 1).unwrap()
     }
 
     #[test]

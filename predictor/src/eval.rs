@@ -469,6 +469,18 @@ pub fn markdown(title: &str, rows: &[Row]) -> String {
     s
 }
 
+/// A breakdown's title and the head of its table: a model column, then one
+/// right-aligned column per entry of `columns`.
+fn table_head<C: std::fmt::Display>(s: &mut String, title: &str, columns: &[C]) {
+    s.push_str(&format!("\n{title}:\n\n| model |"));
+    for c in columns {
+        s.push_str(&format!(" {c} |"));
+    }
+    s.push_str("\n| --- |");
+    s.push_str(&" ---: |".repeat(columns.len()));
+    s.push('\n');
+}
+
 /// Culprit accuracy per fault resource and anticipation per episode length.
 fn breakdowns(s: &mut String, rows: &[Row]) {
     let pct_of = |a: usize, b: usize| {
@@ -478,18 +490,18 @@ fn breakdowns(s: &mut String, rows: &[Row]) {
             format!("{:.0}", pct(a, b))
         }
     };
-    let kinds: std::collections::BTreeSet<&String> = rows
+    let kinds: Vec<&String> = rows
         .iter()
         .flat_map(|r| r.metrics.by_resource.keys())
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
         .collect();
     if !kinds.is_empty() {
-        s.push_str("\nCulprit top-1 / top-3 % by the resource behind the violation (culprit ticks):\n\n| model |");
-        for k in &kinds {
-            s.push_str(&format!(" {k} |"));
-        }
-        s.push_str("\n| --- |");
-        s.push_str(&" ---: |".repeat(kinds.len()));
-        s.push('\n');
+        table_head(
+            s,
+            "Culprit top-1 / top-3 % by the resource behind the violation (culprit ticks)",
+            &kinds,
+        );
         for r in rows {
             s.push_str(&format!("| {} |", r.name));
             for k in &kinds {
@@ -510,15 +522,11 @@ fn breakdowns(s: &mut String, rows: &[Row]) {
         ("cause", &CAUSE_BUCKETS, |m| &m.by_cause),
     ];
     for (what, buckets, counts) in tables {
-        s.push_str(&format!(
-            "\nViolations anticipated % by {what} (episodes):\n\n| model |"
-        ));
-        for b in buckets {
-            s.push_str(&format!(" {b} |"));
-        }
-        s.push_str("\n| --- |");
-        s.push_str(&" ---: |".repeat(buckets.len()));
-        s.push('\n');
+        table_head(
+            s,
+            &format!("Violations anticipated % by {what} (episodes)"),
+            buckets,
+        );
         for r in rows {
             s.push_str(&format!("| {} |", r.name));
             for &[n, a] in counts(&r.metrics) {

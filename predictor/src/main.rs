@@ -565,6 +565,19 @@ fn cmd_eval(a: EvalArgs) -> Result<()> {
         .map(|p| Model::load(p, Device::cuda_if_available()))
         .collect::<Result<_, _>>()?;
     let first = models.first().context("no model given")?;
+    // The culprit model and the test data as it reads them, once for all rows.
+    let culprits = match &a.culprit_model {
+        Some(cp) => {
+            let who = Model::load(cp, Device::cuda_if_available())?;
+            let h = horizon_ticks(who.header.horizon_ns, who.header.interval_ns);
+            let series: Vec<Series> = test
+                .iter()
+                .map(|d| Series::new(d, &who.header.normalizer, h))
+                .collect::<Result<_, _>>()?;
+            Some((who, series))
+        }
+        None => None,
+    };
     for (m, p) in models.iter().zip(&a.models) {
         let h = horizon_ticks(m.header.horizon_ns, m.header.interval_ns);
         let series: Vec<Series> = test
@@ -585,13 +598,8 @@ fn cmd_eval(a: EvalArgs) -> Result<()> {
             eval::evaluate_scorer(&mut sc, &series, m.header.model.window, h, a.threshold);
         let lat = eval::inference_latency(m, &series[0], 500, None);
         rows.push(Row::new(name.clone(), metrics, Some(lat)));
-        if let Some(cp) = &a.culprit_model {
-            let who = Model::load(cp, Device::cuda_if_available())?;
-            let who_series: Vec<Series> = test
-                .iter()
-                .map(|d| Series::new(d, &who.header.normalizer, h))
-                .collect::<Result<_, _>>()?;
-            let metrics = eval::evaluate_pair(m, &who, &series, &who_series, a.threshold)
+        if let (Some(cp), Some((who, who_series))) = (&a.culprit_model, &culprits) {
+            let metrics = eval::evaluate_pair(m, who, &series, who_series, a.threshold)
                 .map_err(|e| anyhow::anyhow!("--culprit-model {}: {e}", cp.display()))?;
             let name = format!("{name} + culprits from {}", cp.display());
             rows.push(Row::new(name, metrics, None));

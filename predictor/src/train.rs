@@ -720,7 +720,7 @@ fn restore(vs: &nn::VarStore, snap: &[(String, Tensor)]) -> Result<(), TrainErro
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::synth::{SynthConfig, synth_dataset};
+    use crate::synth::{SynthConfig, queue_series, synth_dataset};
 
     fn quick(arch: Arch) -> TrainConfig {
         TrainConfig {
@@ -850,14 +850,7 @@ mod tests {
             n_ticks: 400,
             ..Default::default()
         });
-        let norm = Normalizer::fit(
-            &[&ds],
-            &[vec![true; 320]],
-            &ds.meta.services,
-            &[Channel::Queue],
-        )
-        .unwrap();
-        let s = Series::new(&ds, &norm, 1).unwrap();
+        let s = queue_series(&ds, 320, 1).unwrap();
         let sm = Samples::new(&[s], 8, 1, LAST_FIFTH, 1.0, 0.5, 1.0);
         let last_train = *sm.train.iter().max().unwrap();
         let first_val = *sm.validation.iter().min().unwrap();
@@ -872,7 +865,7 @@ mod tests {
         // The window holds ticks start..start+8 of the series.
         let v: Vec<f32> = Vec::try_from(x.get(0).flatten(0, -1)).unwrap();
         let st = sm.train[0] as usize;
-        let s = Series::new(&ds, &norm, 1).unwrap();
+        let s = queue_series(&ds, 320, 1).unwrap();
         assert_eq!(v, s.window(st + 7, 8));
     }
 
@@ -981,14 +974,7 @@ mod tests {
             n_ticks: 600,
             ..Default::default()
         });
-        let norm = Normalizer::fit(
-            &[&ds],
-            &[vec![true; 480]],
-            &ds.meta.services,
-            &[Channel::Queue],
-        )
-        .unwrap();
-        let s = Series::new(&ds, &norm, 1).unwrap();
+        let s = queue_series(&ds, 480, 1).unwrap();
         let plain = Samples::new(std::slice::from_ref(&s), 8, 1, LAST_FIFTH, 1.0, 0.5, 1.0);
         let heavy = Samples::new(std::slice::from_ref(&s), 8, 1, LAST_FIFTH, 1.0, 0.5, 3.0);
         let a: Vec<f32> = Vec::try_from(&plain.weights).unwrap();
@@ -1019,14 +1005,7 @@ mod tests {
             n_ticks: 1500,
             ..Default::default()
         });
-        let norm = Normalizer::fit(
-            &[&ds],
-            &[vec![true; 1200]],
-            &ds.meta.services,
-            &[Channel::Queue],
-        )
-        .unwrap();
-        let s = Series::new(&ds, &norm, 1).unwrap();
+        let s = queue_series(&ds, 1200, 1).unwrap();
         let sm = Samples::new(std::slice::from_ref(&s), 8, 1, LAST_FIFTH, 1.0, 0.5, 1.0);
         let (quiet, events) = sm.split_quiet(&sm.train).unwrap();
         assert_eq!(quiet.len() + events.len(), sm.train.len());
