@@ -186,6 +186,31 @@ impl Header {
         &self.normalizer.channels
     }
 
+    /// Why a model with header `who` cannot rank the culprits of this model's
+    /// alarms ([`crate::engine::combine`]), or `None` when it can: the two must
+    /// read the same services in the same order, at the same tick and horizon.
+    pub fn pair_error(&self, who: &Header) -> Option<String> {
+        if self.services != who.services {
+            return Some(format!(
+                "the two models must read the same services in the same order \
+                 ({} and {} services)",
+                self.services.len(),
+                who.services.len()
+            ));
+        }
+        if self.interval_ns != who.interval_ns || self.horizon_ns != who.horizon_ns {
+            return Some(format!(
+                "the two models must have the same tick and horizon \
+                 ({} ms / {} ms and {} ms / {} ms)",
+                self.interval_ns / 1_000_000,
+                self.horizon_ns / 1_000_000,
+                who.interval_ns / 1_000_000,
+                who.horizon_ns / 1_000_000
+            ));
+        }
+        None
+    }
+
     /// Checks that the header is consistent in itself.
     pub fn validate(&self) -> Result<(), String> {
         self.model.validate().map_err(|e| e.to_string())?;

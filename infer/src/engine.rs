@@ -632,6 +632,25 @@ fn conv2d_relu(conv: &Conv, x: &[f32], t: usize, ns: usize, y: &mut [f32]) {
     y.iter_mut().for_each(|v| *v = v.max(0.0));
 }
 
+/// One model's "when" with another's "who": P(no violation) from `when`, and
+/// the rest shared among the services as `who` ranks them (its service
+/// probabilities renormalised; evenly when it gives them none).
+pub fn combine(when: &[f32], who: &[f32]) -> Vec<f32> {
+    let ns = when.len() - 1;
+    let quiet = when[ns];
+    let total: f32 = who[..ns].iter().sum();
+    let mut out: Vec<f32> = if total > 1e-12 {
+        who[..ns]
+            .iter()
+            .map(|p| (1.0 - quiet) * p / total)
+            .collect()
+    } else {
+        vec![(1.0 - quiet) / ns as f32; ns]
+    };
+    out.push(quiet);
+    out
+}
+
 /// Probabilities `[services + 1]` from logits of either output kind.
 pub fn probabilities(kind: OutputKind, logits: &[f32]) -> Vec<f32> {
     match kind {
@@ -647,5 +666,25 @@ pub fn probabilities(kind: OutputKind, logits: &[f32]) -> Vec<f32> {
             p.push(none);
             p
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn combined_probabilities_take_when_from_one_and_who_from_the_other() {
+        // when: 30 % violation; who: ranks service 2 first, its own quiet 0.9.
+        let c = combine(&[0.2, 0.1, 0.0, 0.7], &[0.01, 0.02, 0.07, 0.9]);
+        assert!((c[3] - 0.7).abs() < 1e-6);
+        assert!((c.iter().sum::<f32>() - 1.0).abs() < 1e-6);
+        assert!((c[2] - 0.3 * 0.7).abs() < 1e-6, "{c:?}");
+        let mut rank: Vec<usize> = (0..3).collect();
+        rank.sort_by(|&a, &b| c[b].total_cmp(&c[a]));
+        assert_eq!(rank, vec![2, 1, 0]);
+        // A ranking with nothing on the services shares evenly.
+        let e = combine(&[0.3, 0.3, 0.4], &[0.0, 0.0, 1.0]);
+        assert!((e[0] - 0.3).abs() < 1e-6 && (e[1] - 0.3).abs() < 1e-6);
     }
 }

@@ -63,6 +63,10 @@ pub struct DemoArgs {
     /// run in process on the Rust engine, instead of the queue-rise rule.
     #[arg(long, value_name = "M.seer")]
     pub model: Option<PathBuf>,
+    /// With --model: name the culprit of its alarms with this second checkpoint
+    /// (same services, tick and horizon; e.g. one picked for culprit accuracy).
+    #[arg(long, value_name = "C.seer", requires = "model")]
+    pub culprit_model: Option<PathBuf>,
     /// With --model: the probability at which a service becomes a suspect.
     #[arg(long, default_value_t = 0.5)]
     pub alarm: f32,
@@ -221,6 +225,7 @@ pub fn run(cli: Cli) -> Result<()> {
                 seed: a.seed,
                 rate: a.rate,
                 model: a.model,
+                culprit_model: a.culprit_model,
                 alarm: a.alarm,
                 ..Default::default()
             };
@@ -344,6 +349,15 @@ mod tests {
         assert!(
             parse(&["demo", "--seconds", "5"]).is_err(),
             "too short for the injections"
+        );
+        let c = parse(&["demo", "--model", "a.seer", "--culprit-model", "b.seer"]).unwrap();
+        let Command::Demo(a) = c.command else {
+            panic!("not demo")
+        };
+        assert_eq!(a.culprit_model, Some(PathBuf::from("b.seer")));
+        assert!(
+            parse(&["demo", "--culprit-model", "b.seer"]).is_err(),
+            "a culprit model needs a model"
         );
     }
 

@@ -97,6 +97,13 @@ pub struct Policy {
     pub cooldown_ticks: u32,
     /// Consecutive quiet ticks (score below `threshold / 2`) before reverting.
     pub quiet_ticks: u32,
+    /// Ticks after a revert during which a new suspect is a relapse: the
+    /// contention outlived the action. A relapse is acted on at once (no hold,
+    /// no cooldown), and a service whose action comes back must then stay quiet
+    /// twice as long as before it is reverted again.
+    pub relapse_ticks: u32,
+    /// Longest quiet period before a revert, however often relapses doubled it.
+    pub max_quiet_ticks: u32,
     /// Most actions in force at once (the action budget).
     pub max_active: usize,
 }
@@ -108,6 +115,8 @@ impl Default for Policy {
             hold_ticks: 2,
             cooldown_ticks: 20,
             quiet_ticks: 50,
+            relapse_ticks: 50,
+            max_quiet_ticks: 600,
             max_active: 4,
         }
     }
@@ -134,8 +143,12 @@ pub enum Command {
 struct SvcState {
     suspect_for: u32,
     quiet_for: u32,
+    /// Quiet ticks needed before the next revert (0: the policy's).
+    quiet_needed: u32,
     active: Option<Resource>,
     cooldown_until: u64,
+    /// When this service's action was last reverted.
+    reverted_at: Option<u64>,
 }
 
 /// The decision state machine.
@@ -221,16 +234,18 @@ impl<D: Detector> Controller<D> {
             self.state.resize_with(scores.len(), SvcState::default);
         }
         let mut out = Vec::new();
+        let p = &self.policy;
         // Let go of services that have been quiet long enough.
         for (i, st) in self.state.iter_mut().enumerate() {
-            if scores[i] < self.policy.threshold / 2.0 {
+            if scores[i] < p.threshold / 2.0 {
                 st.quiet_for += 1;
             } else {
                 st.quiet_for = 0;
             }
-            if st.active.is_some() && st.quiet_for >= self.policy.quiet_ticks {
+            if st.active.is_some() && st.quiet_for >= st.quiet_needed.max(p.quiet_ticks) {
                 st.active = None;
-                st.cooldown_until = tick + self.policy.cooldown_ticks as u64;
+                st.cooldown_until = tick + p.cooldown_ticks as u64;
+                st.reverted_at = Some(tick);
                 out.push(Command::Revert { service: i });
             }
             if scores[i] > self.policy.threshold {
@@ -239,6 +254,12 @@ impl<D: Detector> Controller<D> {
                 st.suspect_for = 0;
             }
         }
+        // A violation coming back soon after a revert: act without waiting.
+        let recent = |st: &SvcState| {
+            st.reverted_at
+                .is_some_and(|r| tick <= r + u64::from(self.policy.relapse_ticks))
+        };
+        let relapse = self.state.iter().any(recent);
         // Act on the strongest held suspect, one per tick, within the budget.
         let active = self.state.iter().filter(|s| s.active.is_some()).count();
         let mut order: Vec<usize> = (0..scores.len()).collect();
@@ -248,20 +269,30 @@ impl<D: Detector> Controller<D> {
             .take_while(|_| active < self.policy.max_active)
         {
             let st = &self.state[i];
-            if st.suspect_for < self.policy.hold_ticks
-                || st.active.is_some()
-                || tick < st.cooldown_until
-            {
+            let held = if relapse {
+                st.suspect_for >= 1
+            } else {
+                st.suspect_for >= self.policy.hold_ticks && tick >= st.cooldown_until
+            };
+            if !held || st.active.is_some() {
                 continue;
             }
             if let Some((i, resource)) = self.locate(i, &scores, &mut diagnose) {
+                let p = &self.policy;
+                let again = recent(&self.state[i]);
                 let st = &mut self.state[i];
                 if st.active.is_some() {
                     continue;
                 }
+                st.quiet_needed = if again {
+                    (st.quiet_needed.max(p.quiet_ticks) * 2).min(p.max_quiet_ticks)
+                } else {
+                    p.quiet_ticks
+                };
+                st.reverted_at = None;
                 st.active = Some(resource);
                 st.quiet_for = 0;
-                st.cooldown_until = tick + self.policy.cooldown_ticks as u64;
+                st.cooldown_until = tick + p.cooldown_ticks as u64;
                 out.push(Command::Act {
                     service: i,
                     resource,
@@ -323,6 +354,56 @@ mod tests {
         }
         assert_eq!(acted, Some(52), "third suspect tick");
         assert_eq!(reverted, Some(84), "five quiet ticks after the hotspot");
+    }
+
+    /// Scores read from a script: service 0 scores 2 at the listed ticks.
+    struct Scripted {
+        hot: Vec<u64>,
+        t: u64,
+    }
+
+    impl Detector for Scripted {
+        fn observe(&mut self, _: &[ServiceTick]) -> Vec<f32> {
+            let s = if self.hot.contains(&self.t) { 2.0 } else { 0.0 };
+            self.t += 1;
+            vec![s, 0.0]
+        }
+
+        fn name(&self) -> &str {
+            "scripted"
+        }
+    }
+
+    #[test]
+    fn a_relapse_soon_after_a_revert_is_acted_on_at_once_and_held_longer() {
+        let policy = Policy {
+            hold_ticks: 2,
+            quiet_ticks: 5,
+            cooldown_ticks: 20,
+            relapse_ticks: 5,
+            max_quiet_ticks: 100,
+            ..Policy::default()
+        };
+        let hot = vec![10, 11, 18, 40, 50, 51];
+        let mut c = Controller::new(Scripted { hot, t: 0 }, policy);
+        let mut log = Vec::new();
+        for t in 0..80u64 {
+            for cmd in c.step(t, &queues(&[1.0, 1.0]), |_| Some(Resource::Cpu)) {
+                log.push((t, matches!(cmd, Command::Act { .. })));
+            }
+        }
+        assert_eq!(
+            log,
+            [
+                (11, true),  // held two ticks
+                (16, false), // five quiet ticks
+                (18, true),  // back within five ticks of the revert: no hold, no cooldown
+                (28, false), // ten quiet ticks now
+                // tick 40: one suspect tick, long after the revert: held, nothing
+                (51, true),
+                (56, false), // a fresh action needs five quiet ticks again
+            ]
+        );
     }
 
     #[test]

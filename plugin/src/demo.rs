@@ -14,6 +14,7 @@
 use crate::controller::{Command, Controller, Detector, Policy, QueueRiseDetector};
 use crate::predict::ModelDetector;
 use anyhow::{Context, Result};
+use seer_infer::{Channel, Engine};
 use seer_sim::engine::{LLC_WAYS_FULL, NET_FULL_MBIT};
 use seer_sim::sink::NullSink;
 use seer_sim::{Action, Fault, Injection, LoadShape, Sim, SimConfig, Topology};
@@ -42,6 +43,9 @@ pub struct DemoConfig {
     pub policy: Policy,
     /// A trained predictor checkpoint to detect with (default: the queue-rise rule).
     pub model: Option<PathBuf>,
+    /// With `model`: a second checkpoint that names the culprit of the first
+    /// one's alarms (a when + who pair).
+    pub culprit_model: Option<PathBuf>,
     /// With `model`: the probability at which a service becomes a suspect.
     pub alarm: f32,
 }
@@ -74,6 +78,7 @@ impl Default for DemoConfig {
             ],
             policy: Policy::default(),
             model: None,
+            culprit_model: None,
             alarm: 0.5,
         }
     }
@@ -208,31 +213,33 @@ fn diagnose(sim: &Sim, sid: usize) -> Option<Resource> {
     best.map(|(_, r)| r)
 }
 
-/// The controller's detector: the trained model when one is given.
+/// The controller's detector: the trained model (or when + who pair) when one is
+/// given.
 fn detector(cfg: &DemoConfig, services: &[String]) -> Result<Box<dyn Detector>> {
-    Ok(match &cfg.model {
-        Some(p) => {
-            let d = ModelDetector::load(p, services, cfg.alarm)
-                .with_context(|| format!("cannot use model {}", p.display()))?;
-            // The simulated node reports queues, waiting requests, CPU and
-            // arrivals per service, not per-service latency.
-            if let Some(c) = d
-                .engine()
-                .header()
-                .channels()
-                .iter()
-                .find(|c| **c == seer_infer::Channel::P99Ms)
-            {
-                anyhow::bail!(
-                    "model {} reads the {c} channel, which the demo's node signals do not carry \
-                     (they have queue, wait, active, cpu and arrivals)",
-                    p.display()
-                );
-            }
-            Box::new(d)
+    let Some(p) = &cfg.model else {
+        return Ok(Box::new(QueueRiseDetector::default()));
+    };
+    let mut d = ModelDetector::load(p, services, cfg.alarm)
+        .with_context(|| format!("cannot use model {}", p.display()))?;
+    if let Some(c) = &cfg.culprit_model {
+        let who = Engine::load(c).with_context(|| format!("cannot use model {}", c.display()))?;
+        d = d.with_culprit_model(who)?;
+    }
+    // The simulated node reports queues, waiting requests, CPU and arrivals per
+    // service, not per-service latency.
+    for (e, path) in d
+        .engines()
+        .zip(std::iter::once(p).chain(&cfg.culprit_model))
+    {
+        if let Some(c) = e.header().channels().iter().find(|c| **c == Channel::P99Ms) {
+            anyhow::bail!(
+                "model {} reads the {c} channel, which the demo's node signals do not carry \
+                 (they have queue, wait, active, cpu and arrivals)",
+                path.display()
+            );
         }
-        None => Box::new(QueueRiseDetector::default()),
-    })
+    }
+    Ok(Box::new(d))
 }
 
 /// What a node reports of a service in one tick (the simulator's monitor).

@@ -7,6 +7,7 @@
 //! threshold of 1 means "the model gives this service at least `alarm`".
 
 use crate::controller::Detector;
+use seer_infer::engine::combine;
 use seer_infer::{Engine, Stream, StreamMode};
 use seer_traces::ServiceTick;
 use std::path::Path;
@@ -30,26 +31,92 @@ pub enum PredictError {
         /// Services the application has.
         available: usize,
     },
+    /// Two models that cannot form a when + who pair.
+    #[error("model {who} cannot name the culprits for model {when}: {reason}")]
+    Pair {
+        /// The model that says when.
+        when: String,
+        /// The model that was to name the culprit.
+        who: String,
+        /// Why not.
+        reason: String,
+    },
     /// A bad alarm probability.
     #[error("alarm probability {0} must be in (0, 1]")]
     Alarm(f32),
 }
 
-/// The predictor as a [`Detector`].
+/// The predictor as a [`Detector`]: one model, or a pair where one model says
+/// when a violation comes and the other which service starts it
+/// ([`ModelDetector::with_culprit_model`]).
 #[derive(Debug)]
 pub struct ModelDetector {
+    when: Member,
+    /// The model that ranks the culprits, when it is not `when`.
+    who: Option<Member>,
+    /// `rows[i]` = model index of the caller's service `i`, if the model has it.
+    rows: Vec<Option<usize>>,
+    alarm: f32,
+    name: String,
+    /// The last probabilities, model order, last = "no violation".
+    last: Vec<f32>,
+}
+
+/// One model of a detector, with its stream and buffers.
+#[derive(Debug)]
+struct Member {
     engine: Engine,
     stream: Stream,
     /// `cols[m]` = index, in the caller's service order, of model service `m`.
     cols: Vec<usize>,
-    /// `rows[i]` = model index of the caller's service `i`, if the model has it.
-    rows: Vec<Option<usize>>,
-    alarm: f32,
     raw: Vec<f32>,
     norm: Vec<f32>,
-    name: String,
-    /// The last probabilities, model order, last = "no violation".
-    last: Vec<f32>,
+}
+
+impl Member {
+    /// `engine` reading the caller's services `services` (by name).
+    fn new(engine: Engine, services: &[String]) -> Result<Self, PredictError> {
+        let cols = engine
+            .header()
+            .services
+            .iter()
+            .map(|name| {
+                services.iter().position(|s| s == name).ok_or_else(|| {
+                    PredictError::UnknownService {
+                        model: engine.id().to_string(),
+                        service: name.clone(),
+                        available: services.len(),
+                    }
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Self::with_cols(engine, cols))
+    }
+
+    fn with_cols(engine: Engine, cols: Vec<usize>) -> Self {
+        let h = engine.header();
+        let n = h.services.len() * h.channels().len();
+        Member {
+            stream: engine.stream(StreamMode::Exact),
+            cols,
+            raw: vec![0.0; n],
+            norm: vec![0.0; n],
+            engine,
+        }
+    }
+
+    /// One streaming step on the caller's tick: probabilities in model order.
+    fn step(&mut self, tick: &[ServiceTick]) -> Vec<f32> {
+        let channels = self.engine.header().channels();
+        let nc = channels.len();
+        for (m, &i) in self.cols.iter().enumerate() {
+            for (c, ch) in channels.iter().enumerate() {
+                self.raw[m * nc + c] = tick.get(i).map_or(0.0, |t| ch.raw(t));
+            }
+        }
+        self.engine.normalise(&self.raw, &mut self.norm);
+        self.engine.step(&mut self.stream, &self.norm)
+    }
 }
 
 impl ModelDetector {
@@ -65,33 +132,46 @@ impl ModelDetector {
         if !(alarm > 0.0 && alarm <= 1.0) {
             return Err(PredictError::Alarm(alarm));
         }
-        let h = engine.header();
+        let when = Member::new(engine, services)?;
         let mut rows = vec![None; services.len()];
-        let mut cols = Vec::with_capacity(h.services.len());
-        for (m, name) in h.services.iter().enumerate() {
-            let i = services.iter().position(|s| s == name).ok_or_else(|| {
-                PredictError::UnknownService {
-                    model: engine.id().to_string(),
-                    service: name.clone(),
-                    available: services.len(),
-                }
-            })?;
+        for (m, &i) in when.cols.iter().enumerate() {
             rows[i] = Some(m);
-            cols.push(i);
         }
-        let n = h.services.len() * h.channels().len();
-        let name = format!("{} model {}", h.model.arch, engine.id());
+        let h = when.engine.header();
+        let name = format!("{} model {}", h.model.arch, when.engine.id());
         Ok(ModelDetector {
-            stream: engine.stream(StreamMode::Exact),
-            cols,
+            when,
+            who: None,
             rows,
             alarm,
-            raw: vec![0.0; n],
-            norm: vec![0.0; n],
             name,
             last: Vec::new(),
-            engine,
         })
+    }
+
+    /// Lets `engine` name the culprits: this detector's model still decides
+    /// whether a violation is coming (its P(no violation)), and the rest is
+    /// shared among the services as `engine` ranks them
+    /// ([`seer_infer::engine::combine`]). Both run every tick. The two models
+    /// must read the same services, tick and horizon.
+    pub fn with_culprit_model(mut self, engine: Engine) -> Result<Self, PredictError> {
+        if let Some(reason) = self.when.engine.header().pair_error(engine.header()) {
+            return Err(PredictError::Pair {
+                when: self.when.engine.id().to_string(),
+                who: engine.id().to_string(),
+                reason,
+            });
+        }
+        // Same services in the same order: the same columns of the caller's tick.
+        let who = Member::with_cols(engine, self.when.cols.clone());
+        self.name = format!(
+            "{} + culprits from {} model {}",
+            self.name,
+            who.engine.header().model.arch,
+            who.engine.id()
+        );
+        self.who = Some(who);
+        Ok(self)
     }
 
     /// The probabilities of the last tick (model order, last = "no violation").
@@ -99,23 +179,20 @@ impl ModelDetector {
         &self.last
     }
 
-    /// The engine.
-    pub fn engine(&self) -> &Engine {
-        &self.engine
+    /// The engines: the one that says when, and the one that names the culprit
+    /// when it is another.
+    pub fn engines(&self) -> impl Iterator<Item = &Engine> {
+        std::iter::once(&self.when.engine).chain(self.who.as_ref().map(|w| &w.engine))
     }
 }
 
 impl Detector for ModelDetector {
     fn observe(&mut self, tick: &[ServiceTick]) -> Vec<f32> {
-        let channels = self.engine.header().channels();
-        let nc = channels.len();
-        for (m, &i) in self.cols.iter().enumerate() {
-            for (c, ch) in channels.iter().enumerate() {
-                self.raw[m * nc + c] = tick.get(i).map_or(0.0, |t| ch.raw(t));
-            }
-        }
-        self.engine.normalise(&self.raw, &mut self.norm);
-        self.last = self.engine.step(&mut self.stream, &self.norm);
+        let when = self.when.step(tick);
+        self.last = match self.who.as_mut() {
+            Some(who) => combine(&when, &who.step(tick)),
+            None => when,
+        };
         self.rows
             .iter()
             .map(|r| r.map_or(0.0, |m| self.last[m] / self.alarm))
@@ -137,6 +214,14 @@ mod tests {
     /// A hybrid model whose only non-zero weights are the output biases: it
     /// gives model service `hot` the probability `p_hot` whatever it sees.
     fn constant_model(services: &[&str], hot: usize, bias: f32) -> Checkpoint {
+        let mut biases = vec![0.0; services.len() + 1];
+        biases[hot] = bias;
+        biased_model(services, &biases)
+    }
+
+    /// A hybrid model whose output biases (services, then "no violation") are
+    /// `biases` and every other weight 0.
+    fn biased_model(services: &[&str], biases: &[f32]) -> Checkpoint {
         let names: Vec<String> = services.iter().map(|s| s.to_string()).collect();
         let header = Header::untrained(
             ModelConfig::new(Arch::Hybrid, names.len(), 1, 5),
@@ -144,13 +229,12 @@ mod tests {
             vec![Channel::Queue],
             "test",
         );
-        Checkpoint::with_weights(header, |name, i| {
-            if name == "out.bias" && i == hot {
-                bias
-            } else {
-                0.0
-            }
-        })
+        Checkpoint::with_weights(
+            header,
+            |name, i| {
+                if name == "out.bias" { biases[i] } else { 0.0 }
+            },
+        )
         .unwrap()
     }
 
@@ -177,6 +261,65 @@ mod tests {
         assert!((scores[0] - (1.0 / (4f32.exp() + 3.0)) / 0.5).abs() < 1e-5);
         assert_eq!(d.last_probabilities().len(), 4);
         assert!(d.name().starts_with("hybrid model"));
+    }
+
+    #[test]
+    fn a_pair_alarms_as_one_model_and_blames_as_the_other() {
+        // `when` ranks "a" first and expects a violation; `who` ranks "c" first
+        // and expects none.
+        let when = constant_model(&["a", "b", "c"], 0, 4.0);
+        let who = biased_model(&["a", "b", "c"], &[0.0, 0.0, 4.0, 8.0]);
+        let app: Vec<String> = ["c", "a", "b"].iter().map(|s| s.to_string()).collect();
+        let single = |ck: Checkpoint| {
+            let mut d = ModelDetector::new(Engine::new(ck).unwrap(), &app, 0.5).unwrap();
+            d.observe(&ticks(3));
+            d.last_probabilities().to_vec()
+        };
+        let (p_when, p_who) = (single(when.clone()), single(who.clone()));
+        let mut d = ModelDetector::new(Engine::new(when).unwrap(), &app, 0.5)
+            .unwrap()
+            .with_culprit_model(Engine::new(who).unwrap())
+            .unwrap();
+        let scores = d.observe(&ticks(3));
+        let p = d.last_probabilities();
+        // P(no violation) is `when`'s, the culprit ranking `who`'s.
+        assert!((p[3] - p_when[3]).abs() < 1e-6, "{p:?} vs {p_when:?}");
+        let share = p_who[2] / (p_who[0] + p_who[1] + p_who[2]);
+        assert!((p[2] - (1.0 - p_when[3]) * share).abs() < 1e-5, "{p:?}");
+        assert!(p[2] > p[0] && p[2] > p[1], "{p:?}");
+        // Scores come back in the caller's order: c first.
+        assert!((scores[0] - p[2] / 0.5).abs() < 1e-5, "{scores:?}");
+        assert!(
+            d.name().contains("culprits from hybrid model"),
+            "{}",
+            d.name()
+        );
+        assert_eq!(d.engines().count(), 2);
+    }
+
+    #[test]
+    fn models_that_cannot_pair_are_refused() {
+        let app: Vec<String> = ["a", "b", "c"].iter().map(|s| s.to_string()).collect();
+        let d = || {
+            let ck = constant_model(&["a", "b", "c"], 0, 1.0);
+            ModelDetector::new(Engine::new(ck).unwrap(), &app, 0.5).unwrap()
+        };
+        let other_order = constant_model(&["b", "a", "c"], 0, 1.0);
+        let err = d()
+            .with_culprit_model(Engine::new(other_order).unwrap())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("same services in the same order"), "{err}");
+        let mut longer = constant_model(&["a", "b", "c"], 0, 1.0);
+        longer.header.horizon_ns = 1_000_000_000;
+        let err = d()
+            .with_culprit_model(Engine::new(longer).unwrap())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("100 ms / 100 ms and 100 ms / 1000 ms"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -19,6 +19,7 @@
 use crate::checkpoint::Model;
 use crate::features::{Label, Series, horizon_ticks};
 use crate::model::StreamMode;
+use seer_infer::engine::combine;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -357,25 +358,6 @@ pub fn evaluate_scorer(
     total
 }
 
-/// One model's "when" with another's "who": P(no violation) from `when`, and
-/// the rest shared among the services as `who` ranks them (its service
-/// probabilities renormalised; evenly when it gives them none).
-pub fn combine(when: &[f32], who: &[f32]) -> Vec<f32> {
-    let ns = when.len() - 1;
-    let quiet = when[ns];
-    let total: f32 = who[..ns].iter().sum();
-    let mut out: Vec<f32> = if total > 1e-12 {
-        who[..ns]
-            .iter()
-            .map(|p| (1.0 - quiet) * p / total)
-            .collect()
-    } else {
-        vec![(1.0 - quiet) / ns as f32; ns]
-    };
-    out.push(quiet);
-    out
-}
-
 /// Metrics of `when` (alarms) paired with `who` (culprit ranking) over the same
 /// datasets: `when_series[i]` and `who_series[i]` are dataset `i` as each model
 /// reads it; both models must share services, tick and horizon.
@@ -387,10 +369,8 @@ pub fn evaluate_pair(
     threshold: f32,
 ) -> Result<Metrics, String> {
     let (a, b) = (&when.header, &who.header);
-    if a.services != b.services || a.horizon_ns != b.horizon_ns || a.interval_ns != b.interval_ns {
-        return Err(
-            "the two models must have the same services (in order), tick and horizon".into(),
-        );
+    if let Some(e) = a.pair_error(b) {
+        return Err(e);
     }
     let h = horizon_ticks(a.horizon_ns, a.interval_ns);
     let window = a.model.window.max(b.model.window);
@@ -618,21 +598,6 @@ mod tests {
         let mut sum = m.clone();
         sum.add(&m);
         assert_eq!(sum.by_cause, [[2, 2], [2, 0]]);
-    }
-
-    #[test]
-    fn combined_probabilities_take_when_from_one_and_who_from_the_other() {
-        // when: 30 % violation; who: ranks service 2 first, its own quiet 0.9.
-        let c = combine(&[0.2, 0.1, 0.0, 0.7], &[0.01, 0.02, 0.07, 0.9]);
-        assert!((c[3] - 0.7).abs() < 1e-6);
-        assert!((c.iter().sum::<f32>() - 1.0).abs() < 1e-6);
-        assert!((c[2] - 0.3 * 0.7).abs() < 1e-6, "{c:?}");
-        let mut rank: Vec<usize> = (0..3).collect();
-        rank.sort_by(|&a, &b| c[b].total_cmp(&c[a]));
-        assert_eq!(rank, vec![2, 1, 0]);
-        // A ranking with nothing on the services shares evenly.
-        let e = combine(&[0.3, 0.3, 0.4], &[0.0, 0.0, 1.0]);
-        assert!((e[0] - 0.3).abs() < 1e-6 && (e[1] - 0.3).abs() < 1e-6);
     }
 
     #[test]
