@@ -651,6 +651,18 @@ pub fn combine(when: &[f32], who: &[f32]) -> Vec<f32> {
     out
 }
 
+/// The element-wise mean of several models' probabilities (an ensemble).
+pub fn mean(members: &[&[f32]]) -> Vec<f32> {
+    let n = members.len().max(1) as f32;
+    let mut out = vec![0.0; members.first().map_or(0, |m| m.len())];
+    for m in members {
+        for (o, v) in out.iter_mut().zip(*m) {
+            *o += v / n;
+        }
+    }
+    out
+}
+
 /// Probabilities `[services + 1]` from logits of either output kind.
 pub fn probabilities(kind: OutputKind, logits: &[f32]) -> Vec<f32> {
     match kind {
@@ -686,5 +698,16 @@ mod tests {
         // A ranking with nothing on the services shares evenly.
         let e = combine(&[0.3, 0.3, 0.4], &[0.0, 0.0, 1.0]);
         assert!((e[0] - 0.3).abs() < 1e-6 && (e[1] - 0.3).abs() < 1e-6);
+    }
+
+    #[test]
+    fn an_ensemble_is_the_mean_of_its_members() {
+        let m = mean(&[&[0.2, 0.8], &[0.6, 0.4]]);
+        assert!(
+            (m[0] - 0.4).abs() < 1e-6 && (m[1] - 0.6).abs() < 1e-6,
+            "{m:?}"
+        );
+        assert_eq!(mean(&[&[0.1, 0.9]]), vec![0.1, 0.9]);
+        assert!(mean(&[]).is_empty());
     }
 }

@@ -19,7 +19,7 @@
 use crate::checkpoint::Model;
 use crate::features::{Label, Series, horizon_ticks};
 use crate::model::StreamMode;
-use seer_infer::engine::combine;
+use seer_infer::engine::{combine, mean};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -358,28 +358,43 @@ pub fn evaluate_scorer(
     total
 }
 
-/// Metrics of `when` (alarms) paired with `who` (culprit ranking) over the same
-/// datasets: `when_series[i]` and `who_series[i]` are dataset `i` as each model
-/// reads it; both models must share services, tick and horizon.
+/// Metrics of `when` (alarms) paired with the culprit ranking of `who` (the
+/// mean of its models' probabilities when it has several) over the same
+/// datasets: `when_series[i]` and `who_series[k][i]` are dataset `i` as each
+/// model reads it; all models must share services, tick and horizon.
 pub fn evaluate_pair(
     when: &Model,
-    who: &Model,
+    who: &[&Model],
     when_series: &[Series],
-    who_series: &[Series],
+    who_series: &[Vec<Series>],
     threshold: f32,
 ) -> Result<Metrics, String> {
-    let (a, b) = (&when.header, &who.header);
-    if let Some(e) = a.pair_error(b) {
-        return Err(e);
+    let a = &when.header;
+    let mut window = a.model.window;
+    for b in who.iter().map(|m| &m.header) {
+        if let Some(e) = a.pair_error(b) {
+            return Err(e);
+        }
+        window = window.max(b.model.window);
     }
     let h = horizon_ticks(a.horizon_ns, a.interval_ns);
-    let window = a.model.window.max(b.model.window);
     let mut total = Metrics::default();
-    for (sa, sb) in when_series.iter().zip(who_series) {
+    for (i, sa) in when_series.iter().enumerate() {
         let ends: Vec<usize> = sa.window_ends(window).collect();
         let pa = score_model(when, sa, &ends);
-        let pb = score_model(who, sb, &ends);
-        let probs: Vec<Vec<f32>> = pa.iter().zip(&pb).map(|(x, y)| combine(x, y)).collect();
+        let pb: Vec<Vec<Vec<f32>>> = who
+            .iter()
+            .zip(who_series)
+            .map(|(m, s)| score_model(m, &s[i], &ends))
+            .collect();
+        let probs: Vec<Vec<f32>> = pa
+            .iter()
+            .enumerate()
+            .map(|(j, x)| {
+                let members: Vec<&[f32]> = pb.iter().map(|p| p[j].as_slice()).collect();
+                combine(x, &mean(&members))
+            })
+            .collect();
         total.add(&metrics(sa, &ends, &probs, h, threshold));
     }
     Ok(total)
@@ -598,6 +613,75 @@ mod tests {
         let mut sum = m.clone();
         sum.add(&m);
         assert_eq!(sum.by_cause, [[2, 2], [2, 0]]);
+    }
+
+    #[test]
+    fn a_pair_alarms_as_its_first_model_and_ranks_as_the_others() {
+        use crate::checkpoint::Header;
+        use crate::features::Channel;
+        use crate::model::{Arch, ModelConfig};
+        use crate::synth::{SynthConfig, queue_series, synth_dataset};
+        use tch::Device;
+        let ds = synth_dataset(&SynthConfig {
+            n_services: 4,
+            n_ticks: 600,
+            seed: 3,
+            fault_rate: 0.05,
+            ..Default::default()
+        });
+        let s = vec![queue_series(&ds, 400, 1).unwrap()];
+        let model = |seed: i64, services: Vec<String>| {
+            tch::manual_seed(seed);
+            let cfg = ModelConfig::new(Arch::Hybrid, services.len(), 1, 10);
+            let h = Header::untrained(cfg, services, vec![Channel::Queue], "test");
+            Model::new(h, Device::Cpu).unwrap()
+        };
+        let names = ds.meta.services.clone();
+        let (a, b) = (model(1, names.clone()), model(2, names.clone()));
+        // Alarm at the median P(violation) of `a`, so some ticks alarm and some do not.
+        let ends: Vec<usize> = s[0].window_ends(10).collect();
+        let mut pv: Vec<f32> = score_model(&a, &s[0], &ends)
+            .iter()
+            .map(|p| 1.0 - p[4])
+            .collect();
+        pv.sort_by(f32::total_cmp);
+        let th = pv[pv.len() / 2];
+        let single = |m: &Model| {
+            let mut sc = ModelScorer {
+                model: m,
+                label: String::new(),
+            };
+            evaluate_scorer(&mut sc, &s, 10, 1, th)
+        };
+        let when = |m: &Metrics| (m.anticipated, m.alarms, m.false_alarms, m.alarm_episodes);
+        let who = |m: &Metrics| (m.culprit_ticks, m.top1, m.top3);
+        let (ma, mb) = (single(&a), single(&b));
+        assert!(ma.alarms > 0 && ma.alarms < ma.ticks && ma.culprit_ticks > 0);
+        assert_ne!(
+            who(&ma),
+            who(&mb),
+            "two random models should rank differently"
+        );
+        let pair = |w: &[&Model]| {
+            let series: Vec<Vec<Series>> = w.iter().map(|_| s.clone()).collect();
+            evaluate_pair(&a, w, &s, &series, th).unwrap()
+        };
+        let p = pair(&[&b]);
+        assert_eq!(when(&p), when(&ma), "alarms are the first model's");
+        assert_eq!(who(&p), who(&mb), "culprits are the second model's");
+        assert_eq!(
+            who(&pair(&[&b, &b])),
+            who(&mb),
+            "an ensemble of one model twice"
+        );
+        assert_eq!(
+            (when(&pair(&[&a])), who(&pair(&[&a]))),
+            (when(&ma), who(&ma))
+        );
+        let mut other = names.clone();
+        other.swap(0, 1);
+        let err = evaluate_pair(&a, &[&model(3, other)], &s, &[s.clone()], th).unwrap_err();
+        assert!(err.contains("same services in the same order"), "{err}");
     }
 
     #[test]

@@ -212,9 +212,10 @@ struct EvalArgs {
     #[arg(long, default_value_t = 0.5)]
     threshold: f32,
     /// Also score each model's alarms with this model's culprit ranking (a row
-    /// per model; the two must share services, tick and horizon).
-    #[arg(long)]
-    culprit_model: Option<PathBuf>,
+    /// per model; all must share services, tick and horizon). Several: the
+    /// mean of their probabilities ranks (an ensemble).
+    #[arg(long = "culprit-model", num_args = 1..)]
+    culprit_models: Vec<PathBuf>,
     /// Folder to write report.md and report.json into.
     #[arg(long)]
     out: Option<PathBuf>,
@@ -565,19 +566,25 @@ fn cmd_eval(a: EvalArgs) -> Result<()> {
         .map(|p| Model::load(p, Device::cuda_if_available()))
         .collect::<Result<_, _>>()?;
     let first = models.first().context("no model given")?;
-    // The culprit model and the test data as it reads them, once for all rows.
-    let culprits = match &a.culprit_model {
-        Some(cp) => {
-            let who = Model::load(cp, Device::cuda_if_available())?;
-            let h = horizon_ticks(who.header.horizon_ns, who.header.interval_ns);
-            let series: Vec<Series> = test
-                .iter()
-                .map(|d| Series::new(d, &who.header.normalizer, h))
-                .collect::<Result<_, _>>()?;
-            Some((who, series))
-        }
-        None => None,
-    };
+    // The culprit models and the test data as each reads it, once for all rows.
+    let mut who = Vec::new();
+    let mut who_series = Vec::new();
+    for cp in &a.culprit_models {
+        let m = Model::load(cp, Device::cuda_if_available())?;
+        let h = horizon_ticks(m.header.horizon_ns, m.header.interval_ns);
+        let series: Vec<Series> = test
+            .iter()
+            .map(|d| Series::new(d, &m.header.normalizer, h))
+            .collect::<Result<_, _>>()?;
+        who.push(m);
+        who_series.push(series);
+    }
+    let who_names = a
+        .culprit_models
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect::<Vec<_>>()
+        .join(" + ");
     for (m, p) in models.iter().zip(&a.models) {
         let h = horizon_ticks(m.header.horizon_ns, m.header.interval_ns);
         let series: Vec<Series> = test
@@ -598,10 +605,11 @@ fn cmd_eval(a: EvalArgs) -> Result<()> {
             eval::evaluate_scorer(&mut sc, &series, m.header.model.window, h, a.threshold);
         let lat = eval::inference_latency(m, &series[0], 500, None);
         rows.push(Row::new(name.clone(), metrics, Some(lat)));
-        if let (Some(cp), Some((who, who_series))) = (&a.culprit_model, &culprits) {
-            let metrics = eval::evaluate_pair(m, who, &series, who_series, a.threshold)
-                .map_err(|e| anyhow::anyhow!("--culprit-model {}: {e}", cp.display()))?;
-            let name = format!("{name} + culprits from {}", cp.display());
+        if !who.is_empty() {
+            let who: Vec<&Model> = who.iter().collect();
+            let metrics = eval::evaluate_pair(m, &who, &series, &who_series, a.threshold)
+                .map_err(|e| anyhow::anyhow!("--culprit-model {who_names}: {e}"))?;
+            let name = format!("{name} + culprits from {who_names}");
             rows.push(Row::new(name, metrics, None));
         }
     }

@@ -128,6 +128,22 @@ impl QosSpec {
             f64::from(e.p99_ms)
         }
     }
+
+    /// Whether an entry point violates its target `target_ms` at a tick, given
+    /// its verdict at the tick before (`false` for the first).
+    ///
+    /// When nothing completed in the judged window the p99 is unknown, and the
+    /// verdict stays what it was: a stall inside an overload, where no request
+    /// finishes for seconds, is still a violation (the first to finish will
+    /// have waited all that time), and an idle entry point stays quiet.
+    pub fn violates(&self, e: &EntryTick, target_ms: f64, before: bool) -> bool {
+        let p99 = self.judged_p99(e);
+        if p99.is_finite() {
+            p99 > target_ms
+        } else {
+            before
+        }
+    }
 }
 
 impl Default for QosSpec {

@@ -210,8 +210,8 @@ pub fn build_dataset(
     let mut violation = vec![false; nt * ne];
     for t in 0..nt {
         for e in 0..ne {
-            let p99 = qos.judged_p99(&entry[t * ne + e]);
-            violation[t * ne + e] = p99.is_finite() && p99 > targets_ms[e];
+            let before = t > 0 && violation[(t - 1) * ne + e];
+            violation[t * ne + e] = qos.violates(&entry[t * ne + e], targets_ms[e], before);
         }
     }
     let k = qos.horizon_ns.div_ceil(cfg.interval_ns).max(1) as usize;
@@ -424,6 +424,36 @@ mod tests {
             "{:?}",
             ds.entry[30]
         );
+    }
+
+    #[test]
+    fn a_stall_inside_a_violation_stays_a_violation() {
+        let mut p = Pipeline::new(PipelineConfig::default());
+        let mut id = 0;
+        let mut req = |p: &mut Pipeline, start_ms: u64, dur_ms: u64| {
+            id += 1;
+            p.push(&span(id, None, "front", start_ms, dur_ms));
+        };
+        // 10 ms requests each tick; the one of tick 40 takes 80 ms; those of
+        // ticks 41..=45 all finish at 6.2 s (counted in tick 61), so nothing
+        // completes in ticks 41..=60 and the windows of ticks 50..=60 hold no
+        // request; from tick 62 on, 10 ms requests again.
+        for t in 0..40u64 {
+            req(&mut p, t * 100, 10);
+        }
+        req(&mut p, 4000, 80);
+        for t in 41..=45u64 {
+            req(&mut p, t * 100, 6200 - t * 100);
+        }
+        for t in 62..90u64 {
+            req(&mut p, t * 100 + 10, 10);
+        }
+        let ds = p.finish(&QosSpec::default(), &[], "stall".into());
+        assert!(ds.entry[55].p99_window_ms.is_nan(), "{:?}", ds.entry[55]);
+        let v: Vec<usize> = (0..ds.n_ticks()).filter(|&t| ds.violation[t]).collect();
+        // One episode: the slow request's window, the silent stall, then the
+        // stalled requests' window.
+        assert_eq!(v, (40..=70).collect::<Vec<_>>());
     }
 
     #[test]
