@@ -680,7 +680,8 @@ mod tests {
         );
         let mut other = names.clone();
         other.swap(0, 1);
-        let err = evaluate_pair(&a, &[&model(3, other)], &s, &[s.clone()], th).unwrap_err();
+        let err =
+            evaluate_pair(&a, &[&model(3, other)], &s, std::slice::from_ref(&s), th).unwrap_err();
         assert!(err.contains("same services in the same order"), "{err}");
     }
 
