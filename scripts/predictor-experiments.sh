@@ -95,6 +95,8 @@ for th in 0.5 0.3; do
     EXTRA=(--threshold "$th" --culprit-model "$out/models/hybrid-20h-q25-blocks-acc-qaw.seer")
     evaluate "pair-$th" hybrid-20h-q25-blocks-qaw
 done
+# The three-signal model against the baselines (the "Stalls" table).
+EXTRA=(--baselines "$small"); evaluate baselines-qaw hybrid-20h-q25-blocks-qaw
 # Seed variance of the culprit model, and the two seeds' mean as the ranking.
 VAL_BLOCK=5m EPOCHS=12 PATIENCE=3 train hybrid-20h-q25-blocks-acc-qaw-s2 --data "${twenty[@]}" \
     --model hybrid --quiet-fraction 0.25 --monitor accuracy --channels queue,active,wait --seed 2
