@@ -19,8 +19,9 @@
 //! yields a half-loaded model.
 
 use crate::config::ModelConfig;
-use crate::features::{Channel, Normalizer};
+use crate::features::{Channel, FeatureError, Normalizer, Series, horizon_ticks};
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
+use seer_traces::Dataset;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
@@ -184,6 +185,24 @@ impl Header {
     /// Channels the model reads.
     pub fn channels(&self) -> &[Channel] {
         &self.normalizer.channels
+    }
+
+    /// The horizon in ticks.
+    pub fn horizon_ticks(&self) -> usize {
+        horizon_ticks(self.horizon_ns, self.interval_ns)
+    }
+
+    /// `datasets` as this model reads them: its services, channels,
+    /// normalisation and horizon.
+    pub fn series<'a>(
+        &self,
+        datasets: impl IntoIterator<Item = &'a Dataset>,
+    ) -> Result<Vec<Series>, FeatureError> {
+        let h = self.horizon_ticks();
+        datasets
+            .into_iter()
+            .map(|d| Series::new(d, &self.normalizer, h))
+            .collect()
     }
 
     /// Why a model with header `who` cannot rank the culprits of this model's

@@ -248,7 +248,7 @@ impl<D: Detector> Controller<D> {
                 st.reverted_at = Some(tick);
                 out.push(Command::Revert { service: i });
             }
-            if scores[i] > self.policy.threshold {
+            if scores[i] > p.threshold {
                 st.suspect_for += 1;
             } else {
                 st.suspect_for = 0;

@@ -17,7 +17,7 @@
 //!   culprits is among the `k` services with the highest probability.
 
 use crate::checkpoint::Model;
-use crate::features::{Label, Series, horizon_ticks};
+use crate::features::{Label, Series};
 use crate::model::StreamMode;
 use seer_infer::engine::{combine, mean};
 use serde::Serialize;
@@ -377,7 +377,7 @@ pub fn evaluate_pair(
         }
         window = window.max(b.model.window);
     }
-    let h = horizon_ticks(a.horizon_ns, a.interval_ns);
+    let h = a.horizon_ticks();
     let mut total = Metrics::default();
     for (i, sa) in when_series.iter().enumerate() {
         let ends: Vec<usize> = sa.window_ends(window).collect();

@@ -9,7 +9,7 @@ use seer_predictor::baselines::{
     LargestRise, Linfa, LinfaKind, QueueThreshold, UtilisationThreshold,
 };
 use seer_predictor::eval::{self, ModelScorer, Row, Scorer};
-use seer_predictor::features::{Channel, Series, horizon_ticks};
+use seer_predictor::features::{Channel, Series};
 use seer_predictor::model::{Arch, OutputKind, StreamMode};
 use seer_predictor::synth::{SynthConfig, synth_dataset};
 use seer_predictor::train::{TrainConfig, train};
@@ -571,13 +571,8 @@ fn cmd_eval(a: EvalArgs) -> Result<()> {
     let mut who_series = Vec::new();
     for cp in &a.culprit_models {
         let m = Model::load(cp, Device::cuda_if_available())?;
-        let h = horizon_ticks(m.header.horizon_ns, m.header.interval_ns);
-        let series: Vec<Series> = test
-            .iter()
-            .map(|d| Series::new(d, &m.header.normalizer, h))
-            .collect::<Result<_, _>>()?;
+        who_series.push(m.header.series(&test)?);
         who.push(m);
-        who_series.push(series);
     }
     let who_names = a
         .culprit_models
@@ -586,11 +581,8 @@ fn cmd_eval(a: EvalArgs) -> Result<()> {
         .collect::<Vec<_>>()
         .join(" + ");
     for (m, p) in models.iter().zip(&a.models) {
-        let h = horizon_ticks(m.header.horizon_ns, m.header.interval_ns);
-        let series: Vec<Series> = test
-            .iter()
-            .map(|d| Series::new(d, &m.header.normalizer, h))
-            .collect::<Result<_, _>>()?;
+        let h = m.header.horizon_ticks();
+        let series = m.header.series(&test)?;
         let name = format!(
             "{} {} ({})",
             m.header.model.arch,
@@ -615,17 +607,10 @@ fn cmd_eval(a: EvalArgs) -> Result<()> {
     }
     if !a.baselines.is_empty() {
         let train_data = read_all(&a.baselines)?;
-        let h = horizon_ticks(first.header.horizon_ns, first.header.interval_ns);
+        let h = first.header.horizon_ticks();
         let w = first.header.model.window;
-        let norm = &first.header.normalizer;
-        let tr: Vec<Series> = train_data
-            .iter()
-            .map(|d| Series::new(d, norm, h))
-            .collect::<Result<_, _>>()?;
-        let te: Vec<Series> = test
-            .iter()
-            .map(|d| Series::new(d, norm, h))
-            .collect::<Result<_, _>>()?;
+        let tr = first.header.series(&train_data)?;
+        let te = first.header.series(&test)?;
         let mut scorers: Vec<Box<dyn Scorer>> = Vec::new();
         if let Some(u) = UtilisationThreshold::fit(&tr, w) {
             scorers.push(Box::new(u));
@@ -664,7 +649,7 @@ fn write(p: &Path, b: &[u8]) -> Result<()> {
 fn cmd_predict(a: PredictArgs) -> Result<()> {
     let m = Model::load(&a.model, Device::cuda_if_available())?;
     let ds = Dataset::read_parquet(&a.data)?;
-    let h = horizon_ticks(m.header.horizon_ns, m.header.interval_ns);
+    let h = m.header.horizon_ticks();
     let s = Series::new(&ds, &m.header.normalizer, h)?;
     let w = m.header.model.window;
     if s.n_ticks < w {

@@ -15,7 +15,7 @@
 //! faster than libtorch at batch 1. The tch model is kept for retraining.
 
 use crate::checkpoint::{Header, Model};
-use crate::features::{Channel, Normalizer, horizon_ticks};
+use crate::features::{Channel, Normalizer};
 use crate::model::{ModelError, StreamMode};
 use crate::retrain;
 use crate::train::{Samples, TrainConfig, evaluate, train};
@@ -525,11 +525,8 @@ fn retrain_job(
     // cannot read them, e.g. after services changed).
     let (served_loss, served_acc) = {
         let m = lock(&served.model);
-        let hz = horizon_ticks(h.horizon_ns, h.interval_ns);
-        let series: Result<Vec<_>, _> = refs
-            .iter()
-            .map(|d| crate::features::Series::new(d, &h.normalizer, hz))
-            .collect();
+        let hz = h.horizon_ticks();
+        let series = h.series(refs.iter().copied());
         match series {
             Ok(series) => {
                 let s = Samples::new(

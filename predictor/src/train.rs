@@ -8,7 +8,7 @@
 //! the horizon from every validation tick so that no tick is seen by both.
 
 use crate::checkpoint::{Header, Model, TrainSummary, data_digest};
-use crate::features::{Channel, FeatureError, Label, Normalizer, Series, horizon_ticks};
+use crate::features::{Channel, FeatureError, Label, Normalizer, Series};
 use crate::model::{Arch, ModelConfig, ModelError, OutputKind};
 use indicatif::{ProgressBar, ProgressStyle};
 use rand::SeedableRng;
@@ -539,12 +539,10 @@ pub fn train(
             (Model::new(header, cfg.device)?, None)
         }
     };
-    let h = horizon_ticks(model.header.horizon_ns, interval);
+    // The header's tick is `interval` (checked above for a checkpoint).
+    let h = model.header.horizon_ticks();
     let window = model.header.model.window;
-    let series = datasets
-        .iter()
-        .map(|d| Series::new(d, &model.header.normalizer, h))
-        .collect::<Result<Vec<_>, _>>()?;
+    let series = model.header.series(datasets.iter().copied())?;
     let samples = Samples::new(
         &series,
         window,
@@ -881,8 +879,8 @@ mod tests {
         let a = train(&[&ds], &cfg, None, &mut |_| {}).unwrap();
         let acc = a.model.header.train.validation_accuracy;
         // "Always quiet" scores the share of quiet ticks; the model must beat it.
-        let h = horizon_ticks(cfg.horizon_ns, ds.meta.interval_ns);
-        let s = Series::new(&ds, &a.model.header.normalizer, h).unwrap();
+        let h = a.model.header.horizon_ticks();
+        let s = a.model.header.series([&ds]).unwrap().remove(0);
         let sm = Samples::new(&[s], 8, h, LAST_FIFTH, 1.0, 0.5, 1.0);
         let quiet = sm
             .validation
@@ -939,8 +937,8 @@ mod tests {
             let s = &t.model.header.train;
             assert_eq!(s.best_epoch, best.epoch, "{monitor:?}");
             // The weights kept are that epoch's: they score its figures again.
-            let h = horizon_ticks(cfg.horizon_ns, ds.meta.interval_ns);
-            let series = Series::new(&ds, &t.model.header.normalizer, h).unwrap();
+            let h = t.model.header.horizon_ticks();
+            let series = t.model.header.series([&ds]).unwrap().remove(0);
             let sm = Samples::new(
                 &[series],
                 8,
