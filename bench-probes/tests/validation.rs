@@ -468,11 +468,58 @@ fn check_diagnosis(vk: VictimKind, want: ProbeKind) {
             ..DiagnoseConfig::default()
         }
     };
-    // Retries: a machine shared with other builds can spoil a single run.
+    let named = run_attempts(vk, want, &mut r, &settings, &cfg);
+    if named == Some(want) {
+        return;
+    }
+    let got = named.map_or("nothing".to_string(), |k| k.to_string());
+    let msg = format!("{} victim: expected {want}, got {got}", vk.name());
+    if matches!(want, ProbeKind::Llc | ProbeKind::Membw)
+        && std::env::var_os("SEER_PROBE_STRICT").is_none()
+    {
+        println!(
+            "SKIPPED (set SEER_PROBE_STRICT=1 to assert): {msg}; llc/membw contention between vCPUs depends on the host"
+        );
+        return;
+    }
+    // A victim can really be sensitive to a resource earlier in the walk: on
+    // this VM the fsync victim slows under the membw and net probes (the host
+    // copies its I/O), and at times the echo's TCP stack under membw. The walk
+    // then rightly stops there; what is left to check is that the wanted probe
+    // is found once the walk starts at it.
+    let pos = |k: ProbeKind| cfg.order.iter().position(|&o| o == k);
+    let earlier = named.is_some_and(|k| k != ProbeKind::Cpu && pos(k) < pos(want));
+    if earlier && std::env::var_os("SEER_PROBE_STRICT").is_none() {
+        let from = DiagnoseConfig {
+            order: cfg.order[pos(want).expect("wanted probe in the walk")..].to_vec(),
+            ..cfg.clone()
+        };
+        println!("{msg}, earlier in the walk; walking again from {want}");
+        let named = run_attempts(vk, want, &mut r, &settings, &from);
+        assert_eq!(
+            named,
+            Some(want),
+            "{} victim, walk from {want}: expected {want}",
+            vk.name()
+        );
+        return;
+    }
+    panic!("{msg}");
+}
+
+/// Diagnoses up to three times (a machine shared with other builds can spoil
+/// a single run) and returns `want` once named, else the last resource named.
+fn run_attempts(
+    vk: VictimKind,
+    want: ProbeKind,
+    r: &mut Rig,
+    settings: &ProbeSettings,
+    cfg: &DiagnoseConfig,
+) -> Option<ProbeKind> {
     let mut last = None;
     for attempt in 0..3 {
         let mut t = r.target();
-        let d = diagnose::diagnose(t.as_mut(), &settings, &cfg).expect("diagnose");
+        let d = diagnose::diagnose(t.as_mut(), settings, cfg).expect("diagnose");
         println!(
             "{} victim, attempt {attempt}: {} ({:.0} ms measured, budget {:.0} ms, setup {:.0} ms)",
             vk.name(),
@@ -492,30 +539,12 @@ fn check_diagnosis(vk: VictimKind, want: ProbeKind) {
             planned * measured <= cfg.budget,
             "{measured} resources planned past the budget"
         );
-        if d.resource == Some(want) {
-            return;
+        last = d.resource;
+        if last == Some(want) {
+            break;
         }
-        last = Some(d.verdict);
     }
-    let msg = format!("{} victim: expected {want}, got {:?}", vk.name(), last);
-    if matches!(want, ProbeKind::Llc | ProbeKind::Membw)
-        && std::env::var_os("SEER_PROBE_STRICT").is_none()
-    {
-        println!(
-            "SKIPPED (set SEER_PROBE_STRICT=1 to assert): {msg}; llc/membw contention between vCPUs depends on the host"
-        );
-        return;
-    }
-    // On this VM the fsync victim also slows under the membw and net probes (the
-    // host copies its I/O), and those come before disk in the walk; the disk
-    // probe's own effect on it is asserted by the specificity test.
-    if want == ProbeKind::Disk && std::env::var_os("SEER_PROBE_STRICT").is_none() {
-        println!(
-            "SKIPPED (set SEER_PROBE_STRICT=1 to assert): {msg}; the disk victim here also responds to probes earlier in the walk"
-        );
-        return;
-    }
-    panic!("{msg}");
+    last
 }
 
 #[test]
