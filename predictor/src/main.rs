@@ -175,6 +175,11 @@ struct TrainArgs {
     /// counts) relative to the other violation ticks.
     #[arg(long, default_value_t = 1.0)]
     onset_weight: f64,
+    /// Violations with no known culprit (a load peak, a fault's tail): `any`
+    /// trains them as "some service initiates one" (−log P(violation)),
+    /// `skip` leaves them out of training.
+    #[arg(long, default_value = "any", value_parser = ["any", "skip"])]
+    unattributed: String,
     /// Seed.
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -349,6 +354,7 @@ impl TrainArgs {
             class_weight_power: self.class_weight,
             quiet_fraction: self.quiet_fraction,
             onset_weight: self.onset_weight,
+            unattributed: self.unattributed == "any",
             seed: self.seed,
             device: if self.cpu {
                 Device::Cpu
@@ -813,6 +819,8 @@ mod tests {
             "0.25",
             "--onset-weight",
             "4",
+            "--unattributed",
+            "skip",
             "--target-loss",
             "0.5",
             "--class-weight",
@@ -851,6 +859,8 @@ mod tests {
         );
         assert_eq!(c.target_accuracy, Some(0.9));
         assert_eq!((c.quiet_fraction, c.onset_weight), (0.25, 4.0));
+        assert!(!c.unattributed);
+        assert!(TrainConfig::default().unattributed);
         assert_eq!(c.target_loss, Some(0.5));
         assert_eq!(c.val_block_ns, 120_000_000_000);
         assert_eq!(c.device, Device::Cpu);

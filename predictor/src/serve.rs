@@ -18,7 +18,7 @@ use crate::checkpoint::{Header, Model};
 use crate::features::{Channel, Normalizer};
 use crate::model::{ModelError, StreamMode};
 use crate::retrain;
-use crate::train::{Samples, TrainConfig, evaluate, train};
+use crate::train::{Samples, TrainConfig, Weighting, evaluate, train};
 use seer_proto::v1::predictor_server::{Predictor, PredictorServer};
 use seer_proto::v1::retrain_progress::State;
 use seer_proto::v1::{
@@ -534,9 +534,10 @@ fn retrain_job(
                     h.model.window,
                     hz,
                     cfg.split(h.interval_ns),
-                    1.0,
-                    cfg.class_weight_power,
-                    cfg.onset_weight,
+                    &Weighting {
+                        train_fraction: 1.0,
+                        ..cfg.weighting()
+                    },
                 );
                 evaluate(&m, &s, &s.validation, cfg.batch_size).unwrap_or((f64::INFINITY, 0.0))
             }

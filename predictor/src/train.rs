@@ -105,6 +105,11 @@ pub struct TrainConfig {
     /// other violation ticks: the tick where anticipating counts, outnumbered by
     /// the ticks of long violations. 1 = no emphasis.
     pub onset_weight: f64,
+    /// Train on violations with no known culprit (a load peak, the tail of a
+    /// fault) as "some service initiates one": their loss is −log P(violation),
+    /// whichever service the model names. Off, they are left out, and a model
+    /// never learns to alarm on load alone.
+    pub unattributed: bool,
     /// Seed of the initial weights, dropout and shuffling.
     pub seed: u64,
     /// Where to train.
@@ -138,6 +143,7 @@ impl Default for TrainConfig {
             class_weight_power: 0.5,
             quiet_fraction: 1.0,
             onset_weight: 1.0,
+            unattributed: true,
             seed: 1,
             device: Device::cuda_if_available(),
             progress: false,
@@ -153,6 +159,16 @@ impl TrainConfig {
         Split {
             fraction: self.val_fraction,
             block: (self.val_block_ns / interval_ns.max(1)).max(1) as usize,
+        }
+    }
+
+    /// How the training windows are chosen and weighed.
+    pub fn weighting(&self) -> Weighting {
+        Weighting {
+            train_fraction: self.train_fraction,
+            class_weight_power: self.class_weight_power,
+            onset_weight: self.onset_weight,
+            unattributed: self.unattributed,
         }
     }
 
@@ -287,12 +303,34 @@ pub struct EpochReport {
     pub elapsed: f64,
 }
 
+/// Which training windows are used and how much each weighs (the
+/// [`TrainConfig`] fields of the same names).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Weighting {
+    /// Fraction of the training windows used (the earliest ones).
+    pub train_fraction: f64,
+    /// Class-weight exponent.
+    pub class_weight_power: f64,
+    /// Weight of a violation episode's first tick.
+    pub onset_weight: f64,
+    /// Train on violations with no known culprit.
+    pub unattributed: bool,
+}
+
+impl Default for Weighting {
+    fn default() -> Self {
+        TrainConfig::default().weighting()
+    }
+}
+
 /// Datasets turned into one tensor of ticks, targets and sample indices.
 #[derive(Debug)]
 pub struct Samples {
     /// `[ticks, services, channels]`, all datasets concatenated.
     pub x: Tensor,
-    /// `[ticks, services + 1]` soft targets (last = no violation).
+    /// `[ticks, services + 2]`: soft targets over the services and "no
+    /// violation" (column `services`), then 1 in the last column for a
+    /// violation whose culprit is unknown (all other columns 0).
     pub targets: Tensor,
     /// Per-tick sample weight from the class weights.
     pub weights: Tensor,
@@ -311,14 +349,12 @@ impl Samples {
         window: usize,
         h: usize,
         split: Split,
-        train_fraction: f64,
-        class_weight_power: f64,
-        onset_weight: f64,
+        weighting: &Weighting,
     ) -> Samples {
         let (ns, nc) = (series[0].n_services, series[0].n_channels);
         let total: usize = series.iter().map(|s| s.n_ticks).sum();
         let mut x = Vec::with_capacity(total * ns * nc);
-        let mut targets = vec![0f32; total * (ns + 1)];
+        let mut targets = vec![0f32; total * (ns + 2)];
         let mut class = vec![ns; total];
         let mut onset = vec![false; total];
         let (mut train, mut validation) = (Vec::new(), Vec::new());
@@ -338,7 +374,10 @@ impl Samples {
                 |t: usize| before[(t + gap + 1).min(s.n_ticks)] > before[t.saturating_sub(gap)];
             let mut tr = Vec::new();
             for t in ends {
-                let row = &mut targets[(offset + t) * (ns + 1)..(offset + t + 1) * (ns + 1)];
+                let row = &mut targets[(offset + t) * (ns + 2)..(offset + t + 1) * (ns + 2)];
+                // The first tick of a violation episode: the one where
+                // anticipating counts.
+                let first = t == 0 || !s.labels[t - 1].as_ref().is_some_and(Label::is_violation);
                 match s.labels[t].as_ref() {
                     Some(Label::Quiet) => {
                         row[ns] = 1.0;
@@ -348,12 +387,13 @@ impl Samples {
                             row[i] = 1.0 / c.len() as f32;
                         }
                         class[offset + t] = c[0];
-                        // The first tick of a violation episode: the one where
-                        // anticipating counts.
-                        onset[offset + t] =
-                            t == 0 || !s.labels[t - 1].as_ref().is_some_and(Label::is_violation);
+                        onset[offset + t] = first;
                     }
-                    // Not trained on: the culprit is unknown.
+                    Some(Label::Unattributed) if weighting.unattributed => {
+                        row[ns + 1] = 1.0;
+                        class[offset + t] = ns + 1;
+                        onset[offset + t] = first;
+                    }
                     Some(Label::Unattributed) | None => continue,
                 }
                 let start = (offset + t + 1 - window) as i64;
@@ -363,13 +403,13 @@ impl Samples {
                     tr.push(start);
                 }
             }
-            let keep = ((tr.len() as f64) * train_fraction).ceil() as usize;
+            let keep = ((tr.len() as f64) * weighting.train_fraction).ceil() as usize;
             tr.truncate(keep.max(1).min(tr.len()));
             train.extend(tr);
             offset += s.n_ticks;
         }
         // Class weights from the training samples.
-        let mut counts = vec![0usize; ns + 1];
+        let mut counts = vec![0usize; ns + 2];
         for &st in &train {
             counts[class[st as usize + window - 1]] += 1;
         }
@@ -381,18 +421,25 @@ impl Samples {
                 if c == 0 {
                     1.0
                 } else {
-                    (n / (present as f64 * c as f64)).powf(class_weight_power) as f32
+                    (n / (present as f64 * c as f64)).powf(weighting.class_weight_power) as f32
                 }
             })
             .collect();
         let weights: Vec<f32> = class
             .iter()
             .zip(&onset)
-            .map(|(&c, &o)| cw[c] * if o { onset_weight as f32 } else { 1.0 })
+            .map(|(&c, &o)| {
+                cw[c]
+                    * if o {
+                        weighting.onset_weight as f32
+                    } else {
+                        1.0
+                    }
+            })
             .collect();
         Samples {
             x: Tensor::from_slice(&x).reshape([total as i64, ns as i64, nc as i64]),
-            targets: Tensor::from_slice(&targets).reshape([total as i64, ns as i64 + 1]),
+            targets: Tensor::from_slice(&targets).reshape([total as i64, ns as i64 + 2]),
             weights: Tensor::from_slice(&weights),
             train,
             validation,
@@ -402,7 +449,7 @@ impl Samples {
 
     /// Splits window starts into (quiet, with a violation) by their target.
     pub fn split_quiet(&self, starts: &[i64]) -> Result<(Vec<i64>, Vec<i64>), TrainError> {
-        let ns = self.targets.size()[1] - 1;
+        let ns = self.targets.size()[1] - 2;
         let none: Vec<f32> = Vec::try_from(self.targets.select(1, ns))?;
         let w = self.window - 1;
         Ok(starts.iter().partition(|&&st| none[st as usize + w] > 0.5))
@@ -429,27 +476,48 @@ impl Samples {
     }
 }
 
-/// Weighted loss of a batch.
+/// Weighted loss of a batch; `targets` as in [`Samples::targets`].
+///
+/// A violation with an unknown culprit is "one of the services initiates it":
+/// its loss is −log P(violation) — the softmax's services together, or for
+/// per-service sigmoids 1 − Π(1 − pᵢ) — and does not favour any service.
 pub fn loss(output: OutputKind, logits: &Tensor, targets: &Tensor, weights: &Tensor) -> Tensor {
-    let ns = targets.size()[1] - 1;
+    let ns = targets.size()[1] - 2;
+    let known = targets.narrow(1, 0, ns + 1);
+    let unknown = targets.select(1, ns + 1);
     let per_sample = match output {
         OutputKind::Softmax => {
-            -(targets * logits.log_softmax(-1, Kind::Float)).sum_dim_intlist(1, false, Kind::Float)
+            let lp = logits.log_softmax(-1, Kind::Float);
+            let cross = -(known * &lp).sum_dim_intlist(1, false, Kind::Float);
+            let any = -lp.narrow(1, 0, ns).logsumexp(1, false);
+            cross + any * unknown
         }
         OutputKind::Sigmoid => {
-            let t = targets.narrow(1, 0, ns).gt(0.0).to_kind(Kind::Float);
-            logits
+            let t = known.narrow(1, 0, ns).gt(0.0).to_kind(Kind::Float);
+            let each = logits
                 .binary_cross_entropy_with_logits::<Tensor>(&t, None, None, tch::Reduction::None)
-                .sum_dim_intlist(1, false, Kind::Float)
+                .sum_dim_intlist(1, false, Kind::Float);
+            // log P(no violation) = Σ log(1 − σ(l)) = −Σ softplus(l)
+            let log_none = -logits.softplus().sum_dim_intlist(1, false, Kind::Float);
+            let any = -(-log_none.expm1()).clamp_min(1e-12).log();
+            each * (-&unknown + 1.0) + any * unknown
         }
     };
     (per_sample * weights).sum(Kind::Float) / weights.sum(Kind::Float)
 }
 
-/// Whether the most probable class of each row is one the target gives weight to.
+/// Whether the most probable class of each row is one the target allows (for
+/// an unknown culprit: any service).
 pub fn correct(probs: &Tensor, targets: &Tensor) -> Tensor {
+    let ns = targets.size()[1] - 2;
     let top = probs.argmax(-1, true);
-    targets.gather(1, &top, false).squeeze_dim(1).gt(0.0)
+    let named = targets
+        .narrow(1, 0, ns + 1)
+        .gather(1, &top, false)
+        .squeeze_dim(1)
+        .gt(0.0);
+    let service = top.squeeze_dim(1).lt(ns);
+    named.logical_or(&targets.select(1, ns + 1).gt(0.0).logical_and(&service))
 }
 
 /// Loss and accuracy of `model` on the windows starting at `starts`.
@@ -543,15 +611,7 @@ pub fn train(
     let h = model.header.horizon_ticks();
     let window = model.header.model.window;
     let series = model.header.series(datasets.iter().copied())?;
-    let samples = Samples::new(
-        &series,
-        window,
-        h,
-        cfg.split(interval),
-        cfg.train_fraction,
-        cfg.class_weight_power,
-        cfg.onset_weight,
-    );
+    let samples = Samples::new(&series, window, h, cfg.split(interval), &cfg.weighting());
     if samples.train.is_empty() || (cfg.val_fraction > 0.0 && samples.validation.is_empty()) {
         return Err(TrainError::TooFew {
             train: samples.train.len(),
@@ -618,8 +678,8 @@ pub fn train(
         for chunk in order.chunks(cfg.batch_size) {
             let (x, t, mut w) = samples.batch(chunk, model.vs.device());
             if cfg.quiet_fraction < 1.0 {
-                // Quiet targets have 1 in the last column.
-                let q = t.narrow(1, ns, 1).squeeze_dim(1);
+                // Quiet targets have 1 in column `services`.
+                let q = t.select(1, ns);
                 w *= q * (1.0 / cfg.quiet_fraction - 1.0) + 1.0;
             }
             let logits = model.net.forward_t(&x, true);
@@ -814,7 +874,7 @@ mod tests {
         let norm = Normalizer::fit(&[&ds], &masks, &ds.meta.services, &[Channel::Queue]).unwrap();
         let (w, h) = (8usize, 2usize);
         let s = Series::new(&ds, &norm, h).unwrap();
-        let sm = Samples::new(&[s], w, h, split, 1.0, 0.5, 1.0);
+        let sm = Samples::new(&[s], w, h, split, &Weighting::default());
         let val: Vec<usize> = sm
             .validation
             .iter()
@@ -849,7 +909,7 @@ mod tests {
             ..Default::default()
         });
         let s = queue_series(&ds, 320, 1).unwrap();
-        let sm = Samples::new(&[s], 8, 1, LAST_FIFTH, 1.0, 0.5, 1.0);
+        let sm = Samples::new(&[s], 8, 1, LAST_FIFTH, &Weighting::default());
         let last_train = *sm.train.iter().max().unwrap();
         let first_val = *sm.validation.iter().min().unwrap();
         assert!(
@@ -858,7 +918,7 @@ mod tests {
         );
         let (x, t, w) = sm.batch(&sm.train[..4], Device::Cpu);
         assert_eq!(x.size(), [4, 8, 3, 1]);
-        assert_eq!(t.size(), [4, 4]);
+        assert_eq!(t.size(), [4, 5]);
         assert_eq!(w.size(), [4]);
         // The window holds ticks start..start+8 of the series.
         let v: Vec<f32> = Vec::try_from(x.get(0).flatten(0, -1)).unwrap();
@@ -881,7 +941,7 @@ mod tests {
         // "Always quiet" scores the share of quiet ticks; the model must beat it.
         let h = a.model.header.horizon_ticks();
         let s = a.model.header.series([&ds]).unwrap().remove(0);
-        let sm = Samples::new(&[s], 8, h, LAST_FIFTH, 1.0, 0.5, 1.0);
+        let sm = Samples::new(&[s], 8, h, LAST_FIFTH, &Weighting::default());
         let quiet = sm
             .validation
             .iter()
@@ -944,9 +1004,7 @@ mod tests {
                 8,
                 h,
                 cfg.split(ds.meta.interval_ns),
-                1.0,
-                0.5,
-                1.0,
+                &Weighting::default(),
             );
             let (l, a) = evaluate(&t.model, &sm, &sm.validation, 64).unwrap();
             assert!(
@@ -973,8 +1031,23 @@ mod tests {
             ..Default::default()
         });
         let s = queue_series(&ds, 480, 1).unwrap();
-        let plain = Samples::new(std::slice::from_ref(&s), 8, 1, LAST_FIFTH, 1.0, 0.5, 1.0);
-        let heavy = Samples::new(std::slice::from_ref(&s), 8, 1, LAST_FIFTH, 1.0, 0.5, 3.0);
+        let plain = Samples::new(
+            std::slice::from_ref(&s),
+            8,
+            1,
+            LAST_FIFTH,
+            &Weighting::default(),
+        );
+        let heavy = Samples::new(
+            std::slice::from_ref(&s),
+            8,
+            1,
+            LAST_FIFTH,
+            &Weighting {
+                onset_weight: 3.0,
+                ..Weighting::default()
+            },
+        );
         let a: Vec<f32> = Vec::try_from(&plain.weights).unwrap();
         let b: Vec<f32> = Vec::try_from(&heavy.weights).unwrap();
         let (mut onsets, mut others) = (0, 0);
@@ -996,6 +1069,78 @@ mod tests {
     }
 
     #[test]
+    fn an_unknown_culprit_costs_minus_log_p_violation() {
+        // Two services; rows: culprit 0, quiet, unknown.
+        let targets = Tensor::from_slice(&[
+            1f32, 0., 0., 0., //
+            0., 0., 1., 0., //
+            0., 0., 0., 1.,
+        ])
+        .reshape([3, 4]);
+        let one = |i: i64| targets.narrow(0, i, 1);
+        let w = Tensor::from_slice(&[1f32]);
+        let logits = Tensor::from_slice(&[0.3f32, -1.2, 0.8]).reshape([1, 3]);
+        let p: Vec<f32> = Vec::try_from(logits.softmax(-1, Kind::Float).flatten(0, -1)).unwrap();
+        let l = |t: &Tensor, o: OutputKind, z: &Tensor| f64::try_from(loss(o, z, t, &w)).unwrap();
+        let close = |a: f64, b: f32| assert!((a - f64::from(b)).abs() < 1e-5, "{a} vs {b}");
+        close(l(&one(0), OutputKind::Softmax, &logits), -p[0].ln());
+        close(l(&one(1), OutputKind::Softmax, &logits), -p[2].ln());
+        close(
+            l(&one(2), OutputKind::Softmax, &logits),
+            -(p[0] + p[1]).ln(),
+        );
+        // Sigmoids: P(violation) = 1 − (1 − p₀)(1 − p₁), whichever fires.
+        let z = Tensor::from_slice(&[0.3f32, -1.2]).reshape([1, 2]);
+        let q: Vec<f32> = Vec::try_from(z.sigmoid().flatten(0, -1)).unwrap();
+        close(
+            l(&one(2), OutputKind::Sigmoid, &z),
+            -(1.0 - (1.0 - q[0]) * (1.0 - q[1])).ln(),
+        );
+        close(
+            l(&one(0), OutputKind::Sigmoid, &z),
+            -q[0].ln() - (1.0 - q[1]).ln(),
+        );
+        // Accuracy: an unknown culprit is matched by any service, not by quiet.
+        let probs = Tensor::from_slice(&[0.1f32, 0.6, 0.3, 0.1, 0.2, 0.7]).reshape([2, 3]);
+        let unknown = targets.narrow(0, 2, 1).repeat([2, 1]);
+        let ok: Vec<bool> = Vec::try_from(correct(&probs, &unknown)).unwrap();
+        assert_eq!(ok, [true, false]);
+    }
+
+    #[test]
+    fn violations_without_a_culprit_teach_the_alarm() {
+        tch::set_num_threads(1);
+        let mut ds = synth_dataset(&SynthConfig {
+            n_services: 4,
+            n_ticks: 1500,
+            ..Default::default()
+        });
+        // A load peak names no service.
+        ds.culprit.iter_mut().for_each(|c| *c = None);
+        let alarm_share = |unattributed: bool| {
+            let cfg = TrainConfig {
+                unattributed,
+                ..quick(Arch::Hybrid)
+            };
+            let t = train(&[&ds], &cfg, None, &mut |_| {}).unwrap();
+            let s = t.model.header.series([&ds]).unwrap().remove(0);
+            let ends: Vec<usize> = (1200..s.n_ticks)
+                .filter(|&e| matches!(s.labels[e], Some(Label::Unattributed)))
+                .collect();
+            let probs = crate::eval::score_model(&t.model, &s, &ends);
+            let alarms = probs.iter().filter(|p| p[p.len() - 1] < 0.5).count();
+            (alarms as f64 / ends.len() as f64, ends.len())
+        };
+        let (any, n) = alarm_share(true);
+        let (skip, _) = alarm_share(false);
+        assert!(n > 20, "{n} violation ticks");
+        assert!(
+            any > 0.6 && skip < 0.1,
+            "alarmed at {any} (any) vs {skip} (skip)"
+        );
+    }
+
+    #[test]
     fn quiet_windows_can_be_subsampled_per_epoch() {
         tch::set_num_threads(1);
         let ds = synth_dataset(&SynthConfig {
@@ -1004,7 +1149,13 @@ mod tests {
             ..Default::default()
         });
         let s = queue_series(&ds, 1200, 1).unwrap();
-        let sm = Samples::new(std::slice::from_ref(&s), 8, 1, LAST_FIFTH, 1.0, 0.5, 1.0);
+        let sm = Samples::new(
+            std::slice::from_ref(&s),
+            8,
+            1,
+            LAST_FIFTH,
+            &Weighting::default(),
+        );
         let (quiet, events) = sm.split_quiet(&sm.train).unwrap();
         assert_eq!(quiet.len() + events.len(), sm.train.len());
         for &st in &quiet {
