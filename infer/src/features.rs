@@ -164,8 +164,27 @@ impl Label {
     }
 }
 
+/// The tick whose culprits a violation labelled at each tick is attributed to:
+/// the tick itself, unless a violation is already under way there — then the
+/// tick before that violation began. A violation is initiated once: a fault
+/// injected while the application is still overloaded by an earlier one (or by
+/// load) did not start it, and the service that did stays its culprit until
+/// the violation ends, also after its own fault is over.
+pub fn attribution_ticks(ds: &Dataset) -> Vec<usize> {
+    let mut out = Vec::with_capacity(ds.n_ticks());
+    let mut onset = 0;
+    for t in 0..ds.n_ticks() {
+        if !ds.any_violation(t) {
+            onset = t;
+        }
+        out.push(onset);
+    }
+    out
+}
+
 /// Labels every tick of a dataset: violation of any entry point in ticks
-/// `t+1 ..= t+h`, attributed to the services that are culprits at tick `t`.
+/// `t+1 ..= t+h`, attributed to the services that are culprits at tick `t`,
+/// or inside a violation at the tick before it began ([`attribution_ticks`]).
 ///
 /// `order[i]` is the dataset's index of the model's service `i` (`None` when the
 /// dataset lacks it). Ticks whose horizon runs past the end get `None`.
@@ -173,6 +192,7 @@ pub fn labels(ds: &Dataset, order: &[Option<usize>], h: usize) -> Vec<Option<Lab
     let nt = ds.n_ticks();
     let ns = ds.n_services();
     let any_violation: Vec<bool> = (0..nt).map(|t| ds.any_violation(t)).collect();
+    let by = attribution_ticks(ds);
     // Model index of each dataset service.
     let mut to_model = vec![None; ns];
     for (m, d) in order.iter().enumerate() {
@@ -188,7 +208,8 @@ pub fn labels(ds: &Dataset, order: &[Option<usize>], h: usize) -> Vec<Option<Lab
             if !any_violation[t + 1..=t + h].iter().any(|&v| v) {
                 return Some(Label::Quiet);
             }
-            let mut c: Vec<usize> = ds.culprit[t * ns..(t + 1) * ns]
+            let a = by[t];
+            let mut c: Vec<usize> = ds.culprit[a * ns..(a + 1) * ns]
                 .iter()
                 .enumerate()
                 .filter(|(_, r)| r.is_some())
@@ -357,8 +378,9 @@ impl Series {
         }
         let opt: Vec<Option<usize>> = order.iter().map(|&d| Some(d)).collect();
         let nd = ds.n_services();
-        let culprit_resource = (0..nt)
-            .map(|t| order.iter().find_map(|&d| ds.culprit[t * nd + d]))
+        let culprit_resource = attribution_ticks(ds)
+            .into_iter()
+            .map(|a| order.iter().find_map(|&d| ds.culprit[a * nd + d]))
             .collect();
         Ok(Series {
             n_ticks: nt,
@@ -440,6 +462,45 @@ mod tests {
         // Reordered model: dataset service 2 is model service 0.
         let l3 = labels(&ds, &[Some(2), Some(0), Some(1)], 1);
         assert_eq!(l3[4], Some(Label::Culprits(vec![0])));
+    }
+
+    #[test]
+    fn a_violation_keeps_the_culprit_that_started_it() {
+        use seer_traces::Resource;
+        let mut ds = synth_dataset(&SynthConfig {
+            n_services: 3,
+            n_ticks: 16,
+            ..Default::default()
+        });
+        ds.violation.iter_mut().for_each(|v| *v = false);
+        ds.culprit.iter_mut().for_each(|c| *c = None);
+        // Service 1's fault (ticks 3..=7) starts a violation at 5..=9; service
+        // 2's fault (ticks 6..=13) comes during it and starts the next at 12..=13.
+        (5..=9).chain(12..=13).for_each(|t| ds.violation[t] = true);
+        (3..=7).for_each(|t| ds.culprit[t * 3 + 1] = Some(Resource::Cpu));
+        (6..=13).for_each(|t| ds.culprit[t * 3 + 2] = Some(Resource::Net));
+        let l = labels(&ds, &[Some(0), Some(1), Some(2)], 1);
+        let one = Some(Label::Culprits(vec![1]));
+        assert_eq!(&l[4..=8], &vec![one; 5][..], "{l:?}");
+        assert_eq!(l[9], Some(Label::Quiet));
+        assert_eq!(l[11], Some(Label::Culprits(vec![2])));
+        assert_eq!(l[12], Some(Label::Culprits(vec![2])));
+        let norm = Normalizer::fit(
+            &[&ds],
+            &[vec![true; 16]],
+            &ds.meta.services,
+            &[Channel::Queue],
+        )
+        .unwrap();
+        let s = Series::new(&ds, &norm, 1).unwrap();
+        assert_eq!(s.culprit_resource[8], Some(Resource::Cpu));
+        assert_eq!(s.culprit_resource[12], Some(Resource::Net));
+        // A violation that began with no fault active stays unattributed.
+        ds.culprit.iter_mut().for_each(|c| *c = None);
+        (6..=13).for_each(|t| ds.culprit[t * 3 + 2] = Some(Resource::Net));
+        let l = labels(&ds, &[Some(0), Some(1), Some(2)], 1);
+        assert_eq!(l[6], Some(Label::Unattributed));
+        assert_eq!(l[11], Some(Label::Culprits(vec![2])));
     }
 
     #[test]

@@ -28,7 +28,7 @@ pub enum CliError {
     /// The simulation could not be configured.
     #[error(transparent)]
     Sim(#[from] SimError),
-    /// An `--inject` value is invalid.
+    /// An argument is invalid (`--inject`, `--duration`, `--deadline`).
     #[error("{0}")]
     Inject(String),
     /// A file could not be written or read.
@@ -80,6 +80,11 @@ pub struct SimArgs {
     /// SERVICE:KIND@START+DURATION[,ramp=R,intensity=I,instance=N,peer=P]; repeatable.
     #[arg(long)]
     pub inject: Vec<String>,
+    /// Deadline of every request after the client sends it, e.g. 1s (default:
+    /// the topology's `deadline_ms`, none in the built-ins): a call still queued
+    /// past it fails without doing its work, so an overload ends with its cause.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub deadline: Option<Duration>,
     /// Seed of every random choice: the same seed gives the same bytes.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -140,6 +145,13 @@ impl SimArgs {
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(cfg.epoch_ns, |d| d.as_nanos() as u64);
             cfg.epoch_ns = now - now % cfg.tick_ns.max(1);
+        }
+        if let Some(d) = self.deadline {
+            let ns = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+            if ns == 0 {
+                return Err(CliError::Inject("--deadline must be positive".into()));
+            }
+            cfg.topology.deadline_ns = Some(ns);
         }
         cfg.client_spans = self.client_spans;
         for spec in &self.inject {
@@ -351,6 +363,8 @@ mod tests {
             "back:cpu@1m+1m",
             "--seed",
             "7",
+            "--deadline",
+            "1500ms",
             "--client-spans",
             "--spans",
             "otlp",
@@ -373,7 +387,9 @@ mod tests {
         let cfg = a.to_config().unwrap();
         assert!(cfg.injections.len() > 5);
         assert_eq!(cfg.duration_ns, 7_200_000_000_000);
+        assert_eq!(cfg.topology.deadline_ns, Some(1_500_000_000));
         let d = parse(&["--out", "o"]).unwrap();
+        assert_eq!(d.to_config().unwrap().topology.deadline_ns, None);
         assert_eq!(
             (d.topology.as_str(), d.rate, d.seed, d.spans),
             ("social-network", 800.0, 0, None)
@@ -392,6 +408,9 @@ mod tests {
         a.inject = vec!["back:gpu@1s+1s".into()];
         assert!(a.to_config().unwrap_err().to_string().contains("gpu"));
         a.inject.clear();
+        a.deadline = Some(Duration::ZERO);
+        assert!(a.to_config().unwrap_err().to_string().contains("--deadline"));
+        a.deadline = None;
         a.load = "sawtooth".into();
         assert!(a.to_config().unwrap_err().to_string().contains("sawtooth"));
     }

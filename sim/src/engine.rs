@@ -249,6 +249,8 @@ enum EvKind {
     Apply(u32),
     /// (child slot, child generation)
     Timeout(u32, u32),
+    /// A request whose deadline passed before a worker started it.
+    Expire(u32),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -294,6 +296,8 @@ struct Req {
     parent_span: u64,
     sent_ns: u64,
     start_ns: u64,
+    /// Absolute deadline, ns (0: none).
+    deadline_ns: u64,
     pending: u32,
     step: u16,
     attempt: u8,
@@ -349,6 +353,8 @@ pub struct RunStats {
     pub actions: u64,
     /// Synchronous calls that timed out.
     pub timeouts: u64,
+    /// Requests failed unstarted because their deadline had passed.
+    pub expired: u64,
 }
 
 /// A simulation in progress. Create with [`Sim::new`], then [`Sim::run`] to the
@@ -766,6 +772,10 @@ impl Sim {
                 EvKind::Reply(r) => self.on_reply(r, sink),
                 EvKind::Apply(a) => self.on_apply(a),
                 EvKind::Timeout(r, g) => self.on_timeout(r, g, sink),
+                EvKind::Expire(r) => {
+                    self.stats.expired += 1;
+                    self.finish(r, true, sink);
+                }
             }
         }
         if t_ns > self.now {
@@ -850,6 +860,7 @@ impl Sim {
             span_id: 0,
             parent_span: 0,
             sent_ns: self.now,
+            deadline_ns: self.deadline_from(self.now),
             ..Default::default()
         });
         // The client is outside the application: the request is at the front end now.
@@ -886,6 +897,7 @@ impl Sim {
                 trace,
                 parent_span,
                 sent_ns: self.now,
+                deadline_ns: self.deadline_from(self.now),
                 flags: F_EXTERNAL,
                 ..Default::default()
             });
@@ -1045,6 +1057,11 @@ impl Sim {
         let (sid, inst) = (station.service as usize, station.instance);
         let waited = self.now - self.reqs[r as usize].start_ns;
         self.monitor.start(sid, self.now, waited);
+        if self.past_deadline(r) {
+            // Nobody waits for the answer any more: fail without the work.
+            self.push(self.now, EvKind::Expire(r));
+            return;
+        }
         if !self.svc[sid].injections.is_empty() {
             let p = self.app_intensity(sid, inst, |f| *f == Fault::Lock);
             if p > 0.0 && self.rng.chance(p) {
@@ -1102,7 +1119,7 @@ impl Sim {
                 if self.maybe_cycle(r, from) {
                     return;
                 }
-                self.finish(r, sink);
+                self.finish(r, false, sink);
                 return;
             }
             let child = {
@@ -1111,6 +1128,7 @@ impl Sim {
                     trace: q.trace,
                     parent_span: q.span_id,
                     api: NONE,
+                    deadline_ns: q.deadline_ns,
                     ..Default::default()
                 }
             };
@@ -1126,8 +1144,10 @@ impl Sim {
                             c.op,
                             NONE,
                             from,
+                            // A queued message carries no caller's deadline.
                             Req {
                                 flags: F_ASYNC,
+                                deadline_ns: 0,
                                 ..child
                             },
                         );
@@ -1187,6 +1207,7 @@ impl Sim {
             parent_span: q.span_id,
             api: NONE,
             flags: F_CYCLE,
+            deadline_ns: q.deadline_ns,
             ..Default::default()
         };
         self.reqs[r as usize].pending = 1;
@@ -1199,15 +1220,17 @@ impl Sim {
         sink.span(&s, &self.topo);
     }
 
-    fn finish<S: SpanSink + ?Sized>(&mut self, r: u32, sink: &mut S) {
+    /// Ends request `r` on its station (`expired`: without its work, past its
+    /// deadline): emits its span, frees its worker and replies.
+    fn finish<S: SpanSink + ?Sized>(&mut self, r: u32, expired: bool, sink: &mut S) {
         let q = self.reqs[r as usize];
         let st = q.station as usize;
         let (sid, inst) = (
             self.stations[st].service as usize,
             self.stations[st].instance,
         );
-        let mut error = q.flags & F_CHILD_ERR != 0;
-        if !self.svc[sid].injections.is_empty() {
+        let mut error = expired || q.flags & F_CHILD_ERR != 0;
+        if !error && !self.svc[sid].injections.is_empty() {
             let p = self.app_intensity(sid, inst, |f| *f == Fault::RetryStorm);
             if p > 0.0 && self.rng.chance(p) {
                 error = true;
@@ -1265,6 +1288,17 @@ impl Sim {
             }
             self.release(r);
         }
+    }
+
+    /// The deadline of a request sent now by a client, 0 when there is none.
+    fn deadline_from(&self, now: u64) -> u64 {
+        self.topo.deadline_ns.map_or(0, |d| now + d)
+    }
+
+    /// Whether request `r`'s deadline has passed.
+    fn past_deadline(&self, r: u32) -> bool {
+        let d = self.reqs[r as usize].deadline_ns;
+        d != 0 && self.now >= d
     }
 
     /// Starts queued requests while the station has free workers.
@@ -1334,11 +1368,13 @@ impl Sim {
             self.reqs[child as usize].parent = NONE;
         }
         if failed {
-            if c.attempt < self.topo.max_retries {
+            // No retry once the caller's deadline has passed.
+            if c.attempt < self.topo.max_retries && !self.past_deadline(p) {
                 let template = Req {
                     trace: c.trace,
                     parent_span: c.parent_span,
                     api: NONE,
+                    deadline_ns: c.deadline_ns,
                     attempt: c.attempt + 1,
                     flags: c.flags & F_CYCLE,
                     ..Default::default()

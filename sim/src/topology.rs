@@ -98,6 +98,15 @@ pub struct TopologyFile {
     /// can deadlock its services, as blocking thread pools do.
     #[serde(default)]
     pub call_timeout_ms: Option<f64>,
+    /// Deadline of every request, ms after the client sent it (default: none).
+    /// Every synchronous call carries its request's deadline, as gRPC deadlines
+    /// are propagated; a call whose deadline has passed when a worker would
+    /// start it fails at once (deadline exceeded) instead of doing its work, and
+    /// a failed call is not retried past it. Without one, an overload queues
+    /// every request and outlives its cause until the queues drain, which at a
+    /// load near capacity can take hours.
+    #[serde(default)]
+    pub deadline_ms: Option<f64>,
     /// The services (`[[service]]` tables).
     #[serde(rename = "service")]
     pub services: Vec<ServiceSpec>,
@@ -301,6 +310,8 @@ pub struct Topology {
     pub max_retries: u8,
     /// Timeout of a synchronous call, ns.
     pub call_timeout_ns: Option<u64>,
+    /// Deadline of a request after the client sent it, ns.
+    pub deadline_ns: Option<u64>,
 }
 
 /// A compiled service.
@@ -564,6 +575,11 @@ impl TopologyFile {
                 None => None,
                 Some(ms) if ms.is_finite() && ms > 0.0 => Some((ms * 1e6) as u64),
                 Some(ms) => return Err(bad(format!("call_timeout_ms must be positive, got {ms}"))),
+            },
+            deadline_ns: match self.deadline_ms {
+                None => None,
+                Some(ms) if ms.is_finite() && ms > 0.0 => Some((ms * 1e6) as u64),
+                Some(ms) => return Err(bad(format!("deadline_ms must be positive, got {ms}"))),
             },
         })
     }

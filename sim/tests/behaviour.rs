@@ -266,6 +266,51 @@ fn a_call_cycle_feeds_back_until_saturation_and_timeouts_end_it() {
 }
 
 #[test]
+fn a_deadline_sheds_the_backlog_so_an_overload_ends_with_its_cause() {
+    // Outside load at `back`'s capacity for 4 s on top of the clients' 4000/s.
+    let topology = |line: &str| {
+        let toml = seer_sim::builtin::source("chain")
+            .unwrap()
+            .replace("hop_latency_us = 50", &format!("hop_latency_us = 50\n{line}"));
+        Topology::from_toml(&toml, "chain-deadline")
+    };
+    let run = |deadline: &str| {
+        let mut c = SimConfig::new(
+            topology(deadline).unwrap(),
+            LoadShape::Constant { rate: 4000.0 },
+            8 * S,
+        );
+        c.seed = 3;
+        c.injections
+            .push(parse_injection("back:load@1s+4s,intensity=1").unwrap());
+        let mut sim = Sim::new(c).unwrap();
+        let during = step_mean(&mut sim, "front", 3, 5);
+        let after = step_mean(&mut sim, "front", 6, 8);
+        (during, after, sim.stats())
+    };
+    let (during, after, stats) = run("");
+    let (d_during, d_after, d_stats) = run("deadline_ms = 50");
+    println!(
+        "front queue: {during:.0} during, {after:.0} after without a deadline; {d_during:.0} and {d_after:.1} with 50 ms; {d_stats:?}"
+    );
+    // `back`'s outside load starves the chain: the clients' requests queue at
+    // `front`. Unbounded, they still number thousands seconds after the load
+    // stopped (4000/s arrive, a little more drains).
+    assert!(during > 5000.0 && after > 5000.0, "{during} {after}");
+    assert_eq!(stats.expired, 0);
+    // With a deadline the queue holds about 50 ms of arrivals and is gone
+    // once the load stops.
+    assert!(d_during < 1000.0, "{d_during}");
+    assert!(d_after < 20.0, "{d_after}");
+    assert!(d_stats.expired > 1000, "{d_stats:?}");
+    // Clients see failures (their calls expired) instead of minutes of queueing.
+    assert!(d_stats.failed > 0 && stats.failed == 0, "{stats:?} {d_stats:?}");
+    for bad in ["deadline_ms = 0", "deadline_ms = -5", "deadline_ms = nan"] {
+        assert!(topology(bad).is_err(), "{bad}");
+    }
+}
+
+#[test]
 fn load_spikes_add_requests() {
     let base = injected("chain", 400.0, 10, None);
     let front = injected("chain", 400.0, 10, Some("front:load@0s+10s,intensity=0.5"));
