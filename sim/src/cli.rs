@@ -409,7 +409,12 @@ mod tests {
         assert!(a.to_config().unwrap_err().to_string().contains("gpu"));
         a.inject.clear();
         a.deadline = Some(Duration::ZERO);
-        assert!(a.to_config().unwrap_err().to_string().contains("--deadline"));
+        assert!(
+            a.to_config()
+                .unwrap_err()
+                .to_string()
+                .contains("--deadline")
+        );
         a.deadline = None;
         a.load = "sawtooth".into();
         assert!(a.to_config().unwrap_err().to_string().contains("sawtooth"));

@@ -269,9 +269,10 @@ fn a_call_cycle_feeds_back_until_saturation_and_timeouts_end_it() {
 fn a_deadline_sheds_the_backlog_so_an_overload_ends_with_its_cause() {
     // Outside load at `back`'s capacity for 4 s on top of the clients' 4000/s.
     let topology = |line: &str| {
-        let toml = seer_sim::builtin::source("chain")
-            .unwrap()
-            .replace("hop_latency_us = 50", &format!("hop_latency_us = 50\n{line}"));
+        let toml = seer_sim::builtin::source("chain").unwrap().replace(
+            "hop_latency_us = 50",
+            &format!("hop_latency_us = 50\n{line}"),
+        );
         Topology::from_toml(&toml, "chain-deadline")
     };
     let run = |deadline: &str| {
@@ -304,7 +305,10 @@ fn a_deadline_sheds_the_backlog_so_an_overload_ends_with_its_cause() {
     assert!(d_after < 20.0, "{d_after}");
     assert!(d_stats.expired > 1000, "{d_stats:?}");
     // Clients see failures (their calls expired) instead of minutes of queueing.
-    assert!(d_stats.failed > 0 && stats.failed == 0, "{stats:?} {d_stats:?}");
+    assert!(
+        d_stats.failed > 0 && stats.failed == 0,
+        "{stats:?} {d_stats:?}"
+    );
     for bad in ["deadline_ms = 0", "deadline_ms = -5", "deadline_ms = nan"] {
         assert!(topology(bad).is_err(), "{bad}");
     }
