@@ -115,4 +115,24 @@ for seed in 1 2 3 4; do
     "$bin/seer" demo --seed "$seed" --model "$out/models/hybrid-20h-q25-blocks-qaw.seer" \
         --culprit-model "$out/models/hybrid-20h-q25-blocks-acc-qaw.seer" >"$out/demo-pair-$seed.txt"
 done
+# Deadlines: the same seeds simulated with a 1 s request deadline (overloads end
+# with their cause), the same recipes trained on them ("Deadlines" in BENCHMARKS).
+dsim() { # seed hours
+    [ -f "$out/data-deadline/sn-$1/dataset.parquet" ] && return 0
+    "$bin/seer" sim --topology social-network --duration "$2h" --load "diurnal:period=$2h" \
+        --rate 800 --inject campaign --seed "$1" --deadline 1s --out "$out/data-deadline/sn-$1"
+}
+for s in 7 9 10 11 12 13 14 15 16 17 18; do dsim "$s" 2; done
+dsim 8 1
+twenty_d=()
+for s in 7 9 10 11 12 13 14 15 16 17; do twenty_d+=("$out/data-deadline/sn-$s/dataset.parquet"); done
+test=("$out/data-deadline/sn-8/dataset.parquet" "$out/data-deadline/sn-18/dataset.parquet")
+VAL_BLOCK=5m EPOCHS=30 PATIENCE=4 train deadline-qaw --data "${twenty_d[@]}" \
+    --model hybrid --quiet-fraction 0.25 --channels queue,active,wait
+VAL_BLOCK=5m EPOCHS=12 PATIENCE=3 train deadline-acc-qaw --data "${twenty_d[@]}" \
+    --model hybrid --quiet-fraction 0.25 --monitor accuracy --channels queue,active,wait
+for th in 0.5 0.3; do
+    EXTRA=(--threshold "$th" --baselines "$out/data-deadline/sn-7/dataset.parquet")
+    evaluate "deadline-$th" deadline-qaw deadline-acc-qaw
+done
 echo "reports in $out/*/report.md, demos in $out/demo-*.txt"

@@ -165,18 +165,20 @@ impl Label {
 }
 
 /// The tick whose culprits a violation labelled at each tick is attributed to:
-/// the tick itself, unless a violation is already under way there — then the
-/// tick before that violation began. A violation is initiated once: a fault
-/// injected while the application is still overloaded by an earlier one (or by
-/// load) did not start it, and the service that did stays its culprit until
-/// the violation ends, also after its own fault is over.
+/// the tick itself, unless a violation is under way there — then the first tick
+/// of that violation. A violation is initiated once: a fault injected while the
+/// application is still overloaded by an earlier one (or by load) did not start
+/// it, and the services whose faults were active when it began stay its
+/// culprits until it ends, also after their faults are over.
 pub fn attribution_ticks(ds: &Dataset) -> Vec<usize> {
     let mut out = Vec::with_capacity(ds.n_ticks());
-    let mut onset = 0;
+    let (mut onset, mut before) = (0, false);
     for t in 0..ds.n_ticks() {
-        if !ds.any_violation(t) {
+        let now = ds.any_violation(t);
+        if !now || !before {
             onset = t;
         }
+        before = now;
         out.push(onset);
     }
     out
@@ -184,7 +186,7 @@ pub fn attribution_ticks(ds: &Dataset) -> Vec<usize> {
 
 /// Labels every tick of a dataset: violation of any entry point in ticks
 /// `t+1 ..= t+h`, attributed to the services that are culprits at tick `t`,
-/// or inside a violation at the tick before it began ([`attribution_ticks`]).
+/// or inside a violation at its first tick ([`attribution_ticks`]).
 ///
 /// `order[i]` is the dataset's index of the model's service `i` (`None` when the
 /// dataset lacks it). Ticks whose horizon runs past the end get `None`.
