@@ -109,12 +109,13 @@ pub struct Metrics {
     /// Per episode length (violation ticks: < 10, 10–49, ≥ 50): episodes, anticipated.
     pub by_length: [[usize; 2]; 3],
     /// Per cause: episodes with a known culprit at some tick (a fault), and
-    /// episodes without one (load alone): episodes, anticipated.
+    /// episodes without one (load, or chance: a few slow requests in a quiet
+    /// second): episodes, anticipated.
     pub by_cause: [[usize; 2]; 2],
 }
 
 /// Labels of [`Metrics::by_cause`]'s buckets.
-pub const CAUSE_BUCKETS: [&str; 2] = ["a fault (culprit known)", "no culprit (load)"];
+pub const CAUSE_BUCKETS: [&str; 2] = ["a fault (culprit known)", "no culprit (load or chance)"];
 
 /// Labels of [`Metrics::by_length`]'s buckets.
 pub const LENGTH_BUCKETS: [&str; 3] = ["< 10 ticks", "10–49 ticks", "≥ 50 ticks"];
