@@ -1230,7 +1230,9 @@ impl Sim {
             self.stations[st].instance,
         );
         let mut error = expired || q.flags & F_CHILD_ERR != 0;
-        if !error && !self.svc[sid].injections.is_empty() {
+        // (Drawn for every request that did its work, failed child or not, so
+        // that runs without deadlines draw as they always did.)
+        if !expired && !self.svc[sid].injections.is_empty() {
             let p = self.app_intensity(sid, inst, |f| *f == Fault::RetryStorm);
             if p > 0.0 && self.rng.chance(p) {
                 error = true;
