@@ -181,6 +181,11 @@ fn independent_of(p: ProbeKind) -> Vec<VictimKind> {
     }
 }
 
+/// `SEER_PROBE_STRICT` is set: assert what this VM's host decides too.
+fn strict() -> bool {
+    std::env::var_os("SEER_PROBE_STRICT").is_some()
+}
+
 fn slowdowns(ev: &Evidence) -> Vec<f64> {
     ev.levels.iter().map(|l| l.slowdown).collect()
 }
@@ -387,7 +392,7 @@ fn specificity_matrix() {
     // places them (same CCX or not) and on the host's spare memory
     // bandwidth, which change from minute to minute on a shared VM: their
     // rows are measured and printed always, asserted on request.
-    let strict = std::env::var_os("SEER_PROBE_STRICT").is_some();
+    let strict = strict();
     let (env_bound, hard): (Vec<_>, Vec<_>) = failures
         .iter()
         // The fsync victim's latency on a VM also carries host I/O copies and
@@ -474,9 +479,7 @@ fn check_diagnosis(vk: VictimKind, want: ProbeKind) {
     }
     let got = named.map_or("nothing".to_string(), |k| k.to_string());
     let msg = format!("{} victim: expected {want}, got {got}", vk.name());
-    if matches!(want, ProbeKind::Llc | ProbeKind::Membw)
-        && std::env::var_os("SEER_PROBE_STRICT").is_none()
-    {
+    if matches!(want, ProbeKind::Llc | ProbeKind::Membw) && !strict() {
         println!(
             "SKIPPED (set SEER_PROBE_STRICT=1 to assert): {msg}; llc/membw contention between vCPUs depends on the host"
         );
@@ -489,7 +492,7 @@ fn check_diagnosis(vk: VictimKind, want: ProbeKind) {
     // is found once the walk starts at it.
     let pos = |k: ProbeKind| cfg.order.iter().position(|&o| o == k);
     let earlier = named.is_some_and(|k| k != ProbeKind::Cpu && pos(k) < pos(want));
-    if earlier && std::env::var_os("SEER_PROBE_STRICT").is_none() {
+    if earlier && !strict() {
         let from = DiagnoseConfig {
             order: cfg.order[pos(want).expect("wanted probe in the walk")..].to_vec(),
             ..cfg.clone()

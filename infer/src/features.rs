@@ -170,18 +170,20 @@ impl Label {
 /// application is still overloaded by an earlier one (or by load) did not start
 /// it, and the services whose faults were active when it began stay its
 /// culprits until it ends, also after their faults are over.
-pub fn attribution_ticks(ds: &Dataset) -> Vec<usize> {
-    let mut out = Vec::with_capacity(ds.n_ticks());
+/// `violating` says for each tick whether any entry point violates then.
+pub fn attribution_ticks(violating: impl IntoIterator<Item = bool>) -> Vec<usize> {
     let (mut onset, mut before) = (0, false);
-    for t in 0..ds.n_ticks() {
-        let now = ds.any_violation(t);
-        if !now || !before {
-            onset = t;
-        }
-        before = now;
-        out.push(onset);
-    }
-    out
+    violating
+        .into_iter()
+        .enumerate()
+        .map(|(t, now)| {
+            if !now || !before {
+                onset = t;
+            }
+            before = now;
+            onset
+        })
+        .collect()
 }
 
 /// Labels every tick of a dataset: violation of any entry point in ticks
@@ -194,7 +196,7 @@ pub fn labels(ds: &Dataset, order: &[Option<usize>], h: usize) -> Vec<Option<Lab
     let nt = ds.n_ticks();
     let ns = ds.n_services();
     let any_violation: Vec<bool> = (0..nt).map(|t| ds.any_violation(t)).collect();
-    let by = attribution_ticks(ds);
+    let by = attribution_ticks(any_violation.iter().copied());
     // Model index of each dataset service.
     let mut to_model = vec![None; ns];
     for (m, d) in order.iter().enumerate() {
@@ -380,7 +382,7 @@ impl Series {
         }
         let opt: Vec<Option<usize>> = order.iter().map(|&d| Some(d)).collect();
         let nd = ds.n_services();
-        let culprit_resource = attribution_ticks(ds)
+        let culprit_resource = attribution_ticks((0..nt).map(|t| ds.any_violation(t)))
             .into_iter()
             .map(|a| order.iter().find_map(|&d| ds.culprit[a * nd + d]))
             .collect();
@@ -441,15 +443,21 @@ mod tests {
         assert!(e.contains("gpu") && e.contains("wait"), "{e}");
     }
 
-    #[test]
-    fn labels_attribute_violations_to_active_culprits() {
+    /// A chain of three services with no violation and no culprit.
+    fn quiet_chain(n_ticks: usize) -> Dataset {
         let mut ds = synth_dataset(&SynthConfig {
             n_services: 3,
-            n_ticks: 10,
+            n_ticks,
             ..Default::default()
         });
         ds.violation.iter_mut().for_each(|v| *v = false);
         ds.culprit.iter_mut().for_each(|c| *c = None);
+        ds
+    }
+
+    #[test]
+    fn labels_attribute_violations_to_active_culprits() {
+        let mut ds = quiet_chain(10);
         ds.violation[5] = true; // one entry point: tick 5
         ds.culprit[4 * 3 + 2] = Some(seer_traces::Resource::Cpu);
         let order = [Some(0), Some(1), Some(2)];
@@ -469,13 +477,7 @@ mod tests {
     #[test]
     fn a_violation_keeps_the_culprit_that_started_it() {
         use seer_traces::Resource;
-        let mut ds = synth_dataset(&SynthConfig {
-            n_services: 3,
-            n_ticks: 16,
-            ..Default::default()
-        });
-        ds.violation.iter_mut().for_each(|v| *v = false);
-        ds.culprit.iter_mut().for_each(|c| *c = None);
+        let mut ds = quiet_chain(16);
         // Service 1's fault (ticks 3..=7) starts a violation at 5..=9; service
         // 2's fault (ticks 6..=13) comes during it and starts the next at 12..=13.
         (5..=9).chain(12..=13).for_each(|t| ds.violation[t] = true);

@@ -425,17 +425,11 @@ impl Samples {
                 }
             })
             .collect();
+        let onset_weight = weighting.onset_weight as f32;
         let weights: Vec<f32> = class
             .iter()
             .zip(&onset)
-            .map(|(&c, &o)| {
-                cw[c]
-                    * if o {
-                        weighting.onset_weight as f32
-                    } else {
-                        1.0
-                    }
-            })
+            .map(|(&c, &o)| cw[c] * if o { onset_weight } else { 1.0 })
             .collect();
         Samples {
             x: Tensor::from_slice(&x).reshape([total as i64, ns as i64, nc as i64]),
