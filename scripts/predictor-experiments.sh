@@ -135,4 +135,9 @@ for th in 0.5 0.3; do
     EXTRA=(--threshold "$th" --baselines "$out/data-deadline/sn-7/dataset.parquet")
     evaluate "deadline-$th" deadline-qaw deadline-acc-qaw
 done
+# Alarms held as the controller holds a decision ("Incidents" in BENCHMARKS).
+for hold in 300ms 500ms 1s; do
+    EXTRA=(--hold "$hold")
+    evaluate "deadline-hold-$hold" deadline-qaw deadline-acc-qaw
+done
 echo "reports in $out/*/report.md, demos in $out/demo-*.txt"

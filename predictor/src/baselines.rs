@@ -406,7 +406,7 @@ impl Scorer for Linfa {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::eval::evaluate_scorer;
+    use crate::eval::{Judging, evaluate_scorer};
     use crate::synth::{SynthConfig, queue_series, synth_dataset};
 
     fn series(seed: u64) -> Series {
@@ -424,10 +424,10 @@ mod tests {
         let (train, test) = (vec![series(1)], vec![series(2)]);
         let mut qt = QueueThreshold::fit(&train, 8);
         assert!(qt.threshold.is_finite());
-        let m = evaluate_scorer(&mut qt, &test, 8, 1, 0.5);
+        let m = evaluate_scorer(&mut qt, &test, 8, &Judging::new(1, 0.5));
         assert!(m.anticipated_pct() > 30.0, "{m:?}");
         let mut lr = LargestRise::fit(&train, 8, 3);
-        let m = evaluate_scorer(&mut lr, &test, 8, 1, 0.5);
+        let m = evaluate_scorer(&mut lr, &test, 8, &Judging::new(1, 0.5));
         assert!(m.alarms > 0 && m.top1 > 0, "{m:?}");
     }
 
@@ -436,7 +436,7 @@ mod tests {
         let (train, test) = (vec![series(1)], vec![series(2)]);
         for kind in [LinfaKind::Logistic, LinfaKind::Tree] {
             let mut l = Linfa::fit(kind, &train, 8, 4, 600).unwrap();
-            let m = evaluate_scorer(&mut l, &test, 8, 1, 0.5);
+            let m = evaluate_scorer(&mut l, &test, 8, &Judging::new(1, 0.5));
             assert!(m.top3_pct() > 40.0, "{}: {m:?}", l.name());
         }
     }
@@ -456,7 +456,7 @@ mod tests {
             }
         }
         let q = QueueThreshold::fit(std::slice::from_ref(&s), 8);
-        let m = evaluate_scorer(&mut q.clone(), &[s], 8, 1, 0.5);
+        let m = evaluate_scorer(&mut q.clone(), &[s], 8, &Judging::new(1, 0.5));
         assert_eq!(m.false_alarms, 0, "{m:?}");
         assert_eq!(m.anticipated, m.episodes);
     }

@@ -3,7 +3,9 @@
 //!
 //! Definitions (per dataset, over the ticks that end a full window and whose
 //! horizon lies inside the data):
-//! - an *alarm* at tick `t`: `P(violation) = 1 - P(no violation) ≥ threshold`;
+//! - an *alarm* at tick `t`: `P(violation) = 1 - P(no violation) ≥ threshold`
+//!   at `t`, or (with a hold of `k` ticks) at one of the `k` ticks before it, as
+//!   the controller holds a decision;
 //! - a *violation episode*: a maximal run of ticks labelled "violation within
 //!   the horizon"; it is *anticipated* when an alarm fires in its first `h` ticks,
 //!   i.e. before the violation itself starts;
@@ -14,7 +16,14 @@
 //!   ticks has a violation within the horizon. An alarm that starts early and holds
 //!   until the violation counts once, as true.
 //! - *culprit top-k*: over ticks labelled with a known culprit, one of the
-//!   culprits is among the `k` services with the highest probability.
+//!   culprits is among the `k` services with the highest probability;
+//! - *incidents*: violation episodes less than the incident gap apart (default
+//!   1 s, the QoS window) are one incident, as a user sees it: a p99 that dips
+//!   under its target for a few ticks and rises again is the same trouble. An
+//!   incident is anticipated when its first episode is (a warning during an
+//!   incident earns nothing); alarm episodes merge the same way, and an alarm
+//!   incident is false when none of its ticks has a violation within the horizon.
+//!   Episodes stay the strict figure: every re-onset must be foreseen.
 
 use crate::checkpoint::Model;
 use crate::features::{Label, Series};
@@ -76,6 +85,33 @@ pub fn score_model(model: &Model, series: &Series, ends: &[usize]) -> Vec<Vec<f3
     out
 }
 
+/// How alarms are judged against the labels.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Judging {
+    /// Prediction horizon, ticks.
+    pub horizon: usize,
+    /// Alarm threshold on P(violation).
+    pub threshold: f32,
+    /// Episodes (and alarm episodes) fewer than this many ticks apart are one
+    /// incident.
+    pub incident_gap: usize,
+    /// An alarm holds for this many ticks after the last tick over the threshold.
+    pub hold: usize,
+}
+
+impl Judging {
+    /// Horizon `horizon` ticks, alarm at `threshold`, incidents merged across
+    /// gaps under 10 ticks (1 s of 100 ms ticks), no hold.
+    pub fn new(horizon: usize, threshold: f32) -> Judging {
+        Judging {
+            horizon,
+            threshold,
+            incident_gap: 10,
+            hold: 0,
+        }
+    }
+}
+
 /// Counts behind the figures.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Metrics {
@@ -97,6 +133,14 @@ pub struct Metrics {
     pub alarm_episodes: usize,
     /// Alarm episodes with no violation within the horizon at any of their ticks.
     pub false_alarm_episodes: usize,
+    /// Incidents: episodes less than the incident gap apart merged.
+    pub incidents: usize,
+    /// Incidents whose first episode was anticipated.
+    pub incidents_anticipated: usize,
+    /// Alarm incidents: alarm episodes less than the incident gap apart merged.
+    pub alarm_incidents: usize,
+    /// Alarm incidents with no violation within the horizon at any of their ticks.
+    pub false_alarm_incidents: usize,
     /// Ticks with a known culprit.
     pub culprit_ticks: usize,
     /// Of which the top-ranked service is a culprit.
@@ -145,6 +189,14 @@ impl Metrics {
     pub fn false_episode_pct(&self) -> f64 {
         pct(self.false_alarm_episodes, self.alarm_episodes)
     }
+    /// Incidents anticipated, %.
+    pub fn incidents_anticipated_pct(&self) -> f64 {
+        pct(self.incidents_anticipated, self.incidents)
+    }
+    /// False alarm incidents as a share of alarm incidents, %.
+    pub fn false_incident_pct(&self) -> f64 {
+        pct(self.false_alarm_incidents, self.alarm_incidents)
+    }
     /// Culprit top-1, %.
     pub fn top1_pct(&self) -> f64 {
         pct(self.top1, self.culprit_ticks)
@@ -165,6 +217,10 @@ impl Metrics {
         self.quiet_ticks += o.quiet_ticks;
         self.alarm_episodes += o.alarm_episodes;
         self.false_alarm_episodes += o.false_alarm_episodes;
+        self.incidents += o.incidents;
+        self.incidents_anticipated += o.incidents_anticipated;
+        self.alarm_incidents += o.alarm_incidents;
+        self.false_alarm_incidents += o.false_alarm_incidents;
         self.culprit_ticks += o.culprit_ticks;
         self.top1 += o.top1;
         self.top3 += o.top3;
@@ -195,84 +251,60 @@ fn pct(a: usize, b: usize) -> f64 {
 }
 
 /// Computes the metrics of one series from its probabilities (see module docs).
-pub fn metrics(
-    series: &Series,
-    ends: &[usize],
-    probs: &[Vec<f32>],
-    h: usize,
-    threshold: f32,
-) -> Metrics {
+pub fn metrics(series: &Series, ends: &[usize], probs: &[Vec<f32>], j: &Judging) -> Metrics {
+    /// A violation episode: its first and last tick, whether an alarm fired in
+    /// its first `h` ticks, whether some tick of it had a known culprit.
+    struct Episode {
+        first: usize,
+        last: usize,
+        alarmed: bool,
+        fault: bool,
+    }
     let mut m = Metrics::default();
-    let mut run_start: Option<usize> = None;
-    let mut run_alarmed = false;
-    let mut run_len = 0usize;
-    let mut run_fault = false;
-    let close = |m: &mut Metrics, len: usize, alarmed: bool, fault: bool| {
-        m.anticipated += usize::from(alarmed);
-        for b in [
-            &mut m.by_length[length_bucket(len)],
-            &mut m.by_cause[usize::from(!fault)],
-        ] {
-            b[0] += 1;
-            b[1] += usize::from(alarmed);
-        }
-    };
-    let mut prev_t = None;
-    // The open alarm episode: whether any of its ticks was a violation tick.
-    let mut alarm_run: Option<bool> = None;
+    let mut episodes: Vec<Episode> = Vec::new();
+    // Alarm episodes: first tick, last tick, whether a tick of it saw a violation.
+    let mut alarm_runs: Vec<(usize, usize, bool)> = Vec::new();
+    // The last tick over the threshold.
+    let mut over: Option<usize> = None;
     for (&t, p) in ends.iter().zip(probs) {
+        let ns = p.len() - 1;
+        if 1.0 - p[ns] >= j.threshold {
+            over = Some(t);
+        }
         let Some(label) = series.labels[t].as_ref() else {
             continue;
         };
-        let ns = p.len() - 1;
-        let alarm = 1.0 - p[ns] >= threshold;
+        let alarm = over.is_some_and(|o| t - o <= j.hold);
+        let v = label.is_violation();
         m.ticks += 1;
-        // Episodes: consecutive violation ticks.
-        let contiguous = prev_t.is_some_and(|pt: usize| pt + 1 == t);
-        if !(alarm && contiguous)
-            && let Some(true_run) = alarm_run.take()
-        {
-            m.false_alarm_episodes += usize::from(!true_run);
-        }
-        if alarm {
-            let v = label.is_violation();
-            match alarm_run.as_mut() {
-                Some(r) => *r |= v,
-                None => {
-                    m.alarm_episodes += 1;
-                    alarm_run = Some(v);
-                }
-            }
-        }
-        if label.is_violation() {
-            m.violation_ticks += 1;
-            if run_start.is_none() || !contiguous {
-                if run_start.is_some() {
-                    close(&mut m, run_len, run_alarmed, run_fault);
-                }
-                m.episodes += 1;
-                run_start = Some(t);
-                run_alarmed = false;
-                run_len = 0;
-                run_fault = false;
-            }
-            run_len += 1;
-            run_fault |= matches!(label, Label::Culprits(_));
-            if alarm && run_start.is_some_and(|s| t < s + h) {
-                run_alarmed = true;
-            }
-        } else {
-            if run_start.take().is_some() {
-                close(&mut m, run_len, run_alarmed, run_fault);
-            }
-            run_alarmed = false;
-            m.quiet_ticks += 1;
-            if alarm {
-                m.false_alarms += 1;
-            }
-        }
         if alarm {
             m.alarms += 1;
+            match alarm_runs.last_mut() {
+                Some(r) if r.1 + 1 == t => {
+                    r.1 = t;
+                    r.2 |= v;
+                }
+                _ => alarm_runs.push((t, t, v)),
+            }
+        }
+        if v {
+            m.violation_ticks += 1;
+            if episodes.last().is_none_or(|e| e.last + 1 != t) {
+                episodes.push(Episode {
+                    first: t,
+                    last: t,
+                    alarmed: false,
+                    fault: false,
+                });
+            }
+            if let Some(e) = episodes.last_mut() {
+                e.last = t;
+                e.fault |= matches!(label, Label::Culprits(_));
+                e.alarmed |= alarm && t < e.first + j.horizon;
+            }
+        } else {
+            m.quiet_ticks += 1;
+            m.false_alarms += usize::from(alarm);
         }
         if let Label::Culprits(c) = label {
             m.culprit_ticks += 1;
@@ -288,15 +320,49 @@ pub fn metrics(
             e[1] += usize::from(hit1);
             e[2] += usize::from(hit3);
         }
-        prev_t = Some(t);
     }
-    if run_start.is_some() {
-        close(&mut m, run_len, run_alarmed, run_fault);
+    for e in &episodes {
+        m.episodes += 1;
+        m.anticipated += usize::from(e.alarmed);
+        for b in [
+            &mut m.by_length[length_bucket(e.last + 1 - e.first)],
+            &mut m.by_cause[usize::from(!e.fault)],
+        ] {
+            b[0] += 1;
+            b[1] += usize::from(e.alarmed);
+        }
     }
-    if alarm_run == Some(false) {
-        m.false_alarm_episodes += 1;
+    m.alarm_episodes = alarm_runs.len();
+    m.false_alarm_episodes = alarm_runs.iter().filter(|r| !r.2).count();
+    let runs: Vec<(usize, usize, bool)> = episodes
+        .iter()
+        .map(|e| (e.first, e.last, e.alarmed))
+        .collect();
+    for (first, _) in incidents(&runs, j.incident_gap) {
+        m.incidents += 1;
+        m.incidents_anticipated += usize::from(first);
+    }
+    for (_, any) in incidents(&alarm_runs, j.incident_gap) {
+        m.alarm_incidents += 1;
+        m.false_alarm_incidents += usize::from(!any);
     }
     m
+}
+
+/// Merges runs of ticks `(first, last, flag)`, in order, into incidents: runs
+/// with fewer than `gap` ticks between them are one. Each incident gives its
+/// first run's flag and whether any of its runs had the flag.
+fn incidents(runs: &[(usize, usize, bool)], gap: usize) -> Vec<(bool, bool)> {
+    let mut out: Vec<(bool, bool)> = Vec::new();
+    let mut end: Option<usize> = None;
+    for &(first, last, flag) in runs {
+        match out.last_mut() {
+            Some(i) if end.is_some_and(|e| first - e - 1 < gap) => i.1 |= flag,
+            _ => out.push((flag, flag)),
+        }
+        end = Some(last);
+    }
+    out
 }
 
 /// One row of a report.
@@ -314,6 +380,10 @@ pub struct Row {
     pub false_alarm_rate_pct: f64,
     /// False alarm episodes, % of alarm episodes.
     pub false_episode_pct: f64,
+    /// Incidents anticipated, %.
+    pub incidents_anticipated_pct: f64,
+    /// False alarm incidents, % of alarm incidents.
+    pub false_incident_pct: f64,
     /// Culprit top-1, %.
     pub top1_pct: f64,
     /// Culprit top-3, %.
@@ -333,6 +403,8 @@ impl Row {
             false_positive_pct: metrics.false_positive_pct(),
             false_alarm_rate_pct: metrics.false_alarm_rate_pct(),
             false_episode_pct: metrics.false_episode_pct(),
+            incidents_anticipated_pct: metrics.incidents_anticipated_pct(),
+            false_incident_pct: metrics.false_incident_pct(),
             top1_pct: metrics.top1_pct(),
             top3_pct: metrics.top3_pct(),
             metrics,
@@ -347,14 +419,13 @@ pub fn evaluate_scorer(
     scorer: &mut dyn Scorer,
     series: &[Series],
     window: usize,
-    h: usize,
-    threshold: f32,
+    j: &Judging,
 ) -> Metrics {
     let mut total = Metrics::default();
     for s in series {
         let ends: Vec<usize> = s.window_ends(window).collect();
         let probs = scorer.score(s, &ends);
-        total.add(&metrics(s, &ends, &probs, h, threshold));
+        total.add(&metrics(s, &ends, &probs, j));
     }
     total
 }
@@ -362,13 +433,14 @@ pub fn evaluate_scorer(
 /// Metrics of `when` (alarms) paired with the culprit ranking of `who` (the
 /// mean of its models' probabilities when it has several) over the same
 /// datasets: `when_series[i]` and `who_series[k][i]` are dataset `i` as each
-/// model reads it; all models must share services, tick and horizon.
+/// model reads it; all models must share services, tick and horizon (the
+/// horizon of `j` is `when`'s).
 pub fn evaluate_pair(
     when: &Model,
     who: &[&Model],
     when_series: &[Series],
     who_series: &[Vec<Series>],
-    threshold: f32,
+    j: &Judging,
 ) -> Result<Metrics, String> {
     let a = &when.header;
     let mut window = a.model.window;
@@ -378,7 +450,10 @@ pub fn evaluate_pair(
         }
         window = window.max(b.model.window);
     }
-    let h = a.horizon_ticks();
+    let j = Judging {
+        horizon: a.horizon_ticks(),
+        ..*j
+    };
     let mut total = Metrics::default();
     for (i, sa) in when_series.iter().enumerate() {
         let ends: Vec<usize> = sa.window_ends(window).collect();
@@ -396,7 +471,7 @@ pub fn evaluate_pair(
                 combine(x, &mean(&members))
             })
             .collect();
-        total.add(&metrics(sa, &ends, &probs, h, threshold));
+        total.add(&metrics(sa, &ends, &probs, &j));
     }
     Ok(total)
 }
@@ -444,17 +519,19 @@ pub fn percentiles(v: &mut [f64]) -> (f64, f64) {
 /// The report as a Markdown table.
 pub fn markdown(title: &str, rows: &[Row]) -> String {
     let mut s = format!("## {title}\n\n");
-    s.push_str("| model | anticipated % | false positives % of alarms | false alarms % of quiet ticks | false alarm episodes % | culprit top-1 % | culprit top-3 % | inference p50 µs | p99 µs |\n");
-    s.push_str("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
+    s.push_str("| model | anticipated % | false positives % of alarms | false alarms % of quiet ticks | false alarm episodes % | incidents anticipated % | false alarm incidents % | culprit top-1 % | culprit top-3 % | inference p50 µs | p99 µs |\n");
+    s.push_str("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
     let us = |v: Option<f64>| v.map_or("–".to_string(), |v| format!("{v:.0}"));
     for r in rows {
         s.push_str(&format!(
-            "| {} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {} | {} |\n",
+            "| {} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {} | {} |\n",
             r.name,
             r.anticipated_pct,
             r.false_positive_pct,
             r.false_alarm_rate_pct,
             r.false_episode_pct,
+            r.incidents_anticipated_pct,
+            r.false_incident_pct,
             r.top1_pct,
             r.top3_pct,
             us(r.inference_p50_us),
@@ -585,7 +662,7 @@ mod tests {
             quiet.clone(),
         ];
         let ends: Vec<usize> = (0..6).collect();
-        let m = metrics(&s, &ends, &probs, 1, 0.5);
+        let m = metrics(&s, &ends, &probs, &Judging::new(1, 0.5));
         assert_eq!(m.ticks, 6);
         assert_eq!(m.episodes, 2);
         assert_eq!(
@@ -652,7 +729,7 @@ mod tests {
                 model: m,
                 label: String::new(),
             };
-            evaluate_scorer(&mut sc, &s, 10, 1, th)
+            evaluate_scorer(&mut sc, &s, 10, &Judging::new(1, th))
         };
         let when = |m: &Metrics| (m.anticipated, m.alarms, m.false_alarms, m.alarm_episodes);
         let who = |m: &Metrics| (m.culprit_ticks, m.top1, m.top3);
@@ -665,7 +742,7 @@ mod tests {
         );
         let pair = |w: &[&Model]| {
             let series: Vec<Vec<Series>> = w.iter().map(|_| s.clone()).collect();
-            evaluate_pair(&a, w, &s, &series, th).unwrap()
+            evaluate_pair(&a, w, &s, &series, &Judging::new(1, th)).unwrap()
         };
         let p = pair(&[&b]);
         assert_eq!(when(&p), when(&ma), "alarms are the first model's");
@@ -681,8 +758,14 @@ mod tests {
         );
         let mut other = names.clone();
         other.swap(0, 1);
-        let err =
-            evaluate_pair(&a, &[&model(3, other)], &s, std::slice::from_ref(&s), th).unwrap_err();
+        let err = evaluate_pair(
+            &a,
+            &[&model(3, other)],
+            &s,
+            std::slice::from_ref(&s),
+            &Judging::new(1, th),
+        )
+        .unwrap_err();
         assert!(err.contains("same services in the same order"), "{err}");
     }
 
@@ -712,7 +795,7 @@ mod tests {
             hot.clone(),
             hot.clone(),
         ];
-        let m = metrics(&s, &[0, 1, 2, 3, 4, 6, 7], &probs, 1, 0.5);
+        let m = metrics(&s, &[0, 1, 2, 3, 4, 6, 7], &probs, &Judging::new(1, 0.5));
         assert_eq!(m.alarm_episodes, 3, "0; 2-3; 6-7");
         assert_eq!(m.false_alarm_episodes, 2, "0 and 6-7 see no violation");
         assert_eq!(m.false_alarms, 4, "ticks 0, 2, 6, 7");
@@ -731,10 +814,94 @@ mod tests {
         let quiet = vec![0.0, 0.0, 1.0];
         let c0 = vec![0.9, 0.05, 0.05];
         let probs = vec![quiet.clone(), quiet.clone(), c0, quiet];
-        let m = metrics(&s, &[0, 1, 2, 3], &probs, 1, 0.5);
+        let m = metrics(&s, &[0, 1, 2, 3], &probs, &Judging::new(1, 0.5));
         assert_eq!((m.episodes, m.anticipated), (1, 0));
-        let m2 = metrics(&s, &[0, 1, 2, 3], &probs, 2, 0.5);
+        let m2 = metrics(&s, &[0, 1, 2, 3], &probs, &Judging::new(2, 0.5));
         assert_eq!((m2.episodes, m2.anticipated), (1, 1));
+    }
+
+    #[test]
+    fn episodes_close_together_are_one_incident() {
+        use Label::*;
+        // Violation ticks 2-3, 5, 13 and 25: gaps of 1, 7 and 11 quiet ticks.
+        let mut labels = vec![Some(Quiet); 30];
+        for t in [2, 3, 5, 13, 25] {
+            labels[t] = Some(Culprits(vec![0]));
+        }
+        let s = series(labels);
+        let quiet = vec![0.0, 0.0, 1.0];
+        let hot = vec![0.9, 0.05, 0.05];
+        // Alarms at 2 (anticipates 2-3), 13 (anticipates 13), 20 (false) and
+        // 24-25 (anticipates 25); 5 is missed.
+        let probs: Vec<Vec<f32>> = (0..30)
+            .map(|t| {
+                if [2, 13, 20, 24, 25].contains(&t) {
+                    hot.clone()
+                } else {
+                    quiet.clone()
+                }
+            })
+            .collect();
+        let ends: Vec<usize> = (0..30).collect();
+        let m = metrics(&s, &ends, &probs, &Judging::new(1, 0.5));
+        assert_eq!((m.episodes, m.anticipated), (4, 3));
+        // Gap 10: {2-3, 5, 13} and {25}; both start anticipated.
+        assert_eq!((m.incidents, m.incidents_anticipated), (2, 2));
+        // Alarm episodes 2, 13, 20, 24-25: 20 is false, but 13 to 20 and 20 to
+        // 24 are under 10 ticks apart, so {13, 20, 24-25} is one true incident;
+        // 2 to 13 is 10 ticks apart, not under.
+        assert_eq!((m.alarm_episodes, m.false_alarm_episodes), (4, 1));
+        assert_eq!((m.alarm_incidents, m.false_alarm_incidents), (2, 0));
+        // Gap 3: {2-3, 5}, {13}, {25}; alarms {2}, {13}, {20}, {24-25}.
+        let j = Judging {
+            incident_gap: 3,
+            ..Judging::new(1, 0.5)
+        };
+        let m3 = metrics(&s, &ends, &probs, &j);
+        assert_eq!((m3.incidents, m3.incidents_anticipated), (3, 3));
+        assert_eq!((m3.alarm_incidents, m3.false_alarm_incidents), (4, 1));
+        // A missed first episode misses its incident, however the rest go.
+        let mut late = probs.clone();
+        late[2] = quiet.clone();
+        let m4 = metrics(&s, &ends, &late, &j);
+        assert_eq!((m4.incidents, m4.incidents_anticipated), (3, 2));
+        let md = markdown("t", &[Row::new("m".into(), m.clone(), None)]);
+        assert!(md.contains("incidents anticipated %"), "{md}");
+        assert!(
+            md.contains("| m | 75.0 | 40.0 | 8.0 | 25.0 | 100.0 | 0.0 |"),
+            "{md}"
+        );
+    }
+
+    #[test]
+    fn a_held_alarm_counts_until_its_hold_runs_out() {
+        use Label::*;
+        // Violations at 5 and 12; the model is over the threshold at 1 and 9 only.
+        let mut labels = vec![Some(Quiet); 16];
+        labels[5] = Some(Culprits(vec![0]));
+        labels[12] = Some(Culprits(vec![0]));
+        let s = series(labels);
+        let probs: Vec<Vec<f32>> = (0..16)
+            .map(|t| {
+                if t == 1 || t == 9 {
+                    vec![0.9, 0.05, 0.05]
+                } else {
+                    vec![0.0, 0.0, 1.0]
+                }
+            })
+            .collect();
+        let ends: Vec<usize> = (0..16).collect();
+        let at = |hold| {
+            let j = Judging {
+                hold,
+                ..Judging::new(1, 0.5)
+            };
+            let m = metrics(&s, &ends, &probs, &j);
+            (m.anticipated, m.alarms, m.alarm_episodes)
+        };
+        assert_eq!(at(0), (0, 2, 2));
+        assert_eq!(at(3), (1, 8, 2), "1-4 stops short of 5; 9-12 reaches 12");
+        assert_eq!(at(4), (2, 10, 2), "1-5 and 9-13");
     }
 
     #[test]

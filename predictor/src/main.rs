@@ -8,8 +8,8 @@ use clap::{Args, Parser, Subcommand};
 use seer_predictor::baselines::{
     LargestRise, Linfa, LinfaKind, QueueThreshold, UtilisationThreshold,
 };
-use seer_predictor::eval::{self, ModelScorer, Row, Scorer};
-use seer_predictor::features::{Channel, Series};
+use seer_predictor::eval::{self, Judging, ModelScorer, Row, Scorer};
+use seer_predictor::features::{Channel, Series, horizon_ticks};
 use seer_predictor::model::{Arch, OutputKind, StreamMode};
 use seer_predictor::synth::{SynthConfig, synth_dataset};
 use seer_predictor::train::{TrainConfig, train};
@@ -221,6 +221,14 @@ struct EvalArgs {
     /// mean of their probabilities ranks (an ensemble).
     #[arg(long = "culprit-model", num_args = 1..)]
     culprit_models: Vec<PathBuf>,
+    /// Violation episodes (and alarm episodes) closer than this are one
+    /// incident, reported beside the episodes.
+    #[arg(long, default_value = "1s")]
+    incident_gap: String,
+    /// Hold each alarm this long after the last tick over the threshold, as
+    /// the controller holds a decision (0: judge every tick on its own).
+    #[arg(long, default_value = "0s")]
+    hold: String,
     /// Folder to write report.md and report.json into.
     #[arg(long)]
     out: Option<PathBuf>,
@@ -312,11 +320,17 @@ struct BenchArgs {
 
 /// A positive duration in ns; `what` names it in errors.
 fn parse_duration(what: &str, s: &str) -> Result<u64> {
-    let d: Duration = humantime::parse_duration(s)
-        .with_context(|| format!("invalid {what} {s:?} (e.g. 100ms, 1s, 5m)"))?;
-    if d.is_zero() {
+    let ns = parse_duration_or_zero(what, s)?;
+    if ns == 0 {
         bail!("{what} {s:?} must be positive");
     }
+    Ok(ns)
+}
+
+/// A duration in ns, zero allowed; `what` names it in errors.
+fn parse_duration_or_zero(what: &str, s: &str) -> Result<u64> {
+    let d: Duration = humantime::parse_duration(s)
+        .with_context(|| format!("invalid {what} {s:?} (e.g. 100ms, 1s, 5m)"))?;
     Ok(d.as_nanos() as u64)
 }
 
@@ -564,6 +578,8 @@ fn cmd_train(a: TrainArgs) -> Result<()> {
 }
 
 fn cmd_eval(a: EvalArgs) -> Result<()> {
+    let gap_ns = parse_duration("incident gap", &a.incident_gap)?;
+    let hold_ns = parse_duration_or_zero("hold", &a.hold)?;
     let test = read_all(&a.data)?;
     let mut rows = Vec::new();
     let models: Vec<Model> = a
@@ -586,8 +602,17 @@ fn cmd_eval(a: EvalArgs) -> Result<()> {
         .map(|p| p.display().to_string())
         .collect::<Vec<_>>()
         .join(" + ");
+    let judging = |m: &Model| Judging {
+        horizon: m.header.horizon_ticks(),
+        threshold: a.threshold,
+        incident_gap: horizon_ticks(gap_ns, m.header.interval_ns),
+        hold: if hold_ns == 0 {
+            0
+        } else {
+            horizon_ticks(hold_ns, m.header.interval_ns)
+        },
+    };
     for (m, p) in models.iter().zip(&a.models) {
-        let h = m.header.horizon_ticks();
         let series = m.header.series(&test)?;
         let name = format!(
             "{} {} ({})",
@@ -599,13 +624,12 @@ fn cmd_eval(a: EvalArgs) -> Result<()> {
             model: m,
             label: name.clone(),
         };
-        let metrics =
-            eval::evaluate_scorer(&mut sc, &series, m.header.model.window, h, a.threshold);
+        let metrics = eval::evaluate_scorer(&mut sc, &series, m.header.model.window, &judging(m));
         let lat = eval::inference_latency(m, &series[0], 500, None);
         rows.push(Row::new(name.clone(), metrics, Some(lat)));
         if !who.is_empty() {
             let who: Vec<&Model> = who.iter().collect();
-            let metrics = eval::evaluate_pair(m, &who, &series, &who_series, a.threshold)
+            let metrics = eval::evaluate_pair(m, &who, &series, &who_series, &judging(m))
                 .map_err(|e| anyhow::anyhow!("--culprit-model {who_names}: {e}"))?;
             let name = format!("{name} + culprits from {who_names}");
             rows.push(Row::new(name, metrics, None));
@@ -613,7 +637,7 @@ fn cmd_eval(a: EvalArgs) -> Result<()> {
     }
     if !a.baselines.is_empty() {
         let train_data = read_all(&a.baselines)?;
-        let h = first.header.horizon_ticks();
+        let j = judging(first);
         let w = first.header.model.window;
         let tr = first.header.series(&train_data)?;
         let te = first.header.series(&test)?;
@@ -628,7 +652,7 @@ fn cmd_eval(a: EvalArgs) -> Result<()> {
             Box::new(Linfa::fit(LinfaKind::Tree, &tr, w, w.min(10), 6000)?),
         ]);
         for s in scorers.iter_mut() {
-            let m = eval::evaluate_scorer(s.as_mut(), &te, w, h, a.threshold);
+            let m = eval::evaluate_scorer(s.as_mut(), &te, w, &j);
             rows.push(Row::new(s.name(), m, None));
         }
     }
@@ -910,6 +934,10 @@ mod tests {
             "tr.parquet",
             "--threshold",
             "0.7",
+            "--incident-gap",
+            "2s",
+            "--hold",
+            "300ms",
             "--out",
             "r",
             "--json",
@@ -919,8 +947,15 @@ mod tests {
             panic!()
         };
         assert_eq!(
-            (e.models.len(), e.baselines.len(), e.threshold, e.json),
-            (2, 1, 0.7, true)
+            (
+                e.models.len(),
+                e.baselines.len(),
+                e.threshold,
+                e.incident_gap.as_str(),
+                e.hold.as_str(),
+                e.json
+            ),
+            (2, 1, 0.7, "2s", "300ms", true)
         );
         let Cmd::Predict(p) = parse(&[
             "predict", "--model", "m", "--data", "d", "--last", "4", "--json",
