@@ -135,6 +135,18 @@ for th in 0.5 0.3; do
     EXTRA=(--threshold "$th" --baselines "$out/data-deadline/sn-7/dataset.parquet")
     evaluate "deadline-$th" deadline-qaw deadline-acc-qaw
 done
+# Each service's p99 latency (and arrivals) beside its three queue signals
+# ("Latency and arrivals" in BENCHMARKS).
+VAL_BLOCK=5m EPOCHS=14 PATIENCE=4 train deadline-qawl --data "${twenty_d[@]}" \
+    --model hybrid --quiet-fraction 0.25 --channels queue,active,wait,p99_ms
+VAL_BLOCK=5m EPOCHS=14 PATIENCE=4 train deadline-qawla --data "${twenty_d[@]}" \
+    --model hybrid --quiet-fraction 0.25 --channels queue,active,wait,p99_ms,arrivals
+for th in 0.5 0.3; do
+    EXTRA=(--threshold "$th")
+    evaluate "deadline-latency-$th" deadline-qaw deadline-qawl deadline-qawla
+    EXTRA=(--threshold "$th" --culprit-model "$out/models/deadline-qaw.seer")
+    evaluate "deadline-latency-pair-$th" deadline-qawla
+done
 # Alarms held as the controller holds a decision ("Incidents" in BENCHMARKS).
 for hold in 300ms 500ms 1s; do
     EXTRA=(--hold "$hold")
