@@ -657,12 +657,15 @@ fn cmd_eval(a: EvalArgs) -> Result<()> {
         }
     }
     let title = format!(
-        "held-out data: {}",
+        "held-out data: {} (alarm at P(violation) ≥ {}, hold {}, incidents under {} apart)",
         a.data
             .iter()
             .map(|p| p.display().to_string())
             .collect::<Vec<_>>()
-            .join(", ")
+            .join(", "),
+        a.threshold,
+        a.hold,
+        a.incident_gap
     );
     let md = eval::markdown(&title, &rows);
     emit_report(&md, &rows, a.json, a.out.as_deref())?;
@@ -804,6 +807,24 @@ mod tests {
 
     fn parse(args: &[&str]) -> Cli {
         Cli::try_parse_from(std::iter::once("seer-predictor").chain(args.iter().copied())).unwrap()
+    }
+
+    #[test]
+    fn durations_are_checked() {
+        assert_eq!(parse_duration("incident gap", "1s").unwrap(), 1_000_000_000);
+        let e = parse_duration("incident gap", "0s")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("incident gap \"0s\" must be positive"), "{e}");
+        assert_eq!(parse_duration_or_zero("hold", "0s").unwrap(), 0);
+        assert_eq!(
+            parse_duration_or_zero("hold", "300ms").unwrap(),
+            300_000_000
+        );
+        let e = parse_duration_or_zero("hold", "soon")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("invalid hold \"soon\""), "{e}");
     }
 
     #[test]
