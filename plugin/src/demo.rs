@@ -14,7 +14,7 @@
 use crate::controller::{Command, Controller, Detector, Policy, QueueRiseDetector};
 use crate::predict::ModelDetector;
 use anyhow::{Context, Result};
-use seer_infer::{Channel, Engine};
+use seer_infer::Engine;
 use seer_sim::engine::{LLC_WAYS_FULL, NET_FULL_MBIT};
 use seer_sim::sink::NullSink;
 use seer_sim::{Action, Fault, Injection, LoadShape, Sim, SimConfig, Topology};
@@ -225,20 +225,6 @@ fn detector(cfg: &DemoConfig, services: &[String]) -> Result<Box<dyn Detector>> 
         let who = Engine::load(c).with_context(|| format!("cannot use model {}", c.display()))?;
         d = d.with_culprit_model(who)?;
     }
-    // The simulated node reports queues, waiting requests, CPU and arrivals per
-    // service, not per-service latency.
-    for (e, path) in d
-        .engines()
-        .zip(std::iter::once(p).chain(&cfg.culprit_model))
-    {
-        if let Some(c) = e.header().channels().iter().find(|c| **c == Channel::P99Ms) {
-            anyhow::bail!(
-                "model {} reads the {c} channel, which the demo's node signals do not carry \
-                 (they have queue, wait, active, cpu and arrivals)",
-                path.display()
-            );
-        }
-    }
     Ok(Box::new(d))
 }
 
@@ -251,6 +237,7 @@ fn service_tick(s: &seer_sim::monitor::ServiceTickStat) -> ServiceTick {
         completions: s.completions,
         wait_mean: s.wait_mean as f32,
         cpu_util: s.cpu_util as f32,
+        p99_ms: s.p99_ms as f32,
         ..Default::default()
     }
 }

@@ -75,6 +75,10 @@ pub struct ServiceTickStat {
     pub wait_mean: f64,
     /// Mean share of the workers computing (CPU utilisation), 0–1.
     pub cpu_util: f64,
+    /// 99th percentile time in the service (arrival to completion, a server
+    /// span's duration) of the requests completed in the tick, ms (`NaN` when
+    /// none): the per-service latency a trace pipeline computes.
+    pub p99_ms: f64,
 }
 
 /// One entry point during the last closed tick.
@@ -125,6 +129,8 @@ pub struct Monitor {
     index: u64,
     totals: Vec<ServiceTotals>,
     cur: Vec<ServiceTick>,
+    /// Per service, the sojourns of the requests completed in the open tick.
+    sojourns: Vec<Vec<u64>>,
     lat: Vec<Vec<u64>>,
     /// Per API, the latencies of the last ticks of the QoS window.
     window: Vec<std::collections::VecDeque<Vec<u64>>>,
@@ -154,6 +160,7 @@ impl Monitor {
             index: 0,
             totals: vec![ServiceTotals::default(); n_services],
             cur: vec![ServiceTick::default(); n_services],
+            sojourns: vec![Vec::new(); n_services],
             lat: vec![Vec::new(); n_apis],
             window: vec![std::collections::VecDeque::new(); n_apis],
             scratch: Vec::new(),
@@ -207,11 +214,12 @@ impl Monitor {
             snap.start_ns = self.epoch_ns + b - self.tick_ns;
             snap.services.clear();
             let tick = self.tick_ns as f64;
-            for ((tot, cur), cap) in self
+            for (((tot, cur), cap), soj) in self
                 .totals
                 .iter_mut()
                 .zip(self.cur.iter_mut())
                 .zip(&self.capacity)
+                .zip(self.sojourns.iter_mut())
             {
                 tot.advance(b);
                 let stat = ServiceTickStat {
@@ -221,7 +229,9 @@ impl Monitor {
                     completions: cur.completions,
                     wait_mean: (tot.wait_area - cur.wait_start) / tick,
                     cpu_util: (tot.compute_area - cur.compute_start) / (tick * f64::from(*cap)),
+                    p99_ms: quantile_ms(soj, 0.99),
                 };
+                soj.clear();
                 if let Some(h) = &mut self.history {
                     h.push((stat.wait_mean as f32, stat.cpu_util as f32));
                 }
@@ -314,6 +324,7 @@ impl Monitor {
         t.completions += 1;
         t.sojourn_ns += sojourn_ns as f64;
         self.cur[sid].completions += 1;
+        self.sojourns[sid].push(sojourn_ns);
     }
 
     #[inline]

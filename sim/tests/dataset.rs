@@ -134,6 +134,57 @@ fn pipeline_queue_depth_matches_the_simulator() {
 }
 
 #[test]
+fn per_service_p99_matches_the_pipeline() {
+    let cfg = config();
+    let tick = cfg.tick_ns;
+    let mut sim = Sim::new(cfg.clone()).unwrap();
+    let mut sink = PipelineSink::new(tick);
+    // What the node reports each tick: (tick start, p99 per service id).
+    let mut node: Vec<(u64, Vec<f64>)> = Vec::new();
+    for k in 1..=cfg.duration_ns / tick {
+        sim.run_until(k * tick, &mut sink);
+        let s = sim.latest_tick().unwrap();
+        node.push((s.start_ns, s.services.iter().map(|x| x.p99_ms).collect()));
+    }
+    let ds = sink.finish(&QosSpec::default(), &sim, "test".into());
+    let ids: Vec<usize> = sim
+        .topology()
+        .services
+        .iter()
+        .map(|sv| ds.service_index(&sv.name).unwrap())
+        .collect();
+    let (mut both, mut agree, mut neither, mut one) = (0, 0, 0, 0);
+    for (start, p99) in &node {
+        let t = ((start - ds.meta.start_ns) / tick) as usize;
+        if t >= ds.n_ticks() {
+            continue;
+        }
+        let row = ds.services_at(t);
+        for (sid, &a) in p99.iter().enumerate() {
+            let b = f64::from(row[ids[sid]].p99_ms);
+            match (
+                a.is_finite(),
+                b.is_finite() && row[ids[sid]].completions > 0,
+            ) {
+                (true, true) => {
+                    both += 1;
+                    // The pipeline keeps µs and, past 128 samples, a histogram.
+                    agree += usize::from((a - b).abs() <= 0.01 * a + 0.002);
+                }
+                (false, false) => neither += 1,
+                _ => one += 1,
+            }
+        }
+    }
+    assert!(both > 1000, "{both} ticks compared");
+    assert!(agree * 100 >= both * 99, "{agree} of {both} agree");
+    assert!(
+        one * 100 <= both,
+        "{one} ticks with a p99 on one side only ({neither} on neither)"
+    );
+}
+
+#[test]
 fn parquet_output_is_byte_identical_for_a_seed() {
     let dir = tempfile::tempdir().unwrap();
     let write = |name: &str, seed: u64| {
