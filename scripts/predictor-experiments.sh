@@ -141,11 +141,16 @@ VAL_BLOCK=5m EPOCHS=14 PATIENCE=4 train deadline-qawl --data "${twenty_d[@]}" \
     --model hybrid --quiet-fraction 0.25 --channels queue,active,wait,p99_ms
 VAL_BLOCK=5m EPOCHS=14 PATIENCE=4 train deadline-qawla --data "${twenty_d[@]}" \
     --model hybrid --quiet-fraction 0.25 --channels queue,active,wait,p99_ms,arrivals
+for c in qawl:queue,active,wait,p99_ms qawla:queue,active,wait,p99_ms,arrivals; do
+    VAL_BLOCK=5m EPOCHS=14 PATIENCE=4 train "deadline-${c%%:*}-s2" --data "${twenty_d[@]}" \
+        --model hybrid --quiet-fraction 0.25 --channels "${c#*:}" --seed 2
+done
 VAL_BLOCK=5m EPOCHS=12 PATIENCE=3 train deadline-acc-qawl --data "${twenty_d[@]}" \
     --model hybrid --quiet-fraction 0.25 --monitor accuracy --channels queue,active,wait,p99_ms
 for th in 0.5 0.3; do
     EXTRA=(--threshold "$th")
-    evaluate "deadline-latency-$th" deadline-qaw deadline-qawl deadline-qawla deadline-acc-qawl
+    evaluate "deadline-latency-$th" deadline-qaw deadline-qawl deadline-qawla deadline-acc-qawl \
+        deadline-qawl-s2 deadline-qawla-s2
     EXTRA=(--threshold "$th" --culprit-model "$out/models/deadline-acc-qawl.seer")
     evaluate "deadline-latency-pair-$th" deadline-qawla
 done
