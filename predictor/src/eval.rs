@@ -101,12 +101,12 @@ pub struct Judging {
 
 impl Judging {
     /// Horizon `horizon` ticks, alarm at `threshold`, incidents merged across
-    /// gaps under 10 ticks (1 s of 100 ms ticks), no hold.
+    /// gaps under the default QoS window (1 s of 100 ms ticks), no hold.
     pub fn new(horizon: usize, threshold: f32) -> Judging {
         Judging {
             horizon,
             threshold,
-            incident_gap: 10,
+            incident_gap: seer_traces::tick::DEFAULT_QOS_WINDOW_TICKS,
             hold: 0,
         }
     }
@@ -334,15 +334,12 @@ pub fn metrics(series: &Series, ends: &[usize], probs: &[Vec<f32>], j: &Judging)
     }
     m.alarm_episodes = alarm_runs.len();
     m.false_alarm_episodes = alarm_runs.iter().filter(|r| !r.2).count();
-    let runs: Vec<(usize, usize, bool)> = episodes
-        .iter()
-        .map(|e| (e.first, e.last, e.alarmed))
-        .collect();
-    for (first, _) in incidents(&runs, j.incident_gap) {
+    let runs = episodes.iter().map(|e| (e.first, e.last, e.alarmed));
+    for (first, _) in incidents(runs, j.incident_gap) {
         m.incidents += 1;
         m.incidents_anticipated += usize::from(first);
     }
-    for (_, any) in incidents(&alarm_runs, j.incident_gap) {
+    for (_, any) in incidents(alarm_runs.iter().copied(), j.incident_gap) {
         m.alarm_incidents += 1;
         m.false_alarm_incidents += usize::from(!any);
     }
@@ -352,10 +349,13 @@ pub fn metrics(series: &Series, ends: &[usize], probs: &[Vec<f32>], j: &Judging)
 /// Merges runs of ticks `(first, last, flag)`, in order, into incidents: runs
 /// with fewer than `gap` ticks between them are one. Each incident gives its
 /// first run's flag and whether any of its runs had the flag.
-fn incidents(runs: &[(usize, usize, bool)], gap: usize) -> Vec<(bool, bool)> {
+fn incidents(
+    runs: impl IntoIterator<Item = (usize, usize, bool)>,
+    gap: usize,
+) -> Vec<(bool, bool)> {
     let mut out: Vec<(bool, bool)> = Vec::new();
     let mut end: Option<usize> = None;
-    for &(first, last, flag) in runs {
+    for (first, last, flag) in runs {
         match out.last_mut() {
             Some(i) if end.is_some_and(|e| first - e - 1 < gap) => i.1 |= flag,
             _ => out.push((flag, flag)),
@@ -433,8 +433,8 @@ pub fn evaluate_scorer(
 /// Metrics of `when` (alarms) paired with the culprit ranking of `who` (the
 /// mean of its models' probabilities when it has several) over the same
 /// datasets: `when_series[i]` and `who_series[k][i]` are dataset `i` as each
-/// model reads it; all models must share services, tick and horizon (the
-/// horizon of `j` is `when`'s).
+/// model reads it; all models must share services, tick and horizon, which
+/// `j`'s must be too.
 pub fn evaluate_pair(
     when: &Model,
     who: &[&Model],
@@ -450,10 +450,6 @@ pub fn evaluate_pair(
         }
         window = window.max(b.model.window);
     }
-    let j = Judging {
-        horizon: a.horizon_ticks(),
-        ..*j
-    };
     let mut total = Metrics::default();
     for (i, sa) in when_series.iter().enumerate() {
         let ends: Vec<usize> = sa.window_ends(window).collect();
@@ -471,7 +467,7 @@ pub fn evaluate_pair(
                 combine(x, &mean(&members))
             })
             .collect();
-        total.add(&metrics(sa, &ends, &probs, &j));
+        total.add(&metrics(sa, &ends, &probs, j));
     }
     Ok(total)
 }

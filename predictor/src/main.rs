@@ -606,11 +606,7 @@ fn cmd_eval(a: EvalArgs) -> Result<()> {
         horizon: m.header.horizon_ticks(),
         threshold: a.threshold,
         incident_gap: horizon_ticks(gap_ns, m.header.interval_ns),
-        hold: if hold_ns == 0 {
-            0
-        } else {
-            horizon_ticks(hold_ns, m.header.interval_ns)
-        },
+        hold: hold_ns.div_ceil(m.header.interval_ns.max(1)) as usize,
     };
     for (m, p) in models.iter().zip(&a.models) {
         let series = m.header.series(&test)?;
