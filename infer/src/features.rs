@@ -48,7 +48,7 @@ pub enum FeatureError {
         horizon: usize,
     },
     /// An unknown channel name.
-    #[error("unknown channel {0:?} (expected queue, wait, active, cpu, p99_ms or arrivals)")]
+    #[error("unknown channel {0:?} (expected queue, wait, active, cpu, p99_ms, arrivals or qos)")]
     UnknownChannel(String),
     /// Datasets with different tick intervals were mixed.
     #[error("dataset {origin:?} has a tick interval of {got} ns, expected {expected} ns")]
@@ -80,6 +80,11 @@ pub enum Channel {
     P99Ms,
     /// Requests that arrived during the tick.
     Arrivals,
+    /// How close the application is to its QoS target: the worst entry point's
+    /// p99 over the QoS window divided by its target (1 = at the target), the same
+    /// value for every service. Violations are judged on exactly this signal; the
+    /// per-service channels say where the trouble comes from.
+    Qos,
 }
 
 impl Channel {
@@ -92,11 +97,13 @@ impl Channel {
             Channel::Cpu => "cpu",
             Channel::P99Ms => "p99_ms",
             Channel::Arrivals => "arrivals",
+            Channel::Qos => "qos",
         }
     }
 
-    /// The raw value of this channel in a tick (NaN latencies become 0).
-    pub fn raw(self, t: &ServiceTick) -> f32 {
+    /// The raw value of this channel for one service's tick; `qos` is the tick's
+    /// [`Channel::Qos`] ratio ([`qos_ratios`]). NaN latencies become 0.
+    pub fn raw(self, t: &ServiceTick, qos: f32) -> f32 {
         let v = match self {
             Channel::Queue => t.queue_mean,
             Channel::Wait => t.wait_mean,
@@ -112,6 +119,7 @@ impl Channel {
             Channel::Cpu => t.cpu_util,
             Channel::P99Ms => t.p99_ms,
             Channel::Arrivals => t.arrivals as f32,
+            Channel::Qos => qos,
         };
         if v.is_finite() { v.max(0.0) } else { 0.0 }
     }
@@ -133,6 +141,7 @@ impl FromStr for Channel {
             "cpu" | "utilisation" | "utilization" => Ok(Channel::Cpu),
             "p99_ms" | "p99" => Ok(Channel::P99Ms),
             "arrivals" => Ok(Channel::Arrivals),
+            "qos" | "qos_ratio" => Ok(Channel::Qos),
             other => Err(FeatureError::UnknownChannel(other.to_string())),
         }
     }
@@ -142,6 +151,30 @@ impl FromStr for Channel {
 pub fn horizon_ticks(horizon_ns: u64, interval_ns: u64) -> usize {
     let i = interval_ns.max(1);
     (horizon_ns.div_ceil(i)).max(1) as usize
+}
+
+/// Per tick, the [`Channel::Qos`] ratio: the largest p99-over-the-QoS-window to
+/// target ratio among the entry points. A tick where no entry point has a
+/// windowed p99 (nothing completed in the window, or a source that does not
+/// compute it) keeps the ratio of the tick before, as a stall keeps the verdict
+/// of the tick before ([`seer_traces::QosSpec`]); before any, it is 0.
+pub fn qos_ratios(ds: &Dataset) -> Vec<f32> {
+    let mut last = 0f32;
+    (0..ds.n_ticks())
+        .map(|t| {
+            let worst = ds
+                .entries_at(t)
+                .iter()
+                .zip(&ds.meta.targets_ms)
+                .map(|(e, &target)| e.p99_window_ms / target as f32)
+                .filter(|r| r.is_finite())
+                .reduce(f32::max);
+            if let Some(r) = worst {
+                last = r.max(0.0);
+            }
+            last
+        })
+        .collect()
 }
 
 /// The per-tick target of the predictor.
@@ -260,11 +293,12 @@ impl Normalizer {
         let (mut sum, mut sq, mut count) = (vec![0f64; n], vec![0f64; n], 0f64);
         for (ds, mask) in datasets.iter().zip(training) {
             let order = service_order(ds, services)?;
+            let qos = qos_ratios(ds);
             for t in (0..mask.len().min(ds.n_ticks())).filter(|&t| mask[t]) {
                 let row = ds.services_at(t);
                 for (s, d) in order.iter().enumerate() {
                     for (c, ch) in channels.iter().enumerate() {
-                        let v = f64::from(ch.raw(&row[*d])).ln_1p();
+                        let v = f64::from(ch.raw(&row[*d], qos[t])).ln_1p();
                         sum[s * nc + c] += v;
                         sq[s * nc + c] += v * v;
                     }
@@ -369,14 +403,15 @@ impl Series {
         let mut queue = vec![0f32; nt * ns];
         let mut cpu = vec![0f32; nt * ns];
         let mut has_cpu = false;
+        let qos = qos_ratios(ds);
         for t in 0..nt {
             let row = ds.services_at(t);
             for (s, d) in order.iter().enumerate() {
                 for (c, ch) in norm.channels.iter().enumerate() {
-                    x[(t * ns + s) * nc + c] = norm.apply(s, c, ch.raw(&row[*d]));
+                    x[(t * ns + s) * nc + c] = norm.apply(s, c, ch.raw(&row[*d], qos[t]));
                 }
-                queue[t * ns + s] = Channel::Queue.raw(&row[*d]);
-                cpu[t * ns + s] = Channel::Cpu.raw(&row[*d]);
+                queue[t * ns + s] = Channel::Queue.raw(&row[*d], 0.0);
+                cpu[t * ns + s] = Channel::Cpu.raw(&row[*d], 0.0);
                 has_cpu |= row[*d].cpu_util.is_finite();
             }
         }
@@ -415,6 +450,7 @@ impl Series {
 mod tests {
     use super::*;
     use crate::synth::{SynthConfig, synth_dataset};
+    use seer_traces::EntryTick;
 
     #[test]
     fn horizon_ticks_rounds_up_and_is_at_least_one() {
@@ -434,6 +470,7 @@ mod tests {
             Channel::Cpu,
             Channel::P99Ms,
             Channel::Arrivals,
+            Channel::Qos,
         ] {
             assert_eq!(c.name().parse::<Channel>().unwrap(), c);
         }
@@ -505,6 +542,53 @@ mod tests {
         let l = labels(&ds, &[Some(0), Some(1), Some(2)], 1);
         assert_eq!(l[6], Some(Label::Unattributed));
         assert_eq!(l[11], Some(Label::Culprits(vec![2])));
+    }
+
+    #[test]
+    fn the_qos_ratio_is_the_worst_entry_over_its_target_and_survives_stalls() {
+        let mut ds = quiet_chain(6);
+        ds.meta.entries = vec!["/a".into(), "/b".into()];
+        ds.meta.targets_ms = vec![20.0, 50.0];
+        let nan = f32::NAN;
+        // Windowed p99 of /a and /b per tick; NaN = nothing completed in the window.
+        let p99 = [
+            (nan, nan),
+            (10.0, nan),
+            (nan, nan),
+            (10.0, 40.0),
+            (30.0, 10.0),
+            (nan, nan),
+        ];
+        ds.entry = p99
+            .iter()
+            .flat_map(|&(a, b)| [a, b])
+            .map(|p| EntryTick {
+                p99_window_ms: p,
+                ..Default::default()
+            })
+            .collect();
+        ds.violation = vec![false; 12];
+        ds.violation_within = vec![false; 12];
+        ds.check_shape().unwrap();
+        let want = [0.0, 0.5, 0.5, 0.8, 1.5, 1.5];
+        let got = qos_ratios(&ds);
+        for (g, w) in got.iter().zip(want) {
+            assert!((g - w).abs() < 1e-6, "{got:?}");
+        }
+        // Every service reads the same value, normalised like any channel.
+        let channels = [Channel::Queue, Channel::Qos];
+        let norm = Normalizer::fit(&[&ds], &[vec![true; 6]], &ds.meta.services, &channels).unwrap();
+        let s = Series::new(&ds, &norm, 1).unwrap();
+        for (t, w) in want.iter().enumerate() {
+            for svc in 0..3 {
+                let x = s.x[(t * 3 + svc) * 2 + 1];
+                assert!(
+                    (x - norm.apply(svc, 1, *w)).abs() < 1e-5,
+                    "tick {t} service {svc}"
+                );
+            }
+        }
+        assert!(s.x[(4 * 3) * 2 + 1] > s.x[(3 * 3) * 2 + 1]);
     }
 
     #[test]

@@ -14,15 +14,17 @@ use seer_traces::{Resource, ServiceTick};
 /// the policy's threshold is the score at which a service becomes a suspect.
 pub trait Detector {
     /// Observes one tick of per-service signals (services in a fixed order) and
-    /// returns one score per service.
-    fn observe(&mut self, tick: &[ServiceTick]) -> Vec<f32>;
+    /// the application's QoS ratio (the worst entry point's p99 over the QoS
+    /// window divided by its target; NaN when not known) and returns one score
+    /// per service.
+    fn observe(&mut self, tick: &[ServiceTick], qos: f32) -> Vec<f32>;
     /// A short name for reports.
     fn name(&self) -> &str;
 }
 
 impl Detector for Box<dyn Detector> {
-    fn observe(&mut self, tick: &[ServiceTick]) -> Vec<f32> {
-        (**self).observe(tick)
+    fn observe(&mut self, tick: &[ServiceTick], qos: f32) -> Vec<f32> {
+        (**self).observe(tick, qos)
     }
     fn name(&self) -> &str {
         (**self).name()
@@ -60,7 +62,7 @@ impl Default for QueueRiseDetector {
 }
 
 impl Detector for QueueRiseDetector {
-    fn observe(&mut self, tick: &[ServiceTick]) -> Vec<f32> {
+    fn observe(&mut self, tick: &[ServiceTick], _qos: f32) -> Vec<f32> {
         if self.baseline.len() != tick.len() {
             self.baseline = tick.iter().map(|t| f64::from(t.queue_mean)).collect();
         }
@@ -221,15 +223,17 @@ impl<D: Detector> Controller<D> {
             .collect()
     }
 
-    /// One tick: scores the services, then returns what to do. `diagnose` names
-    /// the resource a suspect is short of (`None`: nothing an action can fix).
+    /// One tick: scores the services, then returns what to do. `qos` is the
+    /// application's QoS ratio ([`Detector::observe`]); `diagnose` names the
+    /// resource a suspect is short of (`None`: nothing an action can fix).
     pub fn step(
         &mut self,
         tick: u64,
         services: &[ServiceTick],
+        qos: f32,
         mut diagnose: impl FnMut(usize) -> Option<Resource>,
     ) -> Vec<Command> {
-        let scores = self.detector.observe(services);
+        let scores = self.detector.observe(services, qos);
         if self.state.len() != scores.len() {
             self.state.resize_with(scores.len(), SvcState::default);
         }
@@ -337,7 +341,7 @@ mod tests {
         for t in 0..200u64 {
             let hot = (50..80).contains(&t);
             let q = [1.0, if hot { 6.0 } else { 1.0 }, 0.2];
-            for cmd in c.step(t, &queues(&q), |s| {
+            for cmd in c.step(t, &queues(&q), f32::NAN, |s| {
                 Some(if s == 1 { Resource::Llc } else { Resource::Cpu })
             }) {
                 match cmd {
@@ -363,7 +367,7 @@ mod tests {
     }
 
     impl Detector for Scripted {
-        fn observe(&mut self, _: &[ServiceTick]) -> Vec<f32> {
+        fn observe(&mut self, _: &[ServiceTick], _: f32) -> Vec<f32> {
             let s = if self.hot.contains(&self.t) { 2.0 } else { 0.0 };
             self.t += 1;
             vec![s, 0.0]
@@ -388,7 +392,7 @@ mod tests {
         let mut c = Controller::new(Scripted { hot, t: 0 }, policy);
         let mut log = Vec::new();
         for t in 0..80u64 {
-            for cmd in c.step(t, &queues(&[1.0, 1.0]), |_| Some(Resource::Cpu)) {
+            for cmd in c.step(t, &queues(&[1.0, 1.0]), f32::NAN, |_| Some(Resource::Cpu)) {
                 log.push((t, matches!(cmd, Command::Act { .. })));
             }
         }
@@ -427,7 +431,9 @@ mod tests {
             } else {
                 [12.0, 10.0, 0.6]
             };
-            for cmd in c.step(t, &queues(&q), |s| (s == 2).then_some(Resource::Llc)) {
+            for cmd in c.step(t, &queues(&q), f32::NAN, |s| {
+                (s == 2).then_some(Resource::Llc)
+            }) {
                 acted.push(cmd);
             }
         }
@@ -461,7 +467,9 @@ mod tests {
                 [9.0, 9.0, 9.0]
             };
             acts += c
-                .step(t, &queues(&q), |s| (s != 0).then_some(Resource::Cpu))
+                .step(t, &queues(&q), f32::NAN, |s| {
+                    (s != 0).then_some(Resource::Cpu)
+                })
                 .len();
         }
         assert_eq!(

@@ -289,6 +289,8 @@ fn run(
             continue;
         };
         let mut violating = false;
+        // The application's QoS ratio, what a model's "qos" channel reads.
+        let mut ratio = f32::NAN;
         for (a, st) in snap.apis.iter().enumerate() {
             // QoS is judged on the p99 of the last second, as in the datasets
             // (and, as there, a second with nothing completed keeps the verdict).
@@ -297,6 +299,10 @@ fn run(
                 p99s[a].push(p99);
             }
             if let Some(tg) = targets {
+                let r = (p99 / tg[a]) as f32;
+                if r.is_finite() {
+                    ratio = if ratio.is_nan() { r } else { ratio.max(r) };
+                }
                 let e = EntryTick {
                     p99_window_ms: p99 as f32,
                     ..Default::default()
@@ -311,7 +317,7 @@ fn run(
         any += violating as usize;
         if with_seer {
             let ticks: Vec<ServiceTick> = snap.services.iter().map(service_tick).collect();
-            let cmds = ctl.step(t, &ticks, |sid| diagnose(&sim, sid));
+            let cmds = ctl.step(t, &ticks, ratio, |sid| diagnose(&sim, sid));
             for cmd in cmds {
                 let (sid, action) = match cmd {
                     Command::Act { service, resource } => {

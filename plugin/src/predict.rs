@@ -71,6 +71,8 @@ struct Member {
     cols: Vec<usize>,
     raw: Vec<f32>,
     norm: Vec<f32>,
+    /// The last known QoS ratio (a tick without one keeps it).
+    qos: f32,
 }
 
 impl Member {
@@ -101,17 +103,21 @@ impl Member {
             cols,
             raw: vec![0.0; n],
             norm: vec![0.0; n],
+            qos: 0.0,
             engine,
         }
     }
 
     /// One streaming step on the caller's tick: probabilities in model order.
-    fn step(&mut self, tick: &[ServiceTick]) -> Vec<f32> {
+    fn step(&mut self, tick: &[ServiceTick], qos: f32) -> Vec<f32> {
+        if qos.is_finite() {
+            self.qos = qos.max(0.0);
+        }
         let channels = self.engine.header().channels();
         let nc = channels.len();
         for (m, &i) in self.cols.iter().enumerate() {
             for (c, ch) in channels.iter().enumerate() {
-                self.raw[m * nc + c] = tick.get(i).map_or(0.0, |t| ch.raw(t));
+                self.raw[m * nc + c] = tick.get(i).map_or(0.0, |t| ch.raw(t, self.qos));
             }
         }
         self.engine.normalise(&self.raw, &mut self.norm);
@@ -187,10 +193,10 @@ impl ModelDetector {
 }
 
 impl Detector for ModelDetector {
-    fn observe(&mut self, tick: &[ServiceTick]) -> Vec<f32> {
-        let when = self.when.step(tick);
+    fn observe(&mut self, tick: &[ServiceTick], qos: f32) -> Vec<f32> {
+        let when = self.when.step(tick, qos);
         self.last = match self.who.as_mut() {
-            Some(who) => combine(&when, &who.step(tick)),
+            Some(who) => combine(&when, &who.step(tick, qos)),
             None => when,
         };
         self.rows
@@ -248,12 +254,43 @@ mod tests {
     }
 
     #[test]
+    fn the_qos_ratio_reaches_every_service_and_a_gap_keeps_the_last() {
+        let names: Vec<String> = ["a", "b"].iter().map(|s| s.to_string()).collect();
+        let header = Header::untrained(
+            ModelConfig::new(Arch::Hybrid, 2, 2, 5),
+            names.clone(),
+            vec![Channel::Queue, Channel::Qos],
+            "test",
+        );
+        let ck = Checkpoint::with_weights(header, |_, _| 0.0).unwrap();
+        let mut d = ModelDetector::new(Engine::new(ck).unwrap(), &names, 0.5).unwrap();
+        let qos_read = |d: &ModelDetector| [d.when.raw[1], d.when.raw[3]];
+        d.observe(&ticks(2), f32::NAN);
+        assert_eq!(qos_read(&d), [0.0, 0.0], "nothing known yet reads 0");
+        d.observe(&ticks(2), 0.7);
+        assert_eq!(qos_read(&d), [0.7, 0.7]);
+        d.observe(&ticks(2), f32::NAN);
+        assert_eq!(
+            qos_read(&d),
+            [0.7, 0.7],
+            "a tick without a ratio keeps the last"
+        );
+        d.observe(&ticks(2), 1.2);
+        assert_eq!(qos_read(&d), [1.2, 1.2]);
+        assert_eq!(
+            (d.when.raw[0], d.when.raw[2]),
+            (0.0, 1.0),
+            "queues stay per service"
+        );
+    }
+
+    #[test]
     fn scores_land_on_the_right_service_whatever_the_order() {
         // Model order a, b, c; the application lists c, x, a, b.
         let ck = constant_model(&["a", "b", "c"], 1, 4.0);
         let app: Vec<String> = ["c", "x", "a", "b"].iter().map(|s| s.to_string()).collect();
         let mut d = ModelDetector::new(Engine::new(ck).unwrap(), &app, 0.5).unwrap();
-        let scores = d.observe(&ticks(4));
+        let scores = d.observe(&ticks(4), f32::NAN);
         // softmax over [0, 4, 0, 0] (three services + "no violation").
         let p_b = 4f32.exp() / (4f32.exp() + 3.0);
         assert!((scores[3] - p_b / 0.5).abs() < 1e-5, "{scores:?}");
@@ -272,7 +309,7 @@ mod tests {
         let app: Vec<String> = ["c", "a", "b"].iter().map(|s| s.to_string()).collect();
         let single = |ck: Checkpoint| {
             let mut d = ModelDetector::new(Engine::new(ck).unwrap(), &app, 0.5).unwrap();
-            d.observe(&ticks(3));
+            d.observe(&ticks(3), f32::NAN);
             d.last_probabilities().to_vec()
         };
         let (p_when, p_who) = (single(when.clone()), single(who.clone()));
@@ -280,7 +317,7 @@ mod tests {
             .unwrap()
             .with_culprit_model(Engine::new(who).unwrap())
             .unwrap();
-        let scores = d.observe(&ticks(3));
+        let scores = d.observe(&ticks(3), f32::NAN);
         let p = d.last_probabilities();
         // P(no violation) is `when`'s, the culprit ranking `who`'s.
         assert!((p[3] - p_when[3]).abs() < 1e-6, "{p:?} vs {p_when:?}");

@@ -62,11 +62,11 @@ fn models_the_demo_cannot_feed_are_refused_with_the_reason() {
     .unwrap_err();
     let err = format!("{err:#}");
     assert!(err.contains("no-such-service"), "{err}");
-    // The simulated node reports each service's p99 time in service, so a
-    // model reading latency runs.
+    // The simulated node reports each service's p99 time in service and the
+    // demo the application's QoS ratio, so models reading them run.
     demo(
         "latency.seer",
-        zero_model(&names, vec![Channel::Queue, Channel::P99Ms]),
+        zero_model(&names, vec![Channel::Queue, Channel::P99Ms, Channel::Qos]),
     )
     .unwrap();
 }

@@ -155,16 +155,31 @@ pub fn columns(
 }
 
 /// One tick of a request as raw values in model order, `[service][channel]`.
+/// `qos` carries the last known QoS ratio from tick to tick: a tick whose ratio
+/// is NaN (no entry point has a windowed p99) keeps it, as in the datasets.
 pub fn raw_tick(
     norm: &Normalizer,
     cols: &[usize],
     tick: &TickFeatures,
     which: usize,
+    qos: &mut f32,
 ) -> Result<Vec<f32>, String> {
     let (ns, nc) = (cols.len(), norm.channels.len());
     let mut raw = vec![0f32; ns * nc];
     for (c, ch) in norm.channels.iter().enumerate() {
         let values = match ch {
+            Channel::Qos => {
+                match tick.qos {
+                    None => return Err(format!("tick {which}: the model reads qos, none given")),
+                    Some(v) if v.is_nan() => {}
+                    Some(v) if v.is_finite() && v >= 0.0 => *qos = v,
+                    Some(v) => return Err(format!("tick {which}: qos is {v}")),
+                }
+                for &j in cols {
+                    raw[j * nc + c] = *qos;
+                }
+                continue;
+            }
             Channel::Queue => &tick.queue,
             Channel::P99Ms => &tick.p99_ms,
             Channel::Arrivals => &tick.arrivals,
@@ -211,8 +226,9 @@ pub fn window_from_request(
     let cols = columns(index, &req.services, ns)?;
     let nc = header.normalizer.channels.len();
     let mut out = vec![0f32; w * ns * nc];
+    let mut qos = 0.0;
     for (t, tick) in req.ticks.iter().enumerate() {
-        let raw = raw_tick(&header.normalizer, &cols, tick, t)?;
+        let raw = raw_tick(&header.normalizer, &cols, tick, t, &mut qos)?;
         header
             .normalizer
             .apply_row(&raw, &mut out[t * ns * nc..(t + 1) * ns * nc]);
@@ -263,6 +279,8 @@ struct StreamCtx {
     cols: Vec<usize>,
     raw: VecDeque<Vec<f32>>,
     state: seer_infer::Stream,
+    /// The last known QoS ratio.
+    qos: f32,
 }
 
 impl StreamCtx {
@@ -276,6 +294,7 @@ impl StreamCtx {
             cols,
             raw: VecDeque::new(),
             state,
+            qos: 0.0,
         })
     }
 
@@ -311,6 +330,7 @@ impl StreamCtx {
             next.feed(&v)?;
             next.raw.push_back(v);
         }
+        next.qos = self.qos;
         *self = next;
         Ok(())
     }
@@ -371,8 +391,14 @@ impl Predictor for PredictorService {
                     let tick = msg.tick.ok_or_else(|| {
                         Status::invalid_argument(format!("tick {seen}: no features"))
                     })?;
-                    let raw = raw_tick(&c.served.header.normalizer, &c.cols, &tick, seen as usize)
-                        .map_err(Status::invalid_argument)?;
+                    let raw = raw_tick(
+                        &c.served.header.normalizer,
+                        &c.cols,
+                        &tick,
+                        seen as usize,
+                        &mut c.qos,
+                    )
+                    .map_err(Status::invalid_argument)?;
                     let p = c.feed(&raw)?;
                     let w = c.served.header.model.window;
                     c.raw.push_back(raw);
@@ -732,5 +758,45 @@ mod tests {
             assert!(err.contains(want), "{err:?} should contain {want:?}");
         }
         assert!(window_from_request(&h, &idx, &ok()).is_ok());
+    }
+
+    #[test]
+    fn the_qos_ratio_is_one_value_per_tick_and_a_gap_keeps_the_last() {
+        let (mut h, idx) = header();
+        let n = &mut h.normalizer;
+        n.channels = vec![Channel::Queue, Channel::Qos];
+        n.mean = vec![0.0; 6];
+        n.std = vec![1.0; 6];
+        let with = |q: Option<f32>| TickFeatures {
+            qos: q,
+            ..tick(&[1.0, 2.0, 3.0])
+        };
+        let req = |a, b| PredictRequest {
+            services: vec![],
+            ticks: vec![with(a), with(b)],
+        };
+        let w = window_from_request(&h, &idx, &req(Some(0.8), Some(f32::NAN))).unwrap();
+        // Both ticks, every service: queue, then ln(1 + 0.8) (the NaN keeps 0.8).
+        for t in 0..2 {
+            for s in 0..3 {
+                let at = (t * 3 + s) * 2;
+                assert_eq!(w[at], (s as f32 + 1.0).ln_1p());
+                assert!((w[at + 1] - 0.8f32.ln_1p()).abs() < 1e-6, "{w:?}");
+            }
+        }
+        let w = window_from_request(&h, &idx, &req(Some(f32::NAN), Some(1.5))).unwrap();
+        assert_eq!(
+            (w[1], w[7]),
+            (0.0, 1.5f32.ln_1p()),
+            "nothing known yet reads 0"
+        );
+        for (a, b, want) in [
+            (Some(1.0), None, "tick 1: the model reads qos, none given"),
+            (Some(-1.0), Some(1.0), "tick 0: qos is -1"),
+            (Some(1.0), Some(f32::INFINITY), "tick 1: qos is inf"),
+        ] {
+            let err = window_from_request(&h, &idx, &req(a, b)).unwrap_err();
+            assert!(err.contains(want), "{err:?} should contain {want:?}");
+        }
     }
 }
