@@ -382,6 +382,8 @@ pub struct Series {
     pub cpu: Vec<f32>,
     /// Whether the dataset had CPU utilisation at all.
     pub has_cpu: bool,
+    /// Raw QoS ratio of each tick ([`qos_ratios`]), for the QoS-threshold baseline.
+    pub qos: Vec<f32>,
     /// Label of each tick (`None` near the end, where the horizon is not known).
     pub labels: Vec<Option<Label>>,
     /// The resource of the first culprit (model order) at each tick with one,
@@ -429,6 +431,7 @@ impl Series {
             queue,
             cpu,
             has_cpu,
+            qos,
             labels: labels(ds, &opt, h),
             culprit_resource,
         })

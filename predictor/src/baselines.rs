@@ -4,6 +4,9 @@
 //! - [`UtilisationThreshold`]: alarm when a service's CPU utilisation passes a
 //!   threshold, as a utilisation-driven autoscaler would; the culprit is the
 //!   busiest service;
+//! - [`QosThreshold`]: alarm when the application's QoS ratio (worst entry
+//!   point's p99 over the last second against its target) passes a threshold,
+//!   as an SLO alert would; the culprit is the deepest queue;
 //! - [`LargestRise`]: alarm when a service's queue rose by more than a threshold
 //!   over the last few ticks; the culprit is the largest rise;
 //! - [`Linfa`]: a linfa multinomial logistic regression or decision tree on the
@@ -157,6 +160,43 @@ impl Scorer for QueueThreshold {
                     .collect();
                 let max = z.iter().copied().fold(f32::NEG_INFINITY, f32::max);
                 to_probs(&z, max >= self.threshold)
+            })
+            .collect()
+    }
+}
+
+/// Alarm when the QoS ratio passes a tuned threshold (an SLO alert at, say, 80 %
+/// of the target); the culprit is the deepest queue (z-score).
+#[derive(Debug, Clone)]
+pub struct QosThreshold {
+    stats: QueueStats,
+    /// The tuned ratio.
+    pub threshold: f32,
+}
+
+impl QosThreshold {
+    /// Fits queue statistics and the threshold on the training series.
+    pub fn fit(train: &[Series], window: usize) -> QosThreshold {
+        let threshold = tune(train, window, &|se, t| se.qos[t]);
+        QosThreshold {
+            stats: QueueStats::fit(train),
+            threshold,
+        }
+    }
+}
+
+impl Scorer for QosThreshold {
+    fn name(&self) -> String {
+        format!("QoS threshold ({:.0} % of target)", self.threshold * 100.0)
+    }
+
+    fn score(&mut self, series: &Series, ends: &[usize]) -> Vec<Vec<f32>> {
+        ends.iter()
+            .map(|&t| {
+                let z: Vec<f32> = (0..series.n_services)
+                    .map(|s| self.stats.z(series, t, s))
+                    .collect();
+                to_probs(&z, series.qos[t] >= self.threshold)
             })
             .collect()
     }
@@ -429,6 +469,20 @@ mod tests {
         let mut lr = LargestRise::fit(&train, 8, 3);
         let m = evaluate_scorer(&mut lr, &test, 8, &Judging::new(1, 0.5));
         assert!(m.alarms > 0 && m.top1 > 0, "{m:?}");
+    }
+
+    #[test]
+    fn the_qos_threshold_sits_between_quiet_and_violating_seconds_and_is_late() {
+        // The synthetic entry point runs at 50-65 % of its target when quiet and
+        // at twice it or more while violating; its violations start abruptly.
+        let (train, test) = (vec![series(1)], vec![series(2)]);
+        let mut q = QosThreshold::fit(&train, 8);
+        assert!(q.threshold > 0.65 && q.threshold < 2.5, "{}", q.threshold);
+        let m = evaluate_scorer(&mut q, &test, 8, &Judging::new(1, 0.5));
+        // It fires inside violations, never before their first tick.
+        assert!(m.episodes > 5 && m.alarms > 0, "{m:?}");
+        assert_eq!(m.anticipated, 0, "{m:?}");
+        assert!(q.name().starts_with("QoS threshold ("), "{}", q.name());
     }
 
     #[test]

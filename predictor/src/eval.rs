@@ -629,6 +629,7 @@ mod tests {
             queue: vec![0.0; n * 2],
             cpu: vec![0.0; n * 2],
             has_cpu: false,
+            qos: vec![0.0; n],
             culprit_resource: vec![Some(seer_traces::Resource::Cpu); n],
             labels,
         }

@@ -6,7 +6,7 @@
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
 use seer_predictor::baselines::{
-    LargestRise, Linfa, LinfaKind, QueueThreshold, UtilisationThreshold,
+    LargestRise, Linfa, LinfaKind, QosThreshold, QueueThreshold, UtilisationThreshold,
 };
 use seer_predictor::eval::{self, Judging, ModelScorer, Row, Scorer};
 use seer_predictor::features::{Channel, Series, horizon_ticks};
@@ -640,6 +640,9 @@ fn cmd_eval(a: EvalArgs) -> Result<()> {
         let mut scorers: Vec<Box<dyn Scorer>> = Vec::new();
         if let Some(u) = UtilisationThreshold::fit(&tr, w) {
             scorers.push(Box::new(u));
+        }
+        if tr.iter().any(|s| s.qos.iter().any(|&q| q > 0.0)) {
+            scorers.push(Box::new(QosThreshold::fit(&tr, w)));
         }
         scorers.extend::<Vec<Box<dyn Scorer>>>(vec![
             Box::new(QueueThreshold::fit(&tr, w)),
