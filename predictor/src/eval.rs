@@ -421,13 +421,90 @@ pub fn evaluate_scorer(
     window: usize,
     j: &Judging,
 ) -> Metrics {
+    let scored = score_all(scorer, series, window);
+    sum_metrics(series, &scored, j)
+}
+
+/// Each series' window ends and their probabilities.
+type Scored = Vec<(Vec<usize>, Vec<Vec<f32>>)>;
+
+fn score_all(scorer: &mut dyn Scorer, series: &[Series], window: usize) -> Scored {
+    series
+        .iter()
+        .map(|s| {
+            let ends: Vec<usize> = s.window_ends(window).collect();
+            let probs = scorer.score(s, &ends);
+            (ends, probs)
+        })
+        .collect()
+}
+
+fn sum_metrics(series: &[Series], scored: &Scored, j: &Judging) -> Metrics {
     let mut total = Metrics::default();
-    for s in series {
-        let ends: Vec<usize> = s.window_ends(window).collect();
-        let probs = scorer.score(s, &ends);
-        total.add(&metrics(s, &ends, &probs, j));
+    for (s, (ends, probs)) in series.iter().zip(scored) {
+        total.add(&metrics(s, ends, probs, j));
     }
     total
+}
+
+/// One operating point of a detector: the alarm threshold at which it alarms on
+/// at most a given share of the quiet ticks, and its metrics there.
+#[derive(Debug, Clone)]
+pub struct OperatingPoint {
+    /// The share of quiet ticks asked for, %.
+    pub false_alarm_pct: f64,
+    /// The threshold on P(violation) that gives it.
+    pub threshold: f32,
+    /// The metrics at that threshold.
+    pub metrics: Metrics,
+}
+
+/// Judges `scorer` at the thresholds where it alarms on at most each of
+/// `false_alarm_pcts` % of the quiet ticks (the held-out data's own quantiles:
+/// detectors compared at equal false alarms, whatever their calibration). An
+/// alarm held for `j.hold` ticks counts as it does in [`metrics`].
+pub fn evaluate_at_false_alarms(
+    scorer: &mut dyn Scorer,
+    series: &[Series],
+    window: usize,
+    j: &Judging,
+    false_alarm_pcts: &[f64],
+) -> Vec<OperatingPoint> {
+    let scored = score_all(scorer, series, window);
+    // The score each quiet tick is alarmed at: the highest P(violation) of the
+    // ticks whose alarm still holds there.
+    let mut quiet: Vec<f32> = Vec::new();
+    for (s, (ends, probs)) in series.iter().zip(&scored) {
+        let p_violation: Vec<f32> = probs.iter().map(|p| 1.0 - p[p.len() - 1]).collect();
+        for (i, &t) in ends.iter().enumerate() {
+            if !matches!(s.labels[t], Some(Label::Quiet)) {
+                continue;
+            }
+            let held = (0..=i)
+                .rev()
+                .take_while(|&k| t - ends[k] <= j.hold)
+                .map(|k| p_violation[k])
+                .fold(f32::NEG_INFINITY, f32::max);
+            quiet.push(held);
+        }
+    }
+    quiet.sort_by(|a, b| b.total_cmp(a));
+    false_alarm_pcts
+        .iter()
+        .map(|&pct| {
+            // At most `allowed` quiet ticks strictly above the threshold.
+            let allowed = ((pct / 100.0) * quiet.len() as f64).floor() as usize;
+            let threshold = quiet
+                .get(allowed)
+                .map_or(f32::NEG_INFINITY, |v| v.next_up());
+            let at = Judging { threshold, ..*j };
+            OperatingPoint {
+                false_alarm_pct: pct,
+                threshold,
+                metrics: sum_metrics(series, &scored, &at),
+            }
+        })
+        .collect()
 }
 
 /// Metrics of `when` (alarms) paired with the culprit ranking of `who` (the
@@ -797,6 +874,83 @@ mod tests {
         assert_eq!(m.false_alarm_episodes, 2, "0 and 6-7 see no violation");
         assert_eq!(m.false_alarms, 4, "ticks 0, 2, 6, 7");
         assert!((m.false_episode_pct() - 200.0 / 3.0).abs() < 1e-9);
+    }
+
+    /// Scores each tick with a fixed P(violation), split over two services.
+    struct Fixed(Vec<f32>);
+
+    impl Scorer for Fixed {
+        fn name(&self) -> String {
+            "fixed".into()
+        }
+        fn score(&mut self, _: &Series, ends: &[usize]) -> Vec<Vec<f32>> {
+            ends.iter()
+                .map(|&t| vec![self.0[t] / 2.0, self.0[t] / 2.0, 1.0 - self.0[t]])
+                .collect()
+        }
+    }
+
+    #[test]
+    fn operating_points_alarm_on_at_most_the_share_of_quiet_ticks_asked_for() {
+        use Label::*;
+        let v = || Culprits(vec![0]);
+        // Episodes at 10-11, 30, 50-52 and 70; quiet ticks score t / 1000.
+        let mut labels = vec![Some(Quiet); 100];
+        let mut p: Vec<f32> = (0..100).map(|t| t as f32 / 1000.0).collect();
+        for (t, score) in [
+            (10, 0.5),
+            (11, 0.5),
+            (30, 0.05),
+            (50, 0.02),
+            (51, 0.3),
+            (52, 0.3),
+            (70, 0.0005),
+        ] {
+            labels[t] = Some(v());
+            p[t] = score;
+        }
+        let s = series(labels);
+        let quiet = 93.0;
+        let pcts = [0.0, 10.0, 50.0, 100.0];
+        let points = evaluate_at_false_alarms(
+            &mut Fixed(p.clone()),
+            std::slice::from_ref(&s),
+            1,
+            &Judging::new(1, 0.5),
+            &pcts,
+        );
+        let got: Vec<(usize, usize)> = points
+            .iter()
+            .map(|o| (o.metrics.false_alarms, o.metrics.anticipated))
+            .collect();
+        // 0 %: only the episode scored above every quiet tick; 10 %: 9 quiet
+        // ticks (91-99), still one; 50 %: 46 quiet ticks (the highest go down to
+        // 0.049), so 30 too; 100 %: everything.
+        assert_eq!(got, vec![(0, 1), (9, 1), (46, 2), (93, 4)], "{points:?}");
+        for o in &points {
+            assert!(o.metrics.false_alarms as f64 <= o.false_alarm_pct / 100.0 * quiet);
+            assert_eq!(o.metrics.quiet_ticks, 93);
+        }
+        assert!(
+            points[0].threshold > 0.0989 && points[0].threshold <= 0.5,
+            "{points:?}"
+        );
+        // Held for 2 ticks, tick 10's 0.5 alarms quiet tick 12: at 0 % nothing is
+        // anticipated any more.
+        let held = Judging {
+            hold: 2,
+            ..Judging::new(1, 0.5)
+        };
+        let points =
+            evaluate_at_false_alarms(&mut Fixed(p), std::slice::from_ref(&s), 1, &held, &[0.0]);
+        assert_eq!(
+            (
+                points[0].metrics.false_alarms,
+                points[0].metrics.anticipated
+            ),
+            (0, 0)
+        );
+        assert!(points[0].threshold > 0.5, "{points:?}");
     }
 
     #[test]

@@ -229,6 +229,12 @@ struct EvalArgs {
     /// the controller holds a decision (0: judge every tick on its own).
     #[arg(long, default_value = "0s")]
     hold: String,
+    /// Also judge each model where it alarms on at most these shares of the
+    /// quiet ticks, % (comma-separated, e.g. 1,2,5): the threshold comes from
+    /// the held-out data's own quantiles, so models are compared at equal
+    /// false alarms whatever their calibration (a row per model and share).
+    #[arg(long, value_delimiter = ',')]
+    at_false_alarms: Vec<f64>,
     /// Folder to write report.md and report.json into.
     #[arg(long)]
     out: Option<PathBuf>,
@@ -580,6 +586,13 @@ fn cmd_train(a: TrainArgs) -> Result<()> {
 fn cmd_eval(a: EvalArgs) -> Result<()> {
     let gap_ns = parse_duration("incident gap", &a.incident_gap)?;
     let hold_ns = parse_duration_or_zero("hold", &a.hold)?;
+    if let Some(bad) = a
+        .at_false_alarms
+        .iter()
+        .find(|p| !(0.0..=100.0).contains(*p))
+    {
+        bail!("--at-false-alarms {bad}: a share of the quiet ticks must be 0-100 (%)");
+    }
     let test = read_all(&a.data)?;
     let mut rows = Vec::new();
     let models: Vec<Model> = a
@@ -623,6 +636,23 @@ fn cmd_eval(a: EvalArgs) -> Result<()> {
         let metrics = eval::evaluate_scorer(&mut sc, &series, m.header.model.window, &judging(m));
         let lat = eval::inference_latency(m, &series[0], 500, None);
         rows.push(Row::new(name.clone(), metrics, Some(lat)));
+        if !a.at_false_alarms.is_empty() {
+            let w = m.header.model.window;
+            let points = eval::evaluate_at_false_alarms(
+                &mut sc,
+                &series,
+                w,
+                &judging(m),
+                &a.at_false_alarms,
+            );
+            for o in points {
+                let label = format!(
+                    "{name} at ≤ {} % of quiet ticks alarmed (P ≥ {:.4})",
+                    o.false_alarm_pct, o.threshold
+                );
+                rows.push(Row::new(label, o.metrics, None));
+            }
+        }
         if !who.is_empty() {
             let who: Vec<&Model> = who.iter().collect();
             let metrics = eval::evaluate_pair(m, &who, &series, &who_series, &judging(m))
@@ -942,6 +972,26 @@ mod tests {
     }
 
     #[test]
+    fn a_false_alarm_share_outside_0_to_100_is_refused_first() {
+        for bad in ["150", "-0.5", "NaN"] {
+            let Cmd::Eval(e) = parse(&[
+                "eval",
+                "--model",
+                "missing.seer",
+                "--data",
+                "missing.parquet",
+                &format!("--at-false-alarms={bad}"),
+            ])
+            .cmd
+            else {
+                panic!()
+            };
+            let err = cmd_eval(e).unwrap_err().to_string();
+            assert!(err.contains("must be 0-100"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
     fn other_verbs_parse() {
         let Cmd::Eval(e) = parse(&[
             "eval",
@@ -958,6 +1008,8 @@ mod tests {
             "2s",
             "--hold",
             "300ms",
+            "--at-false-alarms",
+            "1,2.5",
             "--out",
             "r",
             "--json",
@@ -977,6 +1029,7 @@ mod tests {
             ),
             (2, 1, 0.7, "2s", "300ms", true)
         );
+        assert_eq!(e.at_false_alarms, vec![1.0, 2.5]);
         let Cmd::Predict(p) = parse(&[
             "predict", "--model", "m", "--data", "d", "--last", "4", "--json",
         ])
