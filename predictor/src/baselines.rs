@@ -166,7 +166,9 @@ impl Scorer for QueueThreshold {
 }
 
 /// Alarm when the QoS ratio passes a tuned threshold (an SLO alert at, say, 80 %
-/// of the target); the culprit is the deepest queue (z-score).
+/// of the target); the culprit is the deepest queue (z-score). P(violation) is
+/// graded, half the ratio over the tuned threshold (at most 0.999), so an alarm
+/// at 0.5 fires at the tuned ratio and operating points apply.
 #[derive(Debug, Clone)]
 pub struct QosThreshold {
     stats: QueueStats,
@@ -196,9 +198,17 @@ impl Scorer for QosThreshold {
                 let z: Vec<f32> = (0..series.n_services)
                     .map(|s| self.stats.z(series, t, s))
                     .collect();
-                to_probs(&z, series.qos[t] >= self.threshold)
+                let mass = (0.5 * series.qos[t] / self.threshold).clamp(0.0, 0.999);
+                let mut p = to_probs(&z, true);
+                p.iter_mut().for_each(|v| *v *= mass);
+                p[z.len()] = 1.0 - mass;
+                p
             })
             .collect()
+    }
+
+    fn graded(&self) -> bool {
+        true
     }
 }
 

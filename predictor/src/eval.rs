@@ -41,6 +41,12 @@ pub trait Scorer {
     fn name(&self) -> String;
     /// Probabilities for the windows of `series` ending at `ends`.
     fn score(&mut self, series: &Series, ends: &[usize]) -> Vec<Vec<f32>>;
+    /// Whether P(violation) is graded (any threshold means something), not an
+    /// alarm / no-alarm pair of values: only then do operating points
+    /// ([`evaluate_at_false_alarms`]) apply.
+    fn graded(&self) -> bool {
+        false
+    }
 }
 
 /// A trained model as a [`Scorer`].
@@ -54,6 +60,10 @@ pub struct ModelScorer<'a> {
 impl Scorer for ModelScorer<'_> {
     fn name(&self) -> String {
         self.label.clone()
+    }
+
+    fn graded(&self) -> bool {
+        true
     }
 
     fn score(&mut self, series: &Series, ends: &[usize]) -> Vec<Vec<f32>> {

@@ -583,6 +583,30 @@ fn cmd_train(a: TrainArgs) -> Result<()> {
     Ok(())
 }
 
+/// A row per share of quiet ticks alarmed ([`eval::evaluate_at_false_alarms`]).
+fn operating_rows(
+    scorer: &mut dyn Scorer,
+    series: &[seer_predictor::features::Series],
+    window: usize,
+    j: &Judging,
+    shares: &[f64],
+) -> Vec<Row> {
+    if shares.is_empty() {
+        return Vec::new();
+    }
+    let name = scorer.name();
+    eval::evaluate_at_false_alarms(scorer, series, window, j, shares)
+        .into_iter()
+        .map(|o| {
+            let label = format!(
+                "{name} at ≤ {} % of quiet ticks alarmed (P ≥ {:.4})",
+                o.false_alarm_pct, o.threshold
+            );
+            Row::new(label, o.metrics, None)
+        })
+        .collect()
+}
+
 fn cmd_eval(a: EvalArgs) -> Result<()> {
     let gap_ns = parse_duration("incident gap", &a.incident_gap)?;
     let hold_ns = parse_duration_or_zero("hold", &a.hold)?;
@@ -636,23 +660,14 @@ fn cmd_eval(a: EvalArgs) -> Result<()> {
         let metrics = eval::evaluate_scorer(&mut sc, &series, m.header.model.window, &judging(m));
         let lat = eval::inference_latency(m, &series[0], 500, None);
         rows.push(Row::new(name.clone(), metrics, Some(lat)));
-        if !a.at_false_alarms.is_empty() {
-            let w = m.header.model.window;
-            let points = eval::evaluate_at_false_alarms(
-                &mut sc,
-                &series,
-                w,
-                &judging(m),
-                &a.at_false_alarms,
-            );
-            for o in points {
-                let label = format!(
-                    "{name} at ≤ {} % of quiet ticks alarmed (P ≥ {:.4})",
-                    o.false_alarm_pct, o.threshold
-                );
-                rows.push(Row::new(label, o.metrics, None));
-            }
-        }
+        let w = m.header.model.window;
+        rows.extend(operating_rows(
+            &mut sc,
+            &series,
+            w,
+            &judging(m),
+            &a.at_false_alarms,
+        ));
         if !who.is_empty() {
             let who: Vec<&Model> = who.iter().collect();
             let metrics = eval::evaluate_pair(m, &who, &series, &who_series, &judging(m))
@@ -683,6 +698,9 @@ fn cmd_eval(a: EvalArgs) -> Result<()> {
         for s in scorers.iter_mut() {
             let m = eval::evaluate_scorer(s.as_mut(), &te, w, &j);
             rows.push(Row::new(s.name(), m, None));
+            if s.graded() {
+                rows.extend(operating_rows(s.as_mut(), &te, w, &j, &a.at_false_alarms));
+            }
         }
     }
     let title = format!(
