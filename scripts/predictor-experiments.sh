@@ -159,4 +159,15 @@ for hold in 300ms 500ms 1s; do
     EXTRA=(--hold "$hold")
     evaluate "deadline-hold-$hold" deadline-qaw deadline-acc-qaw
 done
+# The QoS ratio as an input and as a baseline; every model at equal false alarms
+# ("Equal false alarms" in BENCHMARKS).
+q=queue,active,wait,p99_ms,arrivals,qos
+VAL_BLOCK=5m EPOCHS=14 PATIENCE=4 train deadline-qawlaq --data "${twenty_d[@]}" \
+    --model hybrid --quiet-fraction 0.25 --channels "$q"
+VAL_BLOCK=5m EPOCHS=12 PATIENCE=3 train deadline-acc-qawlaq --data "${twenty_d[@]}" \
+    --model hybrid --quiet-fraction 0.25 --monitor accuracy --channels "$q"
+EXTRA=(--at-false-alarms 1,2,3,5 --baselines "$out/data-deadline/sn-7/dataset.parquet")
+evaluate deadline-operating-points deadline-qaw deadline-acc-qaw deadline-qawl deadline-qawl-s2 \
+    deadline-acc-qawl deadline-qawla deadline-qawla-s2 deadline-qawlaq deadline-acc-qawlaq
+EXTRA=()
 echo "reports in $out/*/report.md, demos in $out/demo-*.txt"
