@@ -679,6 +679,11 @@ fn pin(cpu: usize) -> Result<impl Drop> {
 }
 
 fn main() {
+    // SAFETY: called first, before any thread exists; it only restores the
+    // default action of SIGPIPE, so writing to a closed pipe (`... | head`)
+    // ends the process quietly, as other command-line tools do, instead of
+    // making `println!` panic.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     let cli = Cli::parse();
     if let Err(e) = install_signal_handlers() {
         eprintln!("seer-probe: {e:#}");
