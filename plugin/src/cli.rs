@@ -56,9 +56,13 @@ pub struct DemoArgs {
     /// Seed of the simulation.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
-    /// Requests per second.
+    /// Requests per second (the mean, for a shaped load).
     #[arg(long, default_value_t = 800.0)]
     pub rate: f64,
+    /// Load shape: constant, diurnal[:period=24h,amplitude=0.5], spikes[:every=10m,
+    /// length=30s,factor=3], or a file of one rate per second (as `seer sim`).
+    #[arg(long, default_value = "constant")]
+    pub load: String,
     /// Detect with this trained predictor checkpoint (`seer-predictor train`),
     /// run in process on the Rust engine, instead of the queue-rise rule.
     #[arg(long, value_name = "M.seer")]
@@ -227,6 +231,7 @@ pub fn run(cli: Cli) -> Result<()> {
                 seconds: a.seconds,
                 seed: a.seed,
                 rate: a.rate,
+                load: a.load,
                 model: a.model,
                 culprit_model: a.culprit_model,
                 alarm: a.alarm,
@@ -349,6 +354,13 @@ mod tests {
             panic!("not demo")
         };
         assert_eq!((a.seconds, a.seed, a.rate), (30, 2, 600.0));
+        assert_eq!(a.load, "constant");
+        assert_eq!((a.alarm, a.model), (0.02, None));
+        let c = parse(&["demo", "--load", "spikes:every=20s,length=3s,factor=2"]).unwrap();
+        let Command::Demo(a) = c.command else {
+            panic!("not demo")
+        };
+        assert_eq!(a.load, "spikes:every=20s,length=3s,factor=2");
         assert!(
             parse(&["demo", "--seconds", "5"]).is_err(),
             "too short for the injections"

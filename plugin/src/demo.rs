@@ -29,8 +29,11 @@ const S: u64 = 1_000_000_000;
 pub struct DemoConfig {
     /// Built-in topology name or TOML path.
     pub topology: String,
-    /// Requests per second.
+    /// Requests per second (the mean, for a shaped load).
     pub rate: f64,
+    /// Load shape, as `seer sim --load` takes it: `constant`, `diurnal[:…]`,
+    /// `spikes[:…]` or a file of one rate per second.
+    pub load: String,
     /// Simulated seconds.
     pub seconds: u64,
     /// Seed.
@@ -76,6 +79,7 @@ impl Default for DemoConfig {
         Self {
             topology: "social-network".into(),
             rate: 800.0,
+            load: "constant".into(),
             seconds: 60,
             seed: 1,
             qos_multiple: 2.0,
@@ -130,8 +134,10 @@ pub struct DemoReport {
     pub detector: String,
     /// Topology.
     pub topology: String,
-    /// Rate, requests/s.
+    /// Rate, requests/s (the mean, for a shaped load).
     pub rate: f64,
+    /// Load shape.
+    pub load: String,
     /// Simulated seconds.
     pub seconds: u64,
     /// Without Seer.
@@ -260,7 +266,7 @@ fn run(
         .with_context(|| format!("failed to load topology {}", cfg.topology))?;
     let mut sc = SimConfig::new(
         topo,
-        LoadShape::Constant { rate: cfg.rate },
+        LoadShape::parse(&cfg.load, cfg.rate)?,
         cfg.seconds * S,
     );
     sc.seed = cfg.seed;
@@ -422,6 +428,7 @@ pub fn run_demo(cfg: &DemoConfig) -> Result<DemoReport> {
         detector,
         topology: cfg.topology.clone(),
         rate: cfg.rate,
+        load: cfg.load.clone(),
         seconds: cfg.seconds,
         without,
         with,
@@ -438,9 +445,9 @@ impl DemoReport {
         let mut s = String::new();
         let _ = writeln!(
             s,
-            "{} at {} requests/s for {} s (simulated), same seed with and without Seer\n\
+            "{} at {} requests/s ({} load) for {} s (simulated), same seed with and without Seer\n\
              detector: {}\n",
-            self.topology, self.rate, self.seconds, self.detector
+            self.topology, self.rate, self.load, self.seconds, self.detector
         );
         let _ = writeln!(
             s,

@@ -70,3 +70,30 @@ fn models_the_demo_cannot_feed_are_refused_with_the_reason() {
     )
     .unwrap();
 }
+
+#[test]
+fn the_demo_runs_under_a_shaped_load_and_refuses_a_bad_one() {
+    let spiky = DemoConfig {
+        seconds: 30,
+        load: "spikes:every=10s,length=2s,factor=1.5,first=5s".into(),
+        ..DemoConfig::default()
+    };
+    let flat = DemoConfig {
+        seconds: 30,
+        ..DemoConfig::default()
+    };
+    let (spiky, flat) = (run_demo(&spiky).unwrap(), run_demo(&flat).unwrap());
+    // Half as much load again for 2 s in every 10 s: more requests complete.
+    assert!(
+        spiky.without.completed > flat.without.completed,
+        "{} vs {}",
+        spiky.without.completed,
+        flat.without.completed
+    );
+    let err = run_demo(&DemoConfig {
+        load: "sawtooth".into(),
+        ..DemoConfig::default()
+    })
+    .unwrap_err();
+    assert!(format!("{err:#}").contains("sawtooth"), "{err:#}");
+}
