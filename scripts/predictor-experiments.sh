@@ -170,4 +170,31 @@ EXTRA=(--at-false-alarms 1,2,3,5 --baselines "$out/data-deadline/sn-7/dataset.pa
 evaluate deadline-operating-points deadline-qaw deadline-acc-qaw deadline-qawl deadline-qawl-s2 \
     deadline-acc-qawl deadline-qawla deadline-qawla-s2 deadline-qawlaq deadline-acc-qawlaq
 EXTRA=()
-echo "reports in $out/*/report.md, demos in $out/demo-*.txt"
+# A 1 s horizon, and the model detector's alarm in the closed loop, twelve seeds and
+# two load shapes ("The alarm: act on the first rise" in BENCHMARKS).
+VAL_BLOCK=5m EPOCHS=4 PATIENCE=2 train deadline-qawla-h1s --data "${twenty_d[@]}" \
+    --model hybrid --quiet-fraction 0.25 --monitor accuracy --horizon 1s \
+    --channels queue,active,wait,p99_ms,arrivals
+for seed in $(seq 1 12); do
+    "$bin/seer" demo --seed "$seed" --json >"$out/demo-alarm-rule-$seed.json"
+    for m in deadline-qawla deadline-qawla-h1s deadline-qaw deadline-acc-qawl deadline-acc-qawlaq; do
+        for alarm in 0.5 0.05 0.02 0.01; do
+            "$bin/seer" demo --seed "$seed" --model "$out/models/$m.seer" --alarm "$alarm" \
+                --json >"$out/demo-alarm-$m-$alarm-$seed.json"
+        done
+    done
+    "$bin/seer" demo --seed "$seed" --model "$out/models/deadline-qawla.seer" \
+        --culprit-model "$out/models/deadline-acc-qawl.seer" --json >"$out/demo-alarm-pair-$seed.json"
+done
+for load in diurnal:period=60s,amplitude=0.3 spikes:every=15s,length=3s,factor=1.5; do
+    for seed in 1 2 3 4; do
+        "$bin/seer" demo --seed "$seed" --seconds 180 --load "$load" --json \
+            >"$out/demo-load-${load%%:*}-rule-$seed.json"
+        for alarm in 0.5 0.02 0.01; do
+            "$bin/seer" demo --seed "$seed" --seconds 180 --load "$load" --json \
+                --model "$out/models/deadline-qawla.seer" --alarm "$alarm" \
+                >"$out/demo-load-${load%%:*}-$alarm-$seed.json"
+        done
+    done
+done
+echo "reports in $out/*/report.md, demos in $out/demo-*.txt and $out/demo-*.json"
