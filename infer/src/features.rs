@@ -159,22 +159,37 @@ pub fn horizon_ticks(horizon_ns: u64, interval_ns: u64) -> usize {
 /// compute it) keeps the ratio of the tick before, as a stall keeps the verdict
 /// of the tick before ([`seer_traces::QosSpec`]); before any, it is 0.
 pub fn qos_ratios(ds: &Dataset) -> Vec<f32> {
-    let mut last = 0f32;
+    let mut ratio = QosRatio::default();
     (0..ds.n_ticks())
         .map(|t| {
+            // The worst entry with a windowed p99, else NaN.
             let worst = ds
                 .entries_at(t)
                 .iter()
                 .zip(&ds.meta.targets_ms)
                 .map(|(e, &target)| e.p99_window_ms / target as f32)
                 .filter(|r| r.is_finite())
-                .reduce(f32::max);
-            if let Some(r) = worst {
-                last = r.max(0.0);
-            }
-            last
+                .fold(f32::NAN, f32::max);
+            ratio.update(worst)
         })
         .collect()
+}
+
+/// The [`Channel::Qos`] ratio as a stream of ticks reads it: a finite ratio
+/// replaces the last one, a NaN (no windowed p99 this tick) keeps it, and
+/// before any it is 0. Datasets, the gRPC service and the controller's
+/// detector all read it through this.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct QosRatio(f32);
+
+impl QosRatio {
+    /// Takes this tick's ratio (NaN when unknown) and returns the one to use.
+    pub fn update(&mut self, ratio: f32) -> f32 {
+        if ratio.is_finite() {
+            self.0 = ratio.max(0.0);
+        }
+        self.0
+    }
 }
 
 /// The per-tick target of the predictor.

@@ -17,4 +17,4 @@ pub mod synth;
 pub use checkpoint::{Checkpoint, CheckpointError, Header};
 pub use config::{Arch, ConfigError, ModelConfig, OutputKind};
 pub use engine::{Engine, Stream, StreamMode};
-pub use features::{Channel, FeatureError, Label, Normalizer, Series};
+pub use features::{Channel, FeatureError, Label, Normalizer, QosRatio, Series};

@@ -8,7 +8,7 @@
 
 use crate::controller::Detector;
 use seer_infer::engine::combine;
-use seer_infer::{Engine, Stream, StreamMode};
+use seer_infer::{Engine, QosRatio, Stream, StreamMode};
 use seer_traces::ServiceTick;
 use std::path::Path;
 
@@ -71,8 +71,8 @@ struct Member {
     cols: Vec<usize>,
     raw: Vec<f32>,
     norm: Vec<f32>,
-    /// The last known QoS ratio (a tick without one keeps it).
-    qos: f32,
+    /// The QoS ratio carried from tick to tick.
+    qos: QosRatio,
 }
 
 impl Member {
@@ -103,21 +103,19 @@ impl Member {
             cols,
             raw: vec![0.0; n],
             norm: vec![0.0; n],
-            qos: 0.0,
+            qos: QosRatio::default(),
             engine,
         }
     }
 
     /// One streaming step on the caller's tick: probabilities in model order.
     fn step(&mut self, tick: &[ServiceTick], qos: f32) -> Vec<f32> {
-        if qos.is_finite() {
-            self.qos = qos.max(0.0);
-        }
+        let qos = self.qos.update(qos);
         let channels = self.engine.header().channels();
         let nc = channels.len();
         for (m, &i) in self.cols.iter().enumerate() {
             for (c, ch) in channels.iter().enumerate() {
-                self.raw[m * nc + c] = tick.get(i).map_or(0.0, |t| ch.raw(t, self.qos));
+                self.raw[m * nc + c] = tick.get(i).map_or(0.0, |t| ch.raw(t, qos));
             }
         }
         self.engine.normalise(&self.raw, &mut self.norm);

@@ -76,14 +76,24 @@ impl QueueStats {
     fn z(&self, se: &Series, t: usize, s: usize) -> f32 {
         (se.queue[t * se.n_services + s] - self.mean[s]) / self.std[s]
     }
+
+    /// Every service's z-score at tick `t`.
+    fn zs(&self, se: &Series, t: usize) -> Vec<f32> {
+        (0..se.n_services).map(|s| self.z(se, t, s)).collect()
+    }
 }
 
 /// Turns per-service scores and an alarm decision into probabilities.
 fn to_probs(scores: &[f32], alarm: bool) -> Vec<f32> {
+    graded_probs(scores, if alarm { 1.0 } else { 1e-3 })
+}
+
+/// Per-service scores as probabilities (a softmax over them) sharing
+/// P(violation) = `mass`; "no violation" gets the rest.
+fn graded_probs(scores: &[f32], mass: f32) -> Vec<f32> {
     let m = scores.iter().copied().fold(f32::NEG_INFINITY, f32::max);
     let e: Vec<f32> = scores.iter().map(|s| (s - m).exp()).collect();
     let sum: f32 = e.iter().sum::<f32>().max(1e-12);
-    let mass = if alarm { 1.0 } else { 1e-3 };
     let mut p: Vec<f32> = e.iter().map(|v| v / sum * mass).collect();
     p.push(1.0 - mass);
     p
@@ -155,9 +165,7 @@ impl Scorer for QueueThreshold {
     fn score(&mut self, series: &Series, ends: &[usize]) -> Vec<Vec<f32>> {
         ends.iter()
             .map(|&t| {
-                let z: Vec<f32> = (0..series.n_services)
-                    .map(|s| self.stats.z(series, t, s))
-                    .collect();
+                let z = self.stats.zs(series, t);
                 let max = z.iter().copied().fold(f32::NEG_INFINITY, f32::max);
                 to_probs(&z, max >= self.threshold)
             })
@@ -195,14 +203,8 @@ impl Scorer for QosThreshold {
     fn score(&mut self, series: &Series, ends: &[usize]) -> Vec<Vec<f32>> {
         ends.iter()
             .map(|&t| {
-                let z: Vec<f32> = (0..series.n_services)
-                    .map(|s| self.stats.z(series, t, s))
-                    .collect();
                 let mass = (0.5 * series.qos[t] / self.threshold).clamp(0.0, 0.999);
-                let mut p = to_probs(&z, true);
-                p.iter_mut().for_each(|v| *v *= mass);
-                p[z.len()] = 1.0 - mass;
-                p
+                graded_probs(&self.stats.zs(series, t), mass)
             })
             .collect()
     }

@@ -43,7 +43,7 @@ pub trait Scorer {
     fn score(&mut self, series: &Series, ends: &[usize]) -> Vec<Vec<f32>>;
     /// Whether P(violation) is graded (any threshold means something), not an
     /// alarm / no-alarm pair of values: only then do operating points
-    /// ([`evaluate_at_false_alarms`]) apply.
+    /// ([`operating_points`]) apply.
     fn graded(&self) -> bool {
         false
     }
@@ -435,10 +435,12 @@ pub fn evaluate_scorer(
     sum_metrics(series, &scored, j)
 }
 
-/// Each series' window ends and their probabilities.
-type Scored = Vec<(Vec<usize>, Vec<Vec<f32>>)>;
+/// Each series' window ends and their probabilities, scored once and judged
+/// as often as needed.
+pub type Scored = Vec<(Vec<usize>, Vec<Vec<f32>>)>;
 
-fn score_all(scorer: &mut dyn Scorer, series: &[Series], window: usize) -> Scored {
+/// Scores every window of every series with `scorer`.
+pub fn score_all(scorer: &mut dyn Scorer, series: &[Series], window: usize) -> Scored {
     series
         .iter()
         .map(|s| {
@@ -449,7 +451,8 @@ fn score_all(scorer: &mut dyn Scorer, series: &[Series], window: usize) -> Score
         .collect()
 }
 
-fn sum_metrics(series: &[Series], scored: &Scored, j: &Judging) -> Metrics {
+/// The metrics of scored series, summed.
+pub fn sum_metrics(series: &[Series], scored: &Scored, j: &Judging) -> Metrics {
     let mut total = Metrics::default();
     for (s, (ends, probs)) in series.iter().zip(scored) {
         total.add(&metrics(s, ends, probs, j));
@@ -469,22 +472,21 @@ pub struct OperatingPoint {
     pub metrics: Metrics,
 }
 
-/// Judges `scorer` at the thresholds where it alarms on at most each of
-/// `false_alarm_pcts` % of the quiet ticks (the held-out data's own quantiles:
-/// detectors compared at equal false alarms, whatever their calibration). An
-/// alarm held for `j.hold` ticks counts as it does in [`metrics`].
-pub fn evaluate_at_false_alarms(
-    scorer: &mut dyn Scorer,
+/// Judges scored series at the thresholds where the scorer alarms on at most
+/// each of `false_alarm_pcts` % of the quiet ticks (the held-out data's own
+/// quantiles: detectors compared at equal false alarms, whatever their
+/// calibration). An alarm held for `j.hold` ticks counts as it does in
+/// [`metrics`].
+pub fn operating_points(
     series: &[Series],
-    window: usize,
+    scored: &Scored,
     j: &Judging,
     false_alarm_pcts: &[f64],
 ) -> Vec<OperatingPoint> {
-    let scored = score_all(scorer, series, window);
     // The score each quiet tick is alarmed at: the highest P(violation) of the
     // ticks whose alarm still holds there.
     let mut quiet: Vec<f32> = Vec::new();
-    for (s, (ends, probs)) in series.iter().zip(&scored) {
+    for (s, (ends, probs)) in series.iter().zip(scored) {
         let p_violation: Vec<f32> = probs.iter().map(|p| 1.0 - p[p.len() - 1]).collect();
         for (i, &t) in ends.iter().enumerate() {
             if !matches!(s.labels[t], Some(Label::Quiet)) {
@@ -511,7 +513,7 @@ pub fn evaluate_at_false_alarms(
             OperatingPoint {
                 false_alarm_pct: pct,
                 threshold,
-                metrics: sum_metrics(series, &scored, &at),
+                metrics: sum_metrics(series, scored, &at),
             }
         })
         .collect()
@@ -922,13 +924,9 @@ mod tests {
         let s = series(labels);
         let quiet = 93.0;
         let pcts = [0.0, 10.0, 50.0, 100.0];
-        let points = evaluate_at_false_alarms(
-            &mut Fixed(p.clone()),
-            std::slice::from_ref(&s),
-            1,
-            &Judging::new(1, 0.5),
-            &pcts,
-        );
+        let series = std::slice::from_ref(&s);
+        let scored = score_all(&mut Fixed(p), series, 1);
+        let points = operating_points(series, &scored, &Judging::new(1, 0.5), &pcts);
         let got: Vec<(usize, usize)> = points
             .iter()
             .map(|o| (o.metrics.false_alarms, o.metrics.anticipated))
@@ -951,8 +949,7 @@ mod tests {
             hold: 2,
             ..Judging::new(1, 0.5)
         };
-        let points =
-            evaluate_at_false_alarms(&mut Fixed(p), std::slice::from_ref(&s), 1, &held, &[0.0]);
+        let points = operating_points(series, &scored, &held, &[0.0]);
         assert_eq!(
             (
                 points[0].metrics.false_alarms,

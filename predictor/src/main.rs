@@ -588,28 +588,38 @@ fn cmd_train(a: TrainArgs) -> Result<()> {
     Ok(())
 }
 
-/// A row per share of quiet ticks alarmed ([`eval::evaluate_at_false_alarms`]).
-fn operating_rows(
+/// Scores once and judges twice: the row at the alarm threshold, then (for a
+/// graded scorer) a row per share of quiet ticks alarmed
+/// ([`eval::operating_points`]).
+fn scorer_rows(
     scorer: &mut dyn Scorer,
     series: &[seer_predictor::features::Series],
     window: usize,
     j: &Judging,
     shares: &[f64],
+    latency: Option<(f64, f64)>,
 ) -> Vec<Row> {
-    if shares.is_empty() {
-        return Vec::new();
-    }
     let name = scorer.name();
-    eval::evaluate_at_false_alarms(scorer, series, window, j, shares)
-        .into_iter()
-        .map(|o| {
-            let label = format!(
-                "{name} at ≤ {} % of quiet ticks alarmed (P ≥ {:.4})",
-                o.false_alarm_pct, o.threshold
-            );
-            Row::new(label, o.metrics, None)
-        })
-        .collect()
+    let scored = eval::score_all(scorer, series, window);
+    let mut rows = vec![Row::new(
+        name.clone(),
+        eval::sum_metrics(series, &scored, j),
+        latency,
+    )];
+    if scorer.graded() {
+        rows.extend(
+            eval::operating_points(series, &scored, j, shares)
+                .into_iter()
+                .map(|o| {
+                    let label = format!(
+                        "{name} at ≤ {} % of quiet ticks alarmed (P ≥ {:.4})",
+                        o.false_alarm_pct, o.threshold
+                    );
+                    Row::new(label, o.metrics, None)
+                }),
+        );
+    }
+    rows
 }
 
 fn cmd_eval(a: EvalArgs) -> Result<()> {
@@ -662,16 +672,14 @@ fn cmd_eval(a: EvalArgs) -> Result<()> {
             model: m,
             label: name.clone(),
         };
-        let metrics = eval::evaluate_scorer(&mut sc, &series, m.header.model.window, &judging(m));
         let lat = eval::inference_latency(m, &series[0], 500, None);
-        rows.push(Row::new(name.clone(), metrics, Some(lat)));
-        let w = m.header.model.window;
-        rows.extend(operating_rows(
+        rows.extend(scorer_rows(
             &mut sc,
             &series,
-            w,
+            m.header.model.window,
             &judging(m),
             &a.at_false_alarms,
+            Some(lat),
         ));
         if !who.is_empty() {
             let who: Vec<&Model> = who.iter().collect();
@@ -701,11 +709,14 @@ fn cmd_eval(a: EvalArgs) -> Result<()> {
             Box::new(Linfa::fit(LinfaKind::Tree, &tr, w, w.min(10), 6000)?),
         ]);
         for s in scorers.iter_mut() {
-            let m = eval::evaluate_scorer(s.as_mut(), &te, w, &j);
-            rows.push(Row::new(s.name(), m, None));
-            if s.graded() {
-                rows.extend(operating_rows(s.as_mut(), &te, w, &j, &a.at_false_alarms));
-            }
+            rows.extend(scorer_rows(
+                s.as_mut(),
+                &te,
+                w,
+                &j,
+                &a.at_false_alarms,
+                None,
+            ));
         }
     }
     let title = format!(

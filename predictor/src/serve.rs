@@ -15,7 +15,7 @@
 //! faster than libtorch at batch 1. The tch model is kept for retraining.
 
 use crate::checkpoint::{Header, Model};
-use crate::features::{Channel, Normalizer};
+use crate::features::{Channel, Normalizer, QosRatio};
 use crate::model::{ModelError, StreamMode};
 use crate::retrain;
 use crate::train::{Samples, TrainConfig, Weighting, evaluate, train};
@@ -155,28 +155,27 @@ pub fn columns(
 }
 
 /// One tick of a request as raw values in model order, `[service][channel]`.
-/// `qos` carries the last known QoS ratio from tick to tick: a tick whose ratio
-/// is NaN (no entry point has a windowed p99) keeps it, as in the datasets.
+/// `qos` carries the QoS ratio from tick to tick: a tick whose ratio is NaN (no
+/// entry point has a windowed p99) keeps the last one, as in the datasets.
 pub fn raw_tick(
     norm: &Normalizer,
     cols: &[usize],
     tick: &TickFeatures,
     which: usize,
-    qos: &mut f32,
+    qos: &mut QosRatio,
 ) -> Result<Vec<f32>, String> {
     let (ns, nc) = (cols.len(), norm.channels.len());
     let mut raw = vec![0f32; ns * nc];
     for (c, ch) in norm.channels.iter().enumerate() {
         let values = match ch {
             Channel::Qos => {
-                match tick.qos {
+                let v = match tick.qos {
                     None => return Err(format!("tick {which}: the model reads qos, none given")),
-                    Some(v) if v.is_nan() => {}
-                    Some(v) if v.is_finite() && v >= 0.0 => *qos = v,
+                    Some(v) if v.is_nan() || (v.is_finite() && v >= 0.0) => qos.update(v),
                     Some(v) => return Err(format!("tick {which}: qos is {v}")),
-                }
+                };
                 for &j in cols {
-                    raw[j * nc + c] = *qos;
+                    raw[j * nc + c] = v;
                 }
                 continue;
             }
@@ -226,7 +225,7 @@ pub fn window_from_request(
     let cols = columns(index, &req.services, ns)?;
     let nc = header.normalizer.channels.len();
     let mut out = vec![0f32; w * ns * nc];
-    let mut qos = 0.0;
+    let mut qos = QosRatio::default();
     for (t, tick) in req.ticks.iter().enumerate() {
         let raw = raw_tick(&header.normalizer, &cols, tick, t, &mut qos)?;
         header
@@ -279,8 +278,8 @@ struct StreamCtx {
     cols: Vec<usize>,
     raw: VecDeque<Vec<f32>>,
     state: seer_infer::Stream,
-    /// The last known QoS ratio.
-    qos: f32,
+    /// The QoS ratio carried from tick to tick.
+    qos: QosRatio,
 }
 
 impl StreamCtx {
@@ -294,7 +293,7 @@ impl StreamCtx {
             cols,
             raw: VecDeque::new(),
             state,
-            qos: 0.0,
+            qos: QosRatio::default(),
         })
     }
 
