@@ -77,6 +77,11 @@ pub struct DemoArgs {
     /// the first rise is what avoids violations (BENCHMARKS.md, "seer demo").
     #[arg(long, default_value_t = crate::demo::DemoConfig::DEFAULT_ALARM)]
     pub alarm: f32,
+    /// Judge each API's p99 over at least this many requests (its 1 s window
+    /// stretches back up to 10 s), as `seer sim --qos-min-requests`: give a model
+    /// the QoS it was trained on.
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub qos_min_requests: u64,
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
@@ -143,6 +148,10 @@ pub struct IngestArgs {
     /// p99s of a few requests are too noisy); at most one tick means per tick.
     #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
     pub qos_window: Duration,
+    /// Judge each entry point's p99 over at least this many requests: the QoS
+    /// window stretches back (up to ten times its length) until it holds them.
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub qos_min_requests: u64,
     /// Horizon of the "violation within h" labels.
     #[arg(long, default_value = "100ms", value_parser = parse_duration)]
     pub horizon: Duration,
@@ -235,6 +244,7 @@ pub fn run(cli: Cli) -> Result<()> {
                 model: a.model,
                 culprit_model: a.culprit_model,
                 alarm: a.alarm,
+                qos_min_requests: a.qos_min_requests,
                 ..Default::default()
             };
             let rep = crate::demo::run_demo(&cfg)?;
@@ -355,12 +365,20 @@ mod tests {
         };
         assert_eq!((a.seconds, a.seed, a.rate), (30, 2, 600.0));
         assert_eq!(a.load, "constant");
-        assert_eq!((a.alarm, a.model), (0.02, None));
-        let c = parse(&["demo", "--load", "spikes:every=20s,length=3s,factor=2"]).unwrap();
+        assert_eq!((a.alarm, a.model, a.qos_min_requests), (0.02, None, 0));
+        let c = parse(&[
+            "demo",
+            "--load",
+            "spikes:every=20s,length=3s,factor=2",
+            "--qos-min-requests",
+            "1000",
+        ])
+        .unwrap();
         let Command::Demo(a) = c.command else {
             panic!("not demo")
         };
         assert_eq!(a.load, "spikes:every=20s,length=3s,factor=2");
+        assert_eq!(a.qos_min_requests, 1000);
         assert!(
             parse(&["demo", "--seconds", "5"]).is_err(),
             "too short for the injections"

@@ -40,6 +40,9 @@ pub struct DemoConfig {
     pub seed: u64,
     /// QoS target = this multiple of the warm-up p99 (over 1 s windows) of each API.
     pub qos_multiple: f64,
+    /// The QoS window stretches back (up to 10 s) to hold this many requests
+    /// (`SimConfig::qos_min_requests`; 0: 1 s).
+    pub qos_min_requests: u64,
     /// Contention to inject.
     pub injections: Vec<Injection>,
     /// Controller policy.
@@ -83,6 +86,7 @@ impl Default for DemoConfig {
             seconds: 60,
             seed: 1,
             qos_multiple: 2.0,
+            qos_min_requests: 0,
             injections: vec![
                 inj("post-storage-memcached", Fault::Llc, 10, 8, 1.0),
                 inj("home-timeline-service", Fault::Cpu, 22, 8, 1.0),
@@ -138,6 +142,8 @@ pub struct DemoReport {
     pub rate: f64,
     /// Load shape.
     pub load: String,
+    /// Requests each API's QoS window holds at least (0: the window is 1 s).
+    pub qos_min_requests: u64,
     /// Simulated seconds.
     pub seconds: u64,
     /// Without Seer.
@@ -271,6 +277,7 @@ fn run(
     );
     sc.seed = cfg.seed;
     sc.injections = cfg.injections.clone();
+    sc.qos_min_requests = cfg.qos_min_requests;
     let mut sim = Sim::new(sc)?;
     let names: Vec<String> = sim
         .topology()
@@ -427,6 +434,7 @@ pub fn run_demo(cfg: &DemoConfig) -> Result<DemoReport> {
         topology: cfg.topology.clone(),
         rate: cfg.rate,
         load: cfg.load.clone(),
+        qos_min_requests: cfg.qos_min_requests,
         seconds: cfg.seconds,
         without,
         with,
@@ -447,6 +455,13 @@ impl DemoReport {
              detector: {}\n",
             self.topology, self.rate, self.load, self.seconds, self.detector
         );
+        if self.qos_min_requests > 0 {
+            let _ = writeln!(
+                s,
+                "p99 judged over at least {} requests (1-10 s)\n",
+                self.qos_min_requests
+            );
+        }
         let _ = writeln!(
             s,
             "{:<28} {:>10} {:>16} {:>16}",

@@ -70,6 +70,7 @@ impl FileIngest {
                     None => QueueSource::Spans,
                 },
                 qos_window_ticks: window_ticks,
+                qos_min_requests: a.qos_min_requests,
                 ..PipelineConfig::default()
             },
             qos: QosSpec {
@@ -77,7 +78,7 @@ impl FileIngest {
                 multiple: a.qos_multiple,
                 reference_ticks: a.reference_ticks,
                 horizon_ns: a.horizon.as_nanos() as u64,
-                windowed: window_ticks > 1,
+                windowed: window_ticks > 1 || a.qos_min_requests > 0,
             },
             culprits,
             out: a.out.clone(),

@@ -97,3 +97,28 @@ fn the_demo_runs_under_a_shaped_load_and_refuses_a_bad_one() {
     .unwrap_err();
     assert!(format!("{err:#}").contains("sawtooth"), "{err:#}");
 }
+
+#[test]
+fn the_qos_window_can_hold_a_minimum_of_requests() {
+    let short = DemoConfig {
+        seconds: 30,
+        ..DemoConfig::default()
+    };
+    let stretched = DemoConfig {
+        qos_min_requests: 1000,
+        ..short.clone()
+    };
+    let (a, b) = (run_demo(&short).unwrap(), run_demo(&stretched).unwrap());
+    assert_eq!((a.qos_min_requests, b.qos_min_requests), (0, 1000));
+    assert!(
+        b.table().contains("at least 1000 requests"),
+        "{}",
+        b.table()
+    );
+    assert!(!a.table().contains("at least"), "{}", a.table());
+    // The same run judged over longer windows: the verdicts differ.
+    assert_ne!(
+        (a.without.violation_ticks, a.with.violation_ticks),
+        (b.without.violation_ticks, b.with.violation_ticks)
+    );
+}

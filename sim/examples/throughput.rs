@@ -45,7 +45,7 @@ fn main() -> anyhow::Result<()> {
         let cpu0 = cpu_s();
         let mut bytes = 0usize;
         if mode == 2 {
-            let mut sink = seer_sim::dataset::PipelineSink::new(100_000_000);
+            let mut sink = seer_sim::dataset::PipelineSink::new(100_000_000, 0);
             sim.run(&mut sink);
             let ds = sink.finish(&seer_traces::QosSpec::default(), &sim, String::new());
             bytes += ds.n_ticks();

@@ -85,6 +85,11 @@ pub struct SimArgs {
     /// past it fails without doing its work, so an overload ends with its cause.
     #[arg(long, value_parser = humantime::parse_duration)]
     pub deadline: Option<Duration>,
+    /// Judge each entry point's p99 over at least this many requests: its 1 s QoS
+    /// window stretches back (up to 10 s) until it holds them. At low rates a
+    /// 1 s p99 is the slowest few requests, and one slow request is a violation.
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub qos_min_requests: u64,
     /// Seed of every random choice: the same seed gives the same bytes.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -154,6 +159,7 @@ impl SimArgs {
             cfg.topology.deadline_ns = Some(ns);
         }
         cfg.client_spans = self.client_spans;
+        cfg.qos_min_requests = self.qos_min_requests;
         for spec in &self.inject {
             cfg.injections.extend(parse_inject_arg(
                 spec,
@@ -261,7 +267,7 @@ pub fn run_to_dir(
 
     let mut sim = Sim::new(cfg.clone())?;
     sim.keep_monitor_history();
-    let mut pipeline = PipelineSink::new(cfg.tick_ns);
+    let mut pipeline = PipelineSink::new(cfg.tick_ns, cfg.qos_min_requests);
     // Real-time runs advance in ticks so a live consumer sees a steady stream.
     let step = if outputs.realtime {
         cfg.tick_ns.max(1)

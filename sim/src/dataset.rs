@@ -23,12 +23,14 @@ pub struct PipelineSink {
 }
 
 impl PipelineSink {
-    /// A sink over a new pipeline with ticks of `interval_ns`.
-    pub fn new(interval_ns: u64) -> Self {
+    /// A sink over a new pipeline with ticks of `interval_ns` and QoS windows
+    /// stretched to hold `qos_min_requests` completions.
+    pub fn new(interval_ns: u64, qos_min_requests: u64) -> Self {
         Self {
             pipeline: Pipeline::new(PipelineConfig {
                 interval_ns,
                 lateness_ns: SIM_LATENESS_NS,
+                qos_min_requests,
                 ..PipelineConfig::default()
             }),
         }
@@ -247,13 +249,17 @@ impl SpanSink for OtlpGrpcSink {
 
 /// A one-line description of a run for the dataset's `origin`.
 pub fn origin(cfg: &SimConfig) -> String {
-    format!(
+    let mut o = format!(
         "seer-sim topology={} seed={} duration_s={} injections={}",
         cfg.topology.name,
         cfg.seed,
         cfg.duration_ns / 1_000_000_000,
         cfg.injections.len()
-    )
+    );
+    if cfg.qos_min_requests > 0 {
+        o += &format!(" qos_min_requests={}", cfg.qos_min_requests);
+    }
+    o
 }
 
 /// Runs a simulation to its end through the trace pipeline and returns the
@@ -271,7 +277,7 @@ pub fn run_to_dataset_with<S: SpanSink + ?Sized>(
 ) -> Result<(Dataset, RunStats), SimError> {
     let mut sim = Sim::new(cfg.clone())?;
     sim.keep_monitor_history();
-    let mut sink = PipelineSink::new(cfg.tick_ns);
+    let mut sink = PipelineSink::new(cfg.tick_ns, cfg.qos_min_requests);
     {
         let mut tee = crate::sink::Tee(&mut sink, &mut *also);
         sim.run(&mut tee);

@@ -101,6 +101,9 @@ pub struct SimConfig {
     pub client_spans: bool,
     /// Interval of the built-in monitor's ticks, ns (default 100 ms).
     pub tick_ns: u64,
+    /// Completions the QoS window stretches back to hold, in the monitor and in
+    /// datasets ([`seer_traces::tick::QosSpan`]; default 0: the window is 1 s).
+    pub qos_min_requests: u64,
 }
 
 /// Default epoch: 2026-01-01T00:00:00Z.
@@ -119,6 +122,7 @@ impl SimConfig {
             control: ControlConfig::default(),
             client_spans: false,
             tick_ns: seer_traces::tick::DEFAULT_INTERVAL_NS,
+            qos_min_requests: 0,
         }
     }
 
@@ -440,12 +444,13 @@ impl Sim {
             })
             .collect();
         let seed_hash = SimRng::new(cfg.seed, 0x5eed).next_u64() | 1;
-        let monitor = Monitor::new(
+        let mut monitor = Monitor::new(
             topo.services.len(),
             topo.apis.len(),
             cfg.tick_ns,
             cfg.epoch_ns,
         );
+        monitor.set_qos_min_requests(cfg.qos_min_requests);
         let mut sim = Sim {
             epoch_ns: cfg.epoch_ns,
             duration_ns: cfg.duration_ns,

@@ -5,6 +5,8 @@
 //! The monitor measures the same thing the trace pipeline does (server spans
 //! outstanding), but exactly and without going through spans.
 
+use seer_traces::tick::QosSpan;
+
 /// Cumulative counters of one service since the start of the run.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct ServiceTotals {
@@ -93,7 +95,8 @@ pub struct ApiTickStat {
     /// 99th percentile end-to-end latency, ms (`NaN` when none).
     pub p99_ms: f64,
     /// 99th percentile over the QoS window ending with this tick (the last
-    /// [`seer_traces::tick::DEFAULT_QOS_WINDOW_TICKS`] ticks), ms (`NaN` when none).
+    /// [`seer_traces::tick::DEFAULT_QOS_WINDOW_TICKS`] ticks, stretched back to hold
+    /// [`Monitor::set_qos_min_requests`] completions), ms (`NaN` when none).
     pub p99_window_ms: f64,
 }
 
@@ -132,8 +135,12 @@ pub struct Monitor {
     /// Per service, the sojourns of the requests completed in the open tick.
     sojourns: Vec<Vec<u64>>,
     lat: Vec<Vec<u64>>,
-    /// Per API, the latencies of the last ticks of the QoS window.
-    window: Vec<std::collections::VecDeque<Vec<u64>>>,
+    /// Per API, the latencies of the ticks of the QoS window, and its extent.
+    window: Vec<(std::collections::VecDeque<Vec<u64>>, QosSpan)>,
+    /// Completions the QoS window stretches back to hold (0: none).
+    qos_min_requests: u64,
+    /// Tick buffers that left a window, for reuse.
+    spare: Vec<Vec<u64>>,
     scratch: Vec<u64>,
     errors: Vec<u32>,
     latest: Option<TickSnapshot>,
@@ -162,13 +169,21 @@ impl Monitor {
             cur: vec![ServiceTick::default(); n_services],
             sojourns: vec![Vec::new(); n_services],
             lat: vec![Vec::new(); n_apis],
-            window: vec![std::collections::VecDeque::new(); n_apis],
+            window: vec![Default::default(); n_apis],
+            qos_min_requests: 0,
+            spare: Vec::new(),
             scratch: Vec::new(),
             errors: vec![0; n_apis],
             latest: None,
             capacity: vec![1; n_services],
             history: None,
         }
+    }
+
+    /// Stretches each API's QoS window back until it holds `n` completions
+    /// ([`QosSpan`]; 0, the default, keeps exactly the window's ticks).
+    pub fn set_qos_min_requests(&mut self, n: u64) {
+        self.qos_min_requests = n;
     }
 
     /// Keeps `(wait_mean, cpu_util)` of every service and closed tick, for datasets
@@ -247,7 +262,7 @@ impl Monitor {
             }
             snap.apis.clear();
             let k = seer_traces::tick::DEFAULT_QOS_WINDOW_TICKS;
-            for ((lat, err), win) in self
+            for ((lat, err), (win, span)) in self
                 .lat
                 .iter_mut()
                 .zip(self.errors.iter_mut())
@@ -260,15 +275,14 @@ impl Monitor {
                     p99_ms: quantile_ms(lat, 0.99),
                     p99_window_ms: f64::NAN,
                 };
-                // Slide the window: the oldest tick's buffer is reused for this one.
-                let mut keep = if win.len() >= k {
-                    win.pop_front().unwrap_or_default()
-                } else {
-                    Vec::new()
-                };
+                // Slide the window; buffers that leave it serve later ticks.
+                let mut keep = self.spare.pop().unwrap_or_default();
                 keep.clear();
                 keep.extend_from_slice(lat);
                 win.push_back(keep);
+                for _ in 0..span.push(lat.len() as u64, k, self.qos_min_requests) {
+                    self.spare.extend(win.pop_front());
+                }
                 self.scratch.clear();
                 for v in win.iter() {
                     self.scratch.extend_from_slice(v);
@@ -364,5 +378,33 @@ mod tests {
         assert_eq!(s.services[0].queue_max, 1);
         assert!(s.apis[0].p99_ms.is_nan());
         assert!((m.totals()[0].mean_outstanding(200) - (110.0 + 100.0) / 200.0).abs() < 1e-12);
+    }
+
+    /// The windowed p99 of each tick: five requests a tick, one slow at tick 100.
+    fn window_p99s(min_requests: u64) -> Vec<f64> {
+        let mut m = Monitor::new(1, 1, 100, 0);
+        m.set_qos_min_requests(min_requests);
+        (0..200u64)
+            .map(|t| {
+                for k in 0..5 {
+                    let ms = if t == 100 && k == 0 { 80 } else { 10 + k };
+                    m.request(0, ms * 1_000_000, false);
+                }
+                m.roll_to((t + 1) * 100);
+                m.latest().unwrap().apis[0].p99_window_ms
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_qos_window_stretches_to_its_minimum_of_requests() {
+        // One second holds 50 requests: its p99 is the slowest, for ten ticks.
+        let second = window_p99s(0);
+        let slow: Vec<usize> = (0..200).filter(|&t| second[t] > 20.0).collect();
+        assert_eq!(slow, (100..110).collect::<Vec<_>>());
+        // 200 requests: the 99th percentile is the second slowest, 14 ms.
+        let stretched = window_p99s(200);
+        assert!(stretched.iter().all(|&p| p < 20.0), "{stretched:?}");
+        assert_eq!(stretched[105], 14.0);
     }
 }

@@ -112,7 +112,7 @@ fn dataset_has_the_topology_the_ticks_and_the_ground_truth() {
 fn pipeline_queue_depth_matches_the_simulator() {
     let cfg = config();
     let mut sim = Sim::new(cfg.clone()).unwrap();
-    let mut sink = PipelineSink::new(cfg.tick_ns);
+    let mut sink = PipelineSink::new(cfg.tick_ns, 0);
     sim.run(&mut sink);
     let ds = sink.finish(&QosSpec::default(), &sim, "test".into());
     for (sid, tot) in sim.monitor().totals().iter().enumerate() {
@@ -138,7 +138,7 @@ fn per_service_p99_matches_the_pipeline() {
     let cfg = config();
     let tick = cfg.tick_ns;
     let mut sim = Sim::new(cfg.clone()).unwrap();
-    let mut sink = PipelineSink::new(tick);
+    let mut sink = PipelineSink::new(tick, 0);
     // What the node reports each tick: (tick start, p99 per service id).
     let mut node: Vec<(u64, Vec<f64>)> = Vec::new();
     for k in 1..=cfg.duration_ns / tick {

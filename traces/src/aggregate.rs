@@ -20,7 +20,8 @@ use crate::latency::LatencySketch;
 use crate::latency::window_histogram;
 use crate::span::{Span, SpanStatus};
 use crate::tick::{
-    DEFAULT_INTERVAL_NS, DEFAULT_QOS_WINDOW_TICKS, EntryTick, QueueSource, ServiceTick, Tick,
+    DEFAULT_INTERVAL_NS, DEFAULT_QOS_WINDOW_TICKS, EntryTick, QosSpan, QueueSource, ServiceTick,
+    Tick,
 };
 use hdrhistogram::Histogram;
 use std::collections::{HashMap, VecDeque};
@@ -38,6 +39,9 @@ pub struct AggregatorConfig {
     pub queue_source: QueueSource,
     /// Ticks in the window of [`EntryTick::p99_window_ms`] (default 10).
     pub qos_window_ticks: usize,
+    /// Completions the QoS window stretches back to hold ([`QosSpan`]; default 0:
+    /// exactly `qos_window_ticks`).
+    pub qos_min_requests: u64,
 }
 
 impl Default for AggregatorConfig {
@@ -48,16 +52,20 @@ impl Default for AggregatorConfig {
             sub_slots: 10,
             queue_source: QueueSource::Spans,
             qos_window_ticks: DEFAULT_QOS_WINDOW_TICKS,
+            qos_min_requests: 0,
         }
     }
 }
 
-/// An entry point's latencies over the last ticks: one histogram per tick and
+/// An entry point's latencies over its QoS window: one histogram per tick and
 /// their running sum (added when a tick enters, subtracted when it leaves).
 #[derive(Debug)]
 struct EntWindow {
     ticks: VecDeque<Histogram<u32>>,
     sum: Histogram<u32>,
+    span: QosSpan,
+    /// A histogram that left, for the next tick.
+    spare: Option<Histogram<u32>>,
 }
 
 /// Counters of what the aggregator did with its input.
@@ -432,23 +440,26 @@ impl Aggregator {
             self.windows.push(EntWindow {
                 ticks: VecDeque::with_capacity(k + 1),
                 sum: window_histogram(),
+                span: QosSpan::default(),
+                spare: None,
             });
         }
         for (i, w) in self.windows.iter_mut().enumerate() {
-            let mut h = if w.ticks.len() >= k {
-                // Same bounds throughout: subtracting a tick that was added cannot fail.
-                let mut old = w.ticks.pop_front().unwrap_or_else(window_histogram);
-                let _ = w.sum.subtract(&old);
-                old.reset();
-                old
-            } else {
-                window_histogram()
-            };
+            let mut h = w.spare.take().unwrap_or_else(window_histogram);
             if let Some(e) = t.ent.get(i) {
                 e.lat.add_to(&mut h);
             }
+            // Same bounds throughout: adding and subtracting ticks cannot fail.
             let _ = w.sum.add(&h);
+            let leave = w.span.push(h.len(), k, self.cfg.qos_min_requests);
             w.ticks.push_back(h);
+            for _ in 0..leave {
+                if let Some(mut old) = w.ticks.pop_front() {
+                    let _ = w.sum.subtract(&old);
+                    old.reset();
+                    w.spare = Some(old);
+                }
+            }
             if !w.sum.is_empty() {
                 entries[i].p99_window_ms = w.sum.value_at_quantile(0.99) as f32 / 1000.0;
             }

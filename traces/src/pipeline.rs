@@ -21,6 +21,8 @@ pub struct PipelineConfig {
     pub queue_source: QueueSource,
     /// Ticks in the window over which the end-to-end p99 is judged.
     pub qos_window_ticks: usize,
+    /// Completions that window stretches back to hold (0: none).
+    pub qos_min_requests: u64,
 }
 
 impl Default for PipelineConfig {
@@ -32,6 +34,7 @@ impl Default for PipelineConfig {
             sub_slots: a.sub_slots,
             queue_source: a.queue_source,
             qos_window_ticks: a.qos_window_ticks,
+            qos_min_requests: a.qos_min_requests,
         }
     }
 }
@@ -44,6 +47,7 @@ impl From<&PipelineConfig> for AggregatorConfig {
             sub_slots: c.sub_slots,
             queue_source: c.queue_source.clone(),
             qos_window_ticks: c.qos_window_ticks,
+            qos_min_requests: c.qos_min_requests,
         }
     }
 }
@@ -424,6 +428,44 @@ mod tests {
             "{:?}",
             ds.entry[30]
         );
+    }
+
+    #[test]
+    fn a_minimum_of_requests_stretches_the_window_past_one_slow_request() {
+        // Five requests per tick, one slow request at tick 100. Over a 1 s window
+        // (50 requests) the p99 is the slowest: ten ticks violate. A window of at
+        // least 200 requests (4 s) puts the slow one at rank 200 and judges the
+        // 99th percentile, the second slowest: nothing violates.
+        let run = |min: u64| {
+            let mut p = Pipeline::new(PipelineConfig {
+                qos_min_requests: min,
+                ..PipelineConfig::default()
+            });
+            let mut id = 0;
+            for t in 0..200u64 {
+                for k in 0..5 {
+                    id += 1;
+                    let dur = if t == 100 && k == 0 { 80 } else { 10 + k };
+                    p.push(&span(id, None, "front", t * 100 + k * 10, dur));
+                }
+            }
+            let qos = QosSpec {
+                targets_ms: vec![("front".into(), 20.0)],
+                ..QosSpec::default()
+            };
+            p.finish(&qos, &[], "minimum".into())
+        };
+        let one_second = run(0);
+        let v: Vec<usize> = (0..one_second.n_ticks())
+            .filter(|&t| one_second.violation[t])
+            .collect();
+        assert_eq!(v.len(), 10, "{v:?}");
+        let stretched = run(200);
+        assert!(!stretched.violation.iter().any(|&v| v));
+        let w = stretched.entry[105].p99_window_ms;
+        assert!((w - 14.0).abs() < 0.2, "window p99 {w}");
+        // Early on the window cannot hold 200 yet and judges what it has.
+        assert!(stretched.entry[3].p99_window_ms.is_finite());
     }
 
     #[test]

@@ -79,6 +79,71 @@ pub struct EntryTick {
 /// violation.
 pub const DEFAULT_QOS_WINDOW_TICKS: usize = 10;
 
+/// How far a QoS window may stretch to hold its minimum of requests: this many
+/// times its length in ticks (10 s for the default 1 s window).
+pub const QOS_WINDOW_MAX_STRETCH: usize = 10;
+
+/// The extent of an entry point's QoS window, tick by tick: the last `ticks`
+/// ticks, stretched back (to at most [`QOS_WINDOW_MAX_STRETCH`] times that) as far
+/// as it takes to hold `min_requests` completions.
+///
+/// A p99 over 80 requests is their maximum, and judging it judges one request:
+/// a low-rate entry point then "violates" whenever a single request is slow.
+/// With a minimum the window keeps enough requests for the 99th percentile to be
+/// one (1,000 requests: the 10th slowest). `min_requests = 0` keeps exactly
+/// `ticks` ticks.
+///
+/// The window is the *shortest* such suffix. Its start never moves back (a new
+/// tick only adds requests), so a running count of the ticks inside is enough:
+/// [`QosSpan::push`] says how many of the oldest ticks leave.
+#[derive(Debug, Clone, Default)]
+pub struct QosSpan {
+    counts: std::collections::VecDeque<u64>,
+    total: u64,
+}
+
+impl QosSpan {
+    /// Takes the newest tick's completions `n` and returns how many of the oldest
+    /// ticks leave the window (the caller drops as many from its own buffers).
+    pub fn push(&mut self, n: u64, ticks: usize, min_requests: u64) -> usize {
+        let ticks = ticks.max(1);
+        let max = if min_requests == 0 {
+            ticks
+        } else {
+            ticks.saturating_mul(QOS_WINDOW_MAX_STRETCH)
+        };
+        self.counts.push_back(n);
+        self.total += n;
+        let mut leave = 0;
+        while self.counts.len() > ticks {
+            let oldest = self.counts[0];
+            if self.counts.len() > max || self.total - oldest >= min_requests {
+                self.counts.pop_front();
+                self.total -= oldest;
+                leave += 1;
+            } else {
+                break;
+            }
+        }
+        leave
+    }
+
+    /// Completions in the window.
+    pub fn requests(&self) -> u64 {
+        self.total
+    }
+
+    /// Ticks in the window.
+    pub fn len(&self) -> usize {
+        self.counts.len()
+    }
+
+    /// Whether no tick has been pushed.
+    pub fn is_empty(&self) -> bool {
+        self.counts.is_empty()
+    }
+}
+
 impl Default for EntryTick {
     fn default() -> Self {
         Self {
@@ -117,4 +182,64 @@ pub enum QueueSource {
     AppMetric(String),
     /// Accept-queue and qdisc backlog read by the node agent ("network-only").
     Kernel,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The window the span keeps, checked against a brute-force shortest suffix.
+    fn brute(counts: &[u64], ticks: usize, min: u64) -> usize {
+        let max = if min == 0 {
+            ticks
+        } else {
+            ticks * QOS_WINDOW_MAX_STRETCH
+        };
+        let n = counts.len();
+        (ticks.min(n)..=max.min(n))
+            .find(|&len| counts[n - len..].iter().sum::<u64>() >= min)
+            .unwrap_or(max.min(n))
+    }
+
+    #[test]
+    fn the_window_is_the_shortest_suffix_holding_the_minimum() {
+        // A rate that rises, falls to nothing and comes back.
+        let counts: Vec<u64> = (0..400u64)
+            .map(|t| match t {
+                0..100 => 1 + t / 10,
+                100..200 => 40,
+                200..260 => 0,
+                _ => (t * 7919) % 13,
+            })
+            .collect();
+        for (ticks, min) in [(10, 0), (10, 100), (10, 1000), (1, 5), (3, 60)] {
+            let mut span = QosSpan::default();
+            for i in 0..counts.len() {
+                span.push(counts[i], ticks, min);
+                let want = brute(&counts[..=i], ticks, min);
+                assert_eq!(span.len(), want, "tick {i}, window {ticks}, minimum {min}");
+                let held: u64 = counts[i + 1 - want..=i].iter().sum();
+                assert_eq!(span.requests(), held, "tick {i}");
+            }
+        }
+    }
+
+    #[test]
+    fn without_a_minimum_the_window_is_fixed() {
+        let mut span = QosSpan::default();
+        let left: Vec<usize> = (0..15).map(|_| span.push(3, 10, 0)).collect();
+        assert_eq!(left[..10], [0; 10]);
+        assert_eq!(left[10..], [1; 5]);
+        assert_eq!((span.len(), span.requests()), (10, 30));
+    }
+
+    #[test]
+    fn a_starved_window_stops_stretching() {
+        let mut span = QosSpan::default();
+        for _ in 0..500 {
+            span.push(1, 10, 1000);
+        }
+        assert_eq!(span.len(), 10 * QOS_WINDOW_MAX_STRETCH);
+        assert_eq!(span.requests(), 100);
+    }
 }
