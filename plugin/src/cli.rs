@@ -298,11 +298,14 @@ mod tests {
             "90s",
             "--qos-multiple",
             "3",
+            "--qos-min-requests",
+            "500",
         ])
         .unwrap();
         let Command::Ingest(a) = c.command else {
             panic!("not ingest")
         };
+        assert_eq!(a.qos_min_requests, 500);
         assert_eq!(a.inputs.len(), 2);
         assert_eq!(a.interval, Duration::from_secs(1));
         assert_eq!(a.qos_targets, [("/home".to_string(), 250.0)]);
@@ -311,6 +314,21 @@ mod tests {
         assert_eq!(a.fault_duration, Duration::from_secs(90));
         assert_eq!(a.qos_multiple, 3.0);
         assert!(a.json);
+        // The minimum reaches the pipeline, and a stretched window is judged.
+        let dir = tempfile::tempdir().unwrap();
+        let spans = dir.path().join("spans.csv");
+        std::fs::write(&spans, "").unwrap();
+        let [with, without] = [vec!["--qos-min-requests", "500"], vec![]].map(|extra| {
+            let mut args = vec!["ingest", spans.to_str().unwrap(), "--out", "x"];
+            args.extend(extra);
+            let Command::Ingest(a) = parse(&args).unwrap().command else {
+                panic!("not ingest")
+            };
+            crate::ingest::FileIngest::from_args(&a).unwrap()
+        });
+        assert_eq!(with.pipeline.qos_min_requests, 500);
+        assert_eq!(without.pipeline.qos_min_requests, 0);
+        assert!(with.qos.windowed);
     }
 
     #[test]
