@@ -219,9 +219,21 @@ VAL_BLOCK=5m EPOCHS=14 PATIENCE=4 train min-qawlaq --data "${twenty_m[@]}" \
     --model hybrid --quiet-fraction 0.25 --channels queue,active,wait,p99_ms,arrivals,qos
 VAL_BLOCK=5m EPOCHS=10 PATIENCE=3 train min-acc-qawlaq --data "${twenty_m[@]}" \
     --model hybrid --quiet-fraction 0.25 --monitor accuracy --channels queue,active,wait,p99_ms,arrivals,qos
+for s in 23 24 25 26; do msim "$s" 2; done
+more=("${twenty_m[@]}")
+for s in 23 24 25 26; do more+=("$out/data-min/sn-$s/dataset.parquet"); done
+VAL_BLOCK=5m EPOCHS=14 PATIENCE=4 train min-qawla-28h --data "${more[@]}" \
+    --model hybrid --quiet-fraction 0.25 --channels queue,active,wait,p99_ms,arrivals
+EXTRA=(--at-false-alarms 3,5)
+evaluate min-more-data min-qawla-28h
 EXTRA=(--at-false-alarms 1,2,3,5 --baselines "$out/data-min/sn-7/dataset.parquet")
 evaluate min-operating-points min-qawla min-acc-qawl min-qawlaq min-acc-qawlaq deadline-qawla \
     deadline-acc-qawl
+EXTRA=(--at-false-alarms 3,5 --culprit-model "$out/models/min-qawla.seer" "$out/models/min-acc-qawl.seer"
+    "$out/models/min-qawlaq.seer" "$out/models/deadline-qawla.seer" "$out/models/deadline-acc-qawl.seer")
+evaluate min-culprit-mean min-qawlaq
+EXTRA=(--threshold 0.3)
+evaluate min-threshold-0.3 min-qawla min-qawlaq
 EXTRA=()
 for seed in $(seq 1 12); do
     "$bin/seer" demo --seed "$seed" --qos-min-requests 1000 --json >"$out/demo-min-rule-$seed.json"
