@@ -173,6 +173,7 @@ pub fn synth_dataset(cfg: &SynthConfig) -> Dataset {
             queue_source: QueueSource::Spans,
             qos,
             targets_ms: vec![20.0],
+            qos_min_requests: 0,
             origin: format!("synthetic chain of {ns} services, seed {}", cfg.seed),
             late_spans: 0,
         },

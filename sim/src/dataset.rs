@@ -249,17 +249,13 @@ impl SpanSink for OtlpGrpcSink {
 
 /// A one-line description of a run for the dataset's `origin`.
 pub fn origin(cfg: &SimConfig) -> String {
-    let mut o = format!(
+    format!(
         "seer-sim topology={} seed={} duration_s={} injections={}",
         cfg.topology.name,
         cfg.seed,
         cfg.duration_ns / 1_000_000_000,
         cfg.injections.len()
-    );
-    if cfg.qos_min_requests > 0 {
-        o += &format!(" qos_min_requests={}", cfg.qos_min_requests);
-    }
-    o
+    )
 }
 
 /// Runs a simulation to its end through the trace pipeline and returns the

@@ -94,6 +94,10 @@ pub struct DatasetMeta {
     pub qos: QosSpec,
     /// The resolved p99 target of each entry point, ms (same order as `entries`).
     pub targets_ms: Vec<f64>,
+    /// Requests each entry point's QoS window stretched back to hold
+    /// ([`crate::tick::QosSpan`]; 0, and in older files: none).
+    #[serde(default)]
+    pub qos_min_requests: u64,
     /// Where the data came from: input files, a simulator topology and seed, ...
     pub origin: String,
     /// Spans that arrived after their ticks were finalised.

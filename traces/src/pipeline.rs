@@ -256,6 +256,7 @@ pub fn build_dataset(
         queue_source: cfg.queue_source.clone(),
         qos: qos.clone(),
         targets_ms,
+        qos_min_requests: cfg.qos_min_requests,
         origin,
         late_spans: agg.stats().late_spans,
     };
@@ -461,6 +462,13 @@ mod tests {
             .collect();
         assert_eq!(v.len(), 10, "{v:?}");
         let stretched = run(200);
+        assert_eq!(
+            (
+                one_second.meta.qos_min_requests,
+                stretched.meta.qos_min_requests
+            ),
+            (0, 200)
+        );
         assert!(!stretched.violation.iter().any(|&v| v));
         let w = stretched.entry[105].p99_window_ms;
         assert!((w - 14.0).abs() < 0.2, "window p99 {w}");
