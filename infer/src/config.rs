@@ -135,6 +135,18 @@ pub struct ModelConfig {
     /// shared scorer carries what it learns on one service to all of them.
     #[serde(default)]
     pub service_head: bool,
+    /// Ticks of each service's features the shared scorer reads (the last
+    /// `head_ticks`, oldest first; 0 and older files: 1, the last tick alone).
+    #[serde(default)]
+    pub head_ticks: usize,
+    /// Hidden units of the shared scorer (0 and older files: a linear scorer).
+    #[serde(default)]
+    pub head_hidden: usize,
+    /// Culprits from the shared scorer alone: the fully connected layer gives only
+    /// the "no violation" logit, so nothing in the network tells one service from
+    /// another by its position (softmax hybrids with the scorer).
+    #[serde(default)]
+    pub shared_culprit: bool,
 }
 
 impl ModelConfig {
@@ -158,6 +170,29 @@ impl ModelConfig {
             lstm_layers,
             dropout: 0.1,
             service_head: arch == Arch::Hybrid,
+            head_ticks: 1,
+            head_hidden: 0,
+            shared_culprit: false,
+        }
+    }
+
+    /// Ticks the shared scorer reads (at least one).
+    pub fn scorer_ticks(&self) -> usize {
+        self.head_ticks.max(1)
+    }
+
+    /// Inputs per service of the shared scorer: its features at each tick read.
+    pub fn scorer_inputs(&self) -> usize {
+        self.scorer_ticks() * self.conv_channels
+    }
+
+    /// Columns of the fully connected output layer: every output, or the
+    /// "no violation" logit alone when culprits come from the shared scorer.
+    pub fn out_columns(&self) -> usize {
+        if self.shared_culprit {
+            1
+        } else {
+            self.n_outputs()
         }
     }
 
@@ -223,10 +258,16 @@ impl ModelConfig {
                 put(format!("lstm.bias_hh_l{l}"), vec![4 * h]);
             }
         }
-        put("out.weight".into(), vec![self.n_outputs(), out_in]);
-        put("out.bias".into(), vec![self.n_outputs()]);
+        put("out.weight".into(), vec![self.out_columns(), out_in]);
+        put("out.bias".into(), vec![self.out_columns()]);
         if self.service_head {
-            put("head.weight".into(), vec![1, cc, 1]);
+            let mut head_in = self.scorer_inputs();
+            if self.head_hidden > 0 {
+                put("head0.weight".into(), vec![self.head_hidden, head_in, 1]);
+                put("head0.bias".into(), vec![self.head_hidden]);
+                head_in = self.head_hidden;
+            }
+            put("head.weight".into(), vec![1, head_in, 1]);
             put("head.bias".into(), vec![1]);
         }
         m
@@ -263,6 +304,27 @@ impl ModelConfig {
         }
         if self.service_head && self.arch != Arch::Hybrid {
             return bad(format!("{} has no shared service scorer", self.arch));
+        }
+        if !self.service_head && (self.head_ticks > 1 || self.head_hidden > 0) {
+            return bad("scorer ticks or hidden units without a shared scorer".into());
+        }
+        if self.head_ticks > self.window {
+            return bad(format!(
+                "the shared scorer reads {} ticks of a {}-tick window",
+                self.head_ticks, self.window
+            ));
+        }
+        if self.head_hidden > 4096 {
+            return bad(format!(
+                "{} scorer hidden units are implausibly many",
+                self.head_hidden
+            ));
+        }
+        if self.shared_culprit && !(self.service_head && self.output == OutputKind::Softmax) {
+            return bad(
+                "culprits from the shared scorer alone need a softmax hybrid with the scorer"
+                    .into(),
+            );
         }
         if !(0.0..1.0).contains(&self.dropout) {
             return bad(format!("dropout {} is outside [0, 1)", self.dropout));

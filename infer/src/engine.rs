@@ -63,6 +63,17 @@ struct Linear {
     n_in: usize,
 }
 
+impl Linear {
+    /// `W · x + b`.
+    fn apply(&self, x: &[f32]) -> Vec<f32> {
+        self.w
+            .chunks_exact(self.n_in)
+            .zip(&self.b)
+            .map(|(row, b)| b + dot(row, x))
+            .collect()
+    }
+}
+
 /// A network ready to predict, built from a checked [`Checkpoint`].
 #[derive(Debug, Clone)]
 pub struct Engine {
@@ -71,8 +82,17 @@ pub struct Engine {
     convs: Vec<Conv>,
     lstm: Vec<LstmLayer>,
     out: Linear,
-    /// Shared per-service scorer (hybrid): weights `[conv channels]`, bias.
-    head: Option<(Vec<f32>, f32)>,
+    /// Shared per-service scorer (hybrid).
+    head: Option<Scorer>,
+}
+
+/// The shared per-service scorer: an optional hidden layer (ReLU), then one
+/// score, applied to each service's features at the last `head_ticks` ticks.
+#[derive(Debug, Clone)]
+struct Scorer {
+    hidden: Option<Linear>,
+    w: Vec<f32>,
+    b: f32,
 }
 
 impl Engine {
@@ -137,13 +157,19 @@ impl Engine {
         }
         let out_w = take("out.weight");
         let out = Linear {
-            n_in: out_w.len() / cfg.n_outputs(),
+            n_in: out_w.len() / cfg.out_columns(),
             w: out_w,
             b: take("out.bias"),
         };
-        let head = cfg
-            .service_head
-            .then(|| (take("head.weight"), take("head.bias")[0]));
+        let head = cfg.service_head.then(|| Scorer {
+            hidden: (cfg.head_hidden > 0).then(|| Linear {
+                w: take("head0.weight"),
+                b: take("head0.bias"),
+                n_in: cfg.scorer_inputs(),
+            }),
+            w: take("head.weight"),
+            b: take("head.bias")[0],
+        });
         Ok(Engine {
             header: ck.header,
             id: ck.id,
@@ -188,7 +214,7 @@ impl Engine {
                 let mut gates = vec![0f32; cfg.window * 4 * cfg.hidden];
                 project(&self.lstm[0], &feats, cfg.window, &mut gates);
                 let h = self.recur(&gates, cfg.window);
-                self.logits(&h, &feats[(cfg.window - 1) * f..])
+                self.logits(&h, &feats[(cfg.window - cfg.scorer_ticks()) * f..])
             }
         };
         probabilities(cfg.output, &logits)
@@ -215,7 +241,7 @@ impl Engine {
             next: 0,
             seen: 0,
             state: vec![0f32; 2 * cfg.hidden * self.lstm.len()],
-            feats: vec![0f32; cfg.features_per_tick()],
+            recent: vec![0f32; cfg.scorer_ticks() * cfg.features_per_tick()],
         }
     }
 
@@ -240,22 +266,22 @@ impl Engine {
                 self.cnn_logits(&win)
             }
             (_, StreamMode::Exact) => {
-                let mut feats = std::mem::take(&mut st.feats);
-                self.tick_features(tick, &mut feats);
+                let mut recent = std::mem::take(&mut st.recent);
+                let feats = self.push_features(tick, &mut recent);
                 let mut g = vec![0f32; 4 * cfg.hidden];
-                project(&self.lstm[0], &feats, 1, &mut g);
+                project(&self.lstm[0], feats, 1, &mut g);
                 st.push(&g);
                 let gates = st.window(w, &self.lstm[0].bias);
                 let h = self.recur(&gates, w);
-                let l = self.logits(&h, &feats);
-                st.feats = feats;
+                let l = self.logits(&h, &recent);
+                st.recent = recent;
                 l
             }
             (_, StreamMode::Stateful) => {
-                let mut feats = std::mem::take(&mut st.feats);
-                self.tick_features(tick, &mut feats);
+                let mut recent = std::mem::take(&mut st.recent);
+                let feats = self.push_features(tick, &mut recent);
                 let hd = cfg.hidden;
-                let mut input = feats.clone();
+                let mut input = feats.to_vec();
                 for (l, layer) in self.lstm.iter().enumerate() {
                     let mut g = vec![0f32; 4 * hd];
                     project(layer, &input, 1, &mut g);
@@ -263,12 +289,23 @@ impl Engine {
                     lstm_step(layer, &mut g, h, c);
                     input = h.to_vec();
                 }
-                let l = self.logits(&input, &feats);
-                st.feats = feats;
+                let l = self.logits(&input, &recent);
+                st.recent = recent;
                 l
             }
         };
         probabilities(cfg.output, &logits)
+    }
+
+    /// Shifts the last ticks' features `recent` (`[ticks, features]`, oldest
+    /// first) one tick on and writes the features of `tick` last; returns them.
+    fn push_features<'a>(&self, tick: &[f32], recent: &'a mut [f32]) -> &'a [f32] {
+        let f = self.cfg().features_per_tick();
+        recent.copy_within(f.., 0);
+        let n = recent.len();
+        let last = &mut recent[n - f..];
+        self.tick_features(tick, last);
+        last
     }
 
     /// Per-tick features `[features]` of one normalised tick `[services, channels]`:
@@ -317,24 +354,41 @@ impl Engine {
     }
 
     /// The output layer on `x`, plus the shared service scores of the last
-    /// tick's features (hybrid).
-    fn logits(&self, x: &[f32], last_features: &[f32]) -> Vec<f32> {
-        let mut logits: Vec<f32> = self
-            .out
-            .w
-            .chunks_exact(self.out.n_in)
-            .zip(&self.out.b)
-            .map(|(row, b)| b + dot(row, x))
-            .collect();
-        if let Some((w, b)) = &self.head {
-            let ns = self.cfg().n_services;
-            for (s, l) in logits.iter_mut().take(ns).enumerate() {
-                let mut v = *b;
-                for (o, wo) in w.iter().enumerate() {
-                    v += wo * last_features[o * ns + s];
-                }
-                *l += v;
+    /// ticks' features `recent` (`[head ticks, features]`, hybrid).
+    fn logits(&self, x: &[f32], recent: &[f32]) -> Vec<f32> {
+        let out = self.out.apply(x);
+        let Some(head) = &self.head else {
+            return out;
+        };
+        let cfg = self.cfg();
+        let ns = cfg.n_services;
+        let mut logits = if cfg.shared_culprit {
+            // Services' logits are the scores alone; "no violation" is `out`'s.
+            let mut l = vec![0f32; ns];
+            l.extend(out);
+            l
+        } else {
+            out
+        };
+        // One service's inputs: its features at each tick read, tick-major.
+        let mut v = vec![0f32; cfg.scorer_inputs()];
+        for (s, l) in logits.iter_mut().take(ns).enumerate() {
+            for (vi, x) in v.iter_mut().zip(recent.iter().skip(s).step_by(ns)) {
+                *vi = *x;
             }
+            let hidden;
+            let input = match &head.hidden {
+                Some(lin) => {
+                    hidden = lin
+                        .apply(&v)
+                        .into_iter()
+                        .map(|h| h.max(0.0))
+                        .collect::<Vec<_>>();
+                    &hidden
+                }
+                None => &v,
+            };
+            *l += head.b + dot(&head.w, input);
         }
         logits
     }
@@ -394,7 +448,9 @@ pub struct Stream {
     seen: u64,
     /// Stateful: `(h, c)` per layer.
     state: Vec<f32>,
-    feats: Vec<f32>,
+    /// Features of the last ticks the shared scorer reads, oldest first (the
+    /// last tick alone without a scorer).
+    recent: Vec<f32>,
 }
 
 impl Stream {

@@ -181,13 +181,21 @@ mod tests {
         use crate::model::OutputKind;
         for arch in Arch::ALL {
             for output in [OutputKind::Softmax, OutputKind::Sigmoid] {
-                for head in [false, true] {
-                    if head && arch != Arch::Hybrid {
+                // No scorer; linear on the last tick; a hidden layer over four
+                // ticks; the same naming culprits alone.
+                for head in 0..4 {
+                    if head > 0 && arch != Arch::Hybrid
+                        || head == 3 && output != OutputKind::Softmax
+                    {
                         continue;
                     }
                     let mut cfg = ModelConfig::new(arch, 7, 3, 6);
                     cfg.output = output;
-                    cfg.service_head = head;
+                    cfg.service_head = head > 0;
+                    if head >= 2 {
+                        (cfg.head_ticks, cfg.head_hidden) = (4, 5);
+                        cfg.shared_culprit = head == 3;
+                    }
                     if arch != Arch::Cnn {
                         cfg.lstm_layers = 2;
                     }

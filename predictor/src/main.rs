@@ -138,6 +138,18 @@ struct TrainArgs {
     /// Output layer: softmax or sigmoid.
     #[arg(long, default_value = "softmax")]
     output: String,
+    /// Ticks of each service's features the hybrid's shared service scorer reads
+    /// (1: the last tick).
+    #[arg(long, default_value_t = 1)]
+    head_ticks: usize,
+    /// Hidden units of the shared service scorer (0: linear).
+    #[arg(long, default_value_t = 0)]
+    head_hidden: usize,
+    /// Name culprits with the shared service scorer alone: the same weights for
+    /// every service, so what is learnt of one service's faults serves all, and
+    /// nothing ties a culprit to a service's place (softmax hybrid).
+    #[arg(long)]
+    shared_culprit: bool,
     /// Maximum epochs.
     #[arg(long, default_value_t = 30)]
     epochs: usize,
@@ -360,6 +372,9 @@ impl TrainArgs {
         Ok(TrainConfig {
             arch: self.arch.parse()?,
             output: self.output.parse()?,
+            head_ticks: self.head_ticks,
+            head_hidden: self.head_hidden,
+            shared_culprit: self.shared_culprit,
             window: self.window,
             channels: parse_channels(&self.channels)?,
             horizon_ns: parse_duration("horizon", &self.horizon)?,

@@ -38,7 +38,8 @@ pub struct Net {
     convs: Vec<nn::Conv1D>,
     convs2: Vec<nn::Conv2D>,
     lstm: Option<nn::LSTM>,
-    head: Option<nn::Conv1D>,
+    /// The shared per-service scorer: an optional hidden layer, then the score.
+    head: Option<(Option<nn::Conv1D>, nn::Conv1D)>,
     out: nn::Linear,
 }
 
@@ -49,6 +50,8 @@ pub struct StreamState {
     /// Ring of the last `W` per-tick inputs to the recurrent part,
     /// `[features]` each (hybrid: convolution outputs; others: normalised ticks).
     ring: Vec<Tensor>,
+    /// Stateful: the last ticks' features the shared scorer reads.
+    recent: Vec<Tensor>,
     next: usize,
     seen: u64,
     lstm_state: Option<nn::LSTMState>,
@@ -108,12 +111,22 @@ impl Net {
         let out = nn::linear(
             p / "out",
             out_in,
-            cfg.n_outputs() as i64,
+            cfg.out_columns() as i64,
             Default::default(),
         );
-        let head = cfg
-            .service_head
-            .then(|| nn::conv1d(p / "head", cc, 1, 1, Default::default()));
+        let head = cfg.service_head.then(|| {
+            let mut head_in = cfg.scorer_inputs() as i64;
+            let hidden = (cfg.head_hidden > 0).then(|| {
+                let hh = cfg.head_hidden as i64;
+                let c = nn::conv1d(p / "head0", head_in, hh, 1, Default::default());
+                head_in = hh;
+                c
+            });
+            (
+                hidden,
+                nn::conv1d(p / "head", head_in, 1, 1, Default::default()),
+            )
+        });
         Ok(Net {
             cfg: cfg.clone(),
             convs,
@@ -176,23 +189,31 @@ impl Net {
                 let logits = self
                     .out
                     .forward(&seq.select(1, w - 1).dropout(self.cfg.dropout, train));
-                return self.with_service_scores(logits, &feats.select(1, w - 1));
+                let k = self.cfg.scorer_ticks() as i64;
+                return self.with_service_scores(logits, &feats.narrow(1, w - k, k));
             }
         };
         self.out.forward(&last.dropout(self.cfg.dropout, train))
     }
 
-    /// Adds the shared per-service scores of the last tick's features
-    /// `[n, features]` to `logits` (when the net has the scorer).
-    fn with_service_scores(&self, logits: Tensor, last_features: &Tensor) -> Tensor {
-        let Some(head) = &self.head else {
+    /// Adds the shared per-service scores of the last ticks' features
+    /// `[n, head ticks, features]` to `logits` (when the net has the scorer); with
+    /// [`ModelConfig::shared_culprit`], the services' logits are the scores alone.
+    fn with_service_scores(&self, logits: Tensor, recent: &Tensor) -> Tensor {
+        let Some((hidden, head)) = &self.head else {
             return logits;
         };
-        let (cc, ns) = (self.cfg.conv_channels as i64, self.cfg.n_services as i64);
-        let n = last_features.size()[0];
-        let scores = head
-            .forward(&last_features.reshape([n, cc, ns]))
-            .reshape([n, ns]);
+        let (k, ns) = (self.cfg.scorer_inputs() as i64, self.cfg.n_services as i64);
+        let n = recent.size()[0];
+        // [n, K, CC, S] -> [n, K * CC, S]: one service's inputs, tick-major.
+        let mut x = recent.reshape([n, k, ns]);
+        if let Some(h) = hidden {
+            x = h.forward(&x).relu();
+        }
+        let scores = head.forward(&x).reshape([n, ns]);
+        if self.cfg.shared_culprit {
+            return Tensor::cat(&[scores, logits], 1);
+        }
         let scores = match self.cfg.output {
             // "No violation" gets no per-service score.
             OutputKind::Softmax => {
@@ -219,6 +240,7 @@ impl Net {
         StreamState {
             mode,
             ring: Vec::new(),
+            recent: Vec::new(),
             next: 0,
             seen: 0,
             lstm_state: None,
@@ -243,15 +265,17 @@ impl Net {
             }
             (_, StreamMode::Exact) => {
                 let f = self.tick_features(&tick.reshape([1, ns, nc]));
-                push_ring(st, f.shallow_clone(), w);
-                let fs = ring_window(st, w, &[1, self.cfg.features_per_tick() as i64]);
+                push_ring(st, f, w);
+                let fs = ring_window(st, w, &[1, self.cfg.features_per_tick() as i64])
+                    .reshape([1, w as i64, -1]);
                 let lstm = self
                     .lstm
                     .as_ref()
                     .expect("hybrid and lstm nets have an LSTM");
-                let (seq, _) = lstm.seq(&fs.reshape([1, w as i64, -1]));
+                let (seq, _) = lstm.seq(&fs);
                 let logits = self.out.forward(&seq.select(1, w as i64 - 1));
-                self.with_service_scores(logits, &f)
+                let k = self.cfg.scorer_ticks() as i64;
+                self.with_service_scores(logits, &fs.narrow(1, w as i64 - k, k))
             }
             (_, StreamMode::Stateful) => {
                 let f = self.tick_features(&tick.reshape([1, ns, nc]));
@@ -266,7 +290,9 @@ impl Net {
                 let (out, state) = lstm.seq_init(&f.reshape([1, 1, -1]), &state);
                 st.lstm_state = Some(state);
                 let logits = self.out.forward(&out.select(1, 0));
-                self.with_service_scores(logits, &f)
+                let k = self.cfg.scorer_ticks();
+                let recent = recent_features(&mut st.recent, f, k);
+                self.with_service_scores(logits, &recent)
             }
         };
         self.probabilities(&logits).squeeze_dim(0)
@@ -283,6 +309,18 @@ pub fn probabilities(kind: OutputKind, logits: &Tensor) -> Tensor {
             Tensor::cat(&[p, none], 1)
         }
     }
+}
+
+/// Appends `f` (`[1, features]`) to the last `k` ticks' features and returns
+/// them, `[1, k, features]`, oldest first, zero-padded at the front.
+fn recent_features(recent: &mut Vec<Tensor>, f: Tensor, k: usize) -> Tensor {
+    if recent.len() == k {
+        drop(recent.remove(0));
+    }
+    recent.push(f);
+    let mut parts: Vec<Tensor> = (recent.len()..k).map(|_| recent[0].zeros_like()).collect();
+    parts.extend(recent.iter().map(Tensor::shallow_clone));
+    Tensor::cat(&parts, 0).unsqueeze(0)
 }
 
 fn push_ring(st: &mut StreamState, item: Tensor, w: usize) {
@@ -413,5 +451,43 @@ mod tests {
                 .contains("hybrid")
         );
         assert!("transformer".parse::<Arch>().is_err());
+        let mut cfg = ModelConfig::new(Arch::Hybrid, 3, 1, 20);
+        cfg.head_ticks = 21;
+        let err = Net::new(&vs.root(), &cfg).unwrap_err().to_string();
+        assert!(err.contains("21 ticks of a 20-tick window"), "{err}");
+        cfg.head_ticks = 4;
+        cfg.output = OutputKind::Sigmoid;
+        cfg.shared_culprit = true;
+        let err = Net::new(&vs.root(), &cfg).unwrap_err().to_string();
+        assert!(err.contains("softmax hybrid"), "{err}");
+        cfg.output = OutputKind::Softmax;
+        cfg.service_head = false;
+        assert!(Net::new(&vs.root(), &cfg).is_err());
+        cfg.service_head = true;
+        assert!(Net::new(&vs.root(), &cfg).is_ok());
+    }
+
+    /// Naming culprits with the shared scorer alone, a service's score depends
+    /// on its own features (and its neighbours' through the convolutions) and
+    /// not on its place: two services whose neighbourhoods match score alike.
+    #[test]
+    fn the_shared_scorer_does_not_know_a_service_by_its_place() {
+        tch::set_num_threads(1);
+        tch::manual_seed(5);
+        let vs = nn::VarStore::new(Device::Cpu);
+        let mut cfg = ModelConfig::new(Arch::Hybrid, 14, 2, 6);
+        (cfg.head_ticks, cfg.head_hidden, cfg.shared_culprit) = (3, 4, true);
+        let n = Net::new(&vs.root(), &cfg).unwrap();
+        let _g = tch::no_grad_guard();
+        // Three convolutions of width 3 see 3 services either side: services 3
+        // and 10 see the same when services 0..7 and 7..14 hold the same series.
+        let x = Tensor::randn([2, 6, 14, 2], (Kind::Float, Device::Cpu));
+        let _ = x.narrow(2, 7, 7).copy_(&x.narrow(2, 0, 7));
+        let logits = n.forward(&x);
+        assert_eq!(logits.size(), [2, 15]);
+        let d = f64::try_from((logits.select(1, 3) - logits.select(1, 10)).abs().max()).unwrap();
+        assert!(d < 1e-5, "{d}");
+        let d = f64::try_from((logits.select(1, 3) - logits.select(1, 4)).abs().max()).unwrap();
+        assert!(d > 1e-4, "services with other series score alike: {d}");
     }
 }

@@ -178,7 +178,13 @@ pub fn remap(
             .ok_or_else(|| ModelError::Invalid(format!("old model has no weight {name}")))?
             .to_device(device)
             .to_kind(Kind::Float);
-        let ax = axes(&name, arch, output, cc, nc);
+        // The shared scorer has no service axis; nor, when culprits come from it
+        // alone, has the output layer (its one row is "no violation").
+        let ax = if oh.model.shared_culprit && name.starts_with("out.") {
+            Vec::new()
+        } else {
+            axes(&name, arch, output, cc, nc)
+        };
         let mut dst = dst.shallow_clone();
         if ax.is_empty() {
             if src.size() != dst.size() {
@@ -315,6 +321,44 @@ mod tests {
             assert_eq!((nb[0], nb[1], nb[3]), (ob[0], ob[2], ob[3]), "{arch}");
             assert_eq!(new.header.normalizer.mean[..2], [0.0, 2.0]);
         }
+    }
+
+    /// Naming culprits with the shared scorer alone, no weight belongs to one
+    /// service: the scorer and the "no violation" row carry over whole when
+    /// services come and go.
+    #[test]
+    fn a_shared_scorer_carries_over_whole() {
+        let mut old = model(Arch::Hybrid, &["a", "b", "c"], 1);
+        let mut h = old.header.clone();
+        (
+            h.model.head_ticks,
+            h.model.head_hidden,
+            h.model.shared_culprit,
+        ) = (2, 3, true);
+        old = Model::new(h, Device::Cpu).unwrap();
+        let mut ds = synth_dataset(&SynthConfig {
+            n_services: 4,
+            n_ticks: 30,
+            ..Default::default()
+        });
+        ds.meta.services = vec!["a".into(), "c".into(), "d".into(), "e".into()];
+        let svcs = ds.meta.services.clone();
+        let (new, r) = remap(&old, &svcs, &[&ds], &[vec![true; 30]], Device::Cpu).unwrap();
+        assert_eq!(r.added, vec!["d".to_string(), "e".to_string()]);
+        let (ov, nv) = (old.vs.variables(), new.vs.variables());
+        for name in [
+            "out.weight",
+            "out.bias",
+            "head0.weight",
+            "head0.bias",
+            "head.weight",
+        ] {
+            assert_eq!(ov[name].size(), nv[name].size(), "{name}");
+            let d = f64::try_from((&ov[name] - &nv[name]).abs().max()).unwrap();
+            assert!(d == 0.0, "{name}: {d}");
+        }
+        let x = Tensor::randn([2, 4, 4, 1], (Kind::Float, Device::Cpu));
+        assert_eq!(new.net.forward(&x).size(), [2, 5]);
     }
 
     #[test]

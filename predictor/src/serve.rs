@@ -512,6 +512,9 @@ fn retrain_job(
     let cfg = TrainConfig {
         arch: h.model.arch,
         output: h.model.output,
+        head_ticks: h.model.head_ticks,
+        head_hidden: h.model.head_hidden,
+        shared_culprit: h.model.shared_culprit,
         window: h.model.window,
         channels: h.normalizer.channels.clone(),
         horizon_ns: h.horizon_ns,

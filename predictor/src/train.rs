@@ -70,6 +70,15 @@ pub struct TrainConfig {
     pub arch: Arch,
     /// Output kind (ignored when starting from a model).
     pub output: OutputKind,
+    /// Ticks the hybrid's shared service scorer reads (1: the last tick alone;
+    /// ignored when starting from a model).
+    pub head_ticks: usize,
+    /// Hidden units of the shared scorer (0: linear; ignored when starting from
+    /// a model).
+    pub head_hidden: usize,
+    /// Culprits from the shared scorer alone ([`ModelConfig::shared_culprit`];
+    /// ignored when starting from a model).
+    pub shared_culprit: bool,
     /// Window, ticks.
     pub window: usize,
     /// Input channels.
@@ -129,6 +138,9 @@ impl Default for TrainConfig {
         Self {
             arch: Arch::Hybrid,
             output: OutputKind::Softmax,
+            head_ticks: 1,
+            head_hidden: 0,
+            shared_culprit: false,
             window: 20,
             channels: vec![Channel::Queue],
             horizon_ns: 100_000_000,
@@ -588,6 +600,9 @@ pub fn train(
             let normalizer = Normalizer::fit(datasets, &masks, &services, &cfg.channels)?;
             let mut mc = ModelConfig::new(cfg.arch, services.len(), cfg.channels.len(), cfg.window);
             mc.output = cfg.output;
+            mc.head_ticks = cfg.head_ticks;
+            mc.head_hidden = cfg.head_hidden;
+            mc.shared_culprit = cfg.shared_culprit;
             let header = Header {
                 model: mc,
                 services,

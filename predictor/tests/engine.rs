@@ -19,15 +19,31 @@ fn max_diff(a: &[f32], b: &[f32]) -> f32 {
         .fold(0.0, f32::max)
 }
 
+/// The hybrid's shared service scorer, in each of its forms.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Head {
+    None,
+    /// Linear, on the last tick.
+    Last,
+    /// A hidden layer over the last four ticks.
+    Ticks,
+    /// The same, naming culprits alone.
+    Shared,
+}
+
 /// A random model whose weights are scaled up, so that gates saturate and
 /// rounding differences would show.
-fn model(arch: Arch, output: OutputKind, head: bool, seed: i64) -> Model {
+fn model(arch: Arch, output: OutputKind, head: Head, seed: i64) -> Model {
     tch::set_num_threads(1);
     tch::manual_seed(seed);
     let mut m = untrained(arch, 9, 7, output).unwrap();
-    if !head {
+    if head != Head::Last {
         let mut h = m.header.clone();
-        h.model.service_head = false;
+        h.model.service_head = head != Head::None;
+        if matches!(head, Head::Ticks | Head::Shared) {
+            (h.model.head_ticks, h.model.head_hidden) = (4, 5);
+            h.model.shared_culprit = head == Head::Shared;
+        }
         m = Model::new(h, Device::Cpu).unwrap();
     }
     let _g = tch::no_grad_guard();
@@ -38,13 +54,17 @@ fn model(arch: Arch, output: OutputKind, head: bool, seed: i64) -> Model {
     m
 }
 
-fn variants() -> Vec<(Arch, OutputKind, bool)> {
+fn variants() -> Vec<(Arch, OutputKind, Head)> {
     let mut v = Vec::new();
     for arch in Arch::ALL {
         for out in [OutputKind::Softmax, OutputKind::Sigmoid] {
-            v.push((arch, out, false));
+            v.push((arch, out, Head::None));
             if arch == Arch::Hybrid {
-                v.push((arch, out, true));
+                v.push((arch, out, Head::Last));
+                v.push((arch, out, Head::Ticks));
+                if out == OutputKind::Softmax {
+                    v.push((arch, out, Head::Shared));
+                }
             }
         }
     }
@@ -66,7 +86,7 @@ fn full_windows_match_tch() {
             assert_eq!(got.len(), 10);
             worst = worst.max(max_diff(&got, w));
         }
-        assert!(worst < TOL, "{arch} {out:?} head {head}: {worst}");
+        assert!(worst < TOL, "{arch} {out:?} head {head:?}: {worst}");
     }
 }
 
@@ -87,7 +107,10 @@ fn streams_match_tch_streams_tick_by_tick() {
                 let flat: Vec<f32> = Vec::try_from(tick.flatten(0, -1)).unwrap();
                 let got = e.step(&mut es, &flat);
                 let d = max_diff(&got, &want);
-                assert!(d < TOL, "{arch} {out:?} head {head} {mode:?} tick {t}: {d}");
+                assert!(
+                    d < TOL,
+                    "{arch} {out:?} head {head:?} {mode:?} tick {t}: {d}"
+                );
             }
             assert_eq!(es.ticks_seen(), 15);
         }
@@ -98,7 +121,7 @@ fn streams_match_tch_streams_tick_by_tick() {
 fn engine_loads_the_checkpoint_file_tch_wrote() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("m.seer");
-    let mut m = model(Arch::Hybrid, OutputKind::Softmax, true, 7);
+    let mut m = model(Arch::Hybrid, OutputKind::Softmax, Head::Shared, 7);
     m.save(&path).unwrap();
     let e = seer_infer::Engine::load(&path).unwrap();
     assert_eq!(e.id(), m.id);
