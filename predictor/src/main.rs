@@ -369,7 +369,7 @@ fn parse_channels(v: &[String]) -> Result<Vec<Channel>> {
 
 impl TrainArgs {
     fn config(&self) -> Result<TrainConfig> {
-        Ok(TrainConfig {
+        let c = TrainConfig {
             arch: self.arch.parse()?,
             output: self.output.parse()?,
             head_ticks: self.head_ticks,
@@ -399,7 +399,12 @@ impl TrainArgs {
             progress: !self.json,
             target_accuracy: self.target_accuracy,
             target_loss: self.target_loss,
-        })
+        };
+        if self.from.is_none() {
+            // Refuse a network that cannot be built before reading any data.
+            c.model_config(1).validate()?;
+        }
+        Ok(c)
     }
 }
 
@@ -956,6 +961,11 @@ mod tests {
             "0.9",
             "--cpu",
             "--json",
+            "--head-ticks",
+            "5",
+            "--head-hidden",
+            "12",
+            "--shared-culprit",
         ]);
         let Cmd::Train(a) = cli.cmd else {
             panic!("not train")
@@ -988,6 +998,15 @@ mod tests {
         assert_eq!(c.val_block_ns, 120_000_000_000);
         assert_eq!(c.device, Device::Cpu);
         assert!(!c.progress);
+        assert_eq!(
+            (c.head_ticks, c.head_hidden, c.shared_culprit),
+            (5, 12, true)
+        );
+        let d = TrainConfig::default();
+        assert_eq!(
+            (d.head_ticks, d.head_hidden, d.shared_culprit),
+            (1, 0, false)
+        );
     }
 
     #[test]
@@ -1014,6 +1033,25 @@ mod tests {
         ]);
         let Cmd::Train(a) = cli.cmd else { panic!() };
         assert!(a.config().unwrap_err().to_string().contains("twice"));
+        for (flags, why) in [
+            (&["--head-ticks", "21"][..], "21 ticks of a 20-tick window"),
+            (
+                &["--model", "lstm", "--head-hidden", "8"],
+                "without a shared scorer",
+            ),
+            (
+                &["--output", "sigmoid", "--shared-culprit"],
+                "softmax hybrid",
+            ),
+        ] {
+            let mut args = vec!["train", "--data", "a", "--out", "m"];
+            args.extend(flags);
+            let Cmd::Train(a) = parse(&args).cmd else {
+                panic!()
+            };
+            let err = a.config().unwrap_err().to_string();
+            assert!(err.contains(why), "{flags:?}: {err}");
+        }
         assert!(
             Cli::try_parse_from(["seer-predictor", "train", "--out", "m"]).is_err(),
             "--data is required"

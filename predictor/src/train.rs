@@ -166,6 +166,16 @@ impl Default for TrainConfig {
 }
 
 impl TrainConfig {
+    /// The network a from-scratch training builds for `n_services` services.
+    pub fn model_config(&self, n_services: usize) -> ModelConfig {
+        let mut mc = ModelConfig::new(self.arch, n_services, self.channels.len(), self.window);
+        mc.output = self.output;
+        mc.head_ticks = self.head_ticks;
+        mc.head_hidden = self.head_hidden;
+        mc.shared_culprit = self.shared_culprit;
+        mc
+    }
+
     /// The validation split for data with ticks every `interval_ns`.
     pub fn split(&self, interval_ns: u64) -> Split {
         Split {
@@ -598,13 +608,8 @@ pub fn train(
             let services = first.meta.services.clone();
             let masks = cfg.split(interval).training_masks(datasets);
             let normalizer = Normalizer::fit(datasets, &masks, &services, &cfg.channels)?;
-            let mut mc = ModelConfig::new(cfg.arch, services.len(), cfg.channels.len(), cfg.window);
-            mc.output = cfg.output;
-            mc.head_ticks = cfg.head_ticks;
-            mc.head_hidden = cfg.head_hidden;
-            mc.shared_culprit = cfg.shared_culprit;
             let header = Header {
-                model: mc,
+                model: cfg.model_config(services.len()),
                 services,
                 normalizer,
                 horizon_ns: cfg.horizon_ns,
