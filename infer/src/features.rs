@@ -48,7 +48,9 @@ pub enum FeatureError {
         horizon: usize,
     },
     /// An unknown channel name.
-    #[error("unknown channel {0:?} (expected queue, wait, active, cpu, p99_ms, arrivals or qos)")]
+    #[error(
+        "unknown channel {0:?} (expected queue, wait, active, cpu, p99_ms, arrivals, errors or qos)"
+    )]
     UnknownChannel(String),
     /// Datasets with different tick intervals were mixed.
     #[error("dataset {origin:?} has a tick interval of {got} ns, expected {expected} ns")]
@@ -80,6 +82,10 @@ pub enum Channel {
     P99Ms,
     /// Requests that arrived during the tick.
     Arrivals,
+    /// Requests that failed during the tick (errors returned, deadlines
+    /// exceeded): a failing service is where a retry storm starts, and the
+    /// deepest service that fails is where an overload does.
+    Errors,
     /// How close the application is to its QoS target: the worst entry point's
     /// p99 over the QoS window divided by its target (1 = at the target), the same
     /// value for every service. Violations are judged on exactly this signal; the
@@ -97,6 +103,7 @@ impl Channel {
             Channel::Cpu => "cpu",
             Channel::P99Ms => "p99_ms",
             Channel::Arrivals => "arrivals",
+            Channel::Errors => "errors",
             Channel::Qos => "qos",
         }
     }
@@ -119,6 +126,7 @@ impl Channel {
             Channel::Cpu => t.cpu_util,
             Channel::P99Ms => t.p99_ms,
             Channel::Arrivals => t.arrivals as f32,
+            Channel::Errors => t.errors as f32,
             Channel::Qos => qos,
         };
         if v.is_finite() { v.max(0.0) } else { 0.0 }
@@ -141,6 +149,7 @@ impl FromStr for Channel {
             "cpu" | "utilisation" | "utilization" => Ok(Channel::Cpu),
             "p99_ms" | "p99" => Ok(Channel::P99Ms),
             "arrivals" => Ok(Channel::Arrivals),
+            "errors" => Ok(Channel::Errors),
             "qos" | "qos_ratio" => Ok(Channel::Qos),
             other => Err(FeatureError::UnknownChannel(other.to_string())),
         }
@@ -488,10 +497,32 @@ mod tests {
             Channel::Cpu,
             Channel::P99Ms,
             Channel::Arrivals,
+            Channel::Errors,
             Channel::Qos,
         ] {
             assert_eq!(c.name().parse::<Channel>().unwrap(), c);
         }
+        let t = ServiceTick {
+            queue_mean: 7.0,
+            wait_mean: 2.0,
+            arrivals: 9,
+            errors: 3,
+            p99_ms: f32::NAN,
+            ..ServiceTick::default()
+        };
+        let raw: Vec<f32> = [
+            Channel::Queue,
+            Channel::Wait,
+            Channel::Active,
+            Channel::P99Ms,
+            Channel::Arrivals,
+            Channel::Errors,
+            Channel::Qos,
+        ]
+        .iter()
+        .map(|c| c.raw(&t, 1.5))
+        .collect();
+        assert_eq!(raw, [7.0, 2.0, 5.0, 0.0, 9.0, 3.0, 1.5]);
         assert_eq!("network".parse::<Channel>().unwrap(), Channel::Wait);
         assert_eq!("app".parse::<Channel>().unwrap(), Channel::Active);
         let e = "gpu".parse::<Channel>().unwrap_err().to_string();

@@ -132,7 +132,7 @@ struct TrainArgs {
     /// Window length, ticks.
     #[arg(long, default_value_t = 20)]
     window: usize,
-    /// Input channels, comma-separated: queue, wait (network-only), active (app-only), cpu, p99_ms, arrivals, qos (the worst entry point's windowed p99 over its target, one value per tick).
+    /// Input channels, comma-separated: queue, wait (network-only), active (app-only), cpu, p99_ms, arrivals, errors (failed requests), qos (the worst entry point's windowed p99 over its target, one value per tick).
     #[arg(long, default_value = "queue", value_delimiter = ',')]
     channels: Vec<String>,
     /// Output layer: softmax or sigmoid.
