@@ -121,6 +121,9 @@ pub struct TrainSummary {
     pub validation_loss: f64,
     /// Validation accuracy (tick label = top class) of the kept weights.
     pub validation_accuracy: f64,
+    /// Validation culprit top-1 of the kept weights (0 in older files).
+    #[serde(default)]
+    pub validation_culprit: f64,
     /// Training samples.
     pub train_samples: usize,
     /// Validation samples.

@@ -156,7 +156,7 @@ struct TrainArgs {
     /// Early stopping: epochs without a better validation figure.
     #[arg(long, default_value_t = 5)]
     patience: usize,
-    /// The validation figure that picks the model kept: loss or accuracy.
+    /// The validation figure that picks the model kept: loss, accuracy or culprit (top-1 on the windows with a known culprit).
     #[arg(long, default_value = "loss")]
     monitor: String,
     /// Batch size.
@@ -576,12 +576,13 @@ fn cmd_train(a: TrainArgs) -> Result<()> {
             );
         } else if !json {
             eprintln!(
-                "epoch {}/{}: train loss {:.4}, validation loss {:.4}, validation accuracy {:.2}% ({:.1} s)",
+                "epoch {}/{}: train loss {:.4}, validation loss {:.4}, validation accuracy {:.2}%, culprit top-1 {:.2}% ({:.1} s)",
                 e.epoch,
                 e.epochs,
                 e.train_loss,
                 e.validation_loss,
                 e.validation_accuracy * 100.0,
+                e.validation_culprit * 100.0,
                 e.elapsed
             );
         }

@@ -568,7 +568,8 @@ fn retrain_job(
                         ..cfg.weighting()
                     },
                 );
-                evaluate(&m, &s, &s.validation, cfg.batch_size).unwrap_or((f64::INFINITY, 0.0))
+                evaluate(&m, &s, &s.validation, cfg.batch_size)
+                    .map_or((f64::INFINITY, 0.0), |f| (f.loss, f.accuracy))
             }
             Err(_) => (f64::INFINITY, 0.0),
         }

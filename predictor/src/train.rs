@@ -249,6 +249,11 @@ pub enum Monitor {
     /// on data whose violations are partly unforeseeable it can rise while the
     /// predictions get better.
     Accuracy,
+    /// Culprit top-1 on the validation windows with a known culprit: the
+    /// service scored highest is one of them (higher is better). What the
+    /// network says *who* apart from *when*: a model may keep improving at
+    /// naming culprits after its alarm is as good as it gets.
+    Culprit,
 }
 
 impl std::str::FromStr for Monitor {
@@ -257,8 +262,9 @@ impl std::str::FromStr for Monitor {
         match s {
             "loss" => Ok(Monitor::Loss),
             "accuracy" => Ok(Monitor::Accuracy),
+            "culprit" => Ok(Monitor::Culprit),
             _ => Err(TrainError::Config(format!(
-                "unknown monitor {s:?} (loss or accuracy)"
+                "unknown monitor {s:?} (loss, accuracy or culprit)"
             ))),
         }
     }
@@ -321,6 +327,8 @@ pub struct EpochReport {
     pub validation_loss: f64,
     /// Validation accuracy: the most probable class is one of the tick's labels.
     pub validation_accuracy: f64,
+    /// Validation culprit top-1 ([`Monitor::Culprit`]).
+    pub validation_culprit: f64,
     /// Seconds since training started.
     pub elapsed: f64,
 }
@@ -536,25 +544,77 @@ pub fn correct(probs: &Tensor, targets: &Tensor) -> Tensor {
     named.logical_or(&targets.select(1, ns + 1).gt(0.0).logical_and(&service))
 }
 
-/// Loss and accuracy of `model` on the windows starting at `starts`.
+/// For each row with a known culprit, whether the service scored highest is
+/// one; `(named right, rows with a known culprit)`.
+pub fn culprit_hits(probs: &Tensor, targets: &Tensor) -> (Tensor, Tensor) {
+    let ns = targets.size()[1] - 2;
+    let culprits = targets.narrow(1, 0, ns);
+    let known = culprits.sum_dim_intlist(1, false, Kind::Float).gt(0.0);
+    let top = probs.narrow(1, 0, ns).argmax(-1, true);
+    let hit = culprits
+        .gather(1, &top, false)
+        .squeeze_dim(1)
+        .gt(0.0)
+        .logical_and(&known);
+    (hit, known)
+}
+
+/// A model's figures on validation windows.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Figures {
+    /// Weighted loss.
+    pub loss: f64,
+    /// Share of windows whose most probable class is right.
+    pub accuracy: f64,
+    /// Culprit top-1 on the windows with a known culprit (0 when none has one).
+    pub culprit: f64,
+}
+
+impl Figures {
+    /// What no model has yet: the starting point of a search for the best.
+    pub const NONE: Figures = Figures {
+        loss: f64::INFINITY,
+        accuracy: 0.0,
+        culprit: 0.0,
+    };
+
+    /// Whether these figures beat `other` by the `monitor`ed one.
+    pub fn better_than(&self, other: &Figures, monitor: Monitor) -> bool {
+        match monitor {
+            Monitor::Loss => self.loss < other.loss,
+            Monitor::Accuracy => self.accuracy > other.accuracy,
+            Monitor::Culprit => self.culprit > other.culprit,
+        }
+    }
+}
+
+/// Loss, accuracy and culprit top-1 of `model` on the windows starting at `starts`.
 pub fn evaluate(
     model: &Model,
     s: &Samples,
     starts: &[i64],
     batch: usize,
-) -> Result<(f64, f64), TrainError> {
+) -> Result<Figures, TrainError> {
     let _g = tch::no_grad_guard();
     let dev = model.vs.device();
-    let (mut l, mut w, mut ok) = (0f64, 0f64, 0i64);
+    let (mut l, mut w, mut ok, mut hits, mut known) = (0f64, 0f64, 0i64, 0i64, 0i64);
     for chunk in starts.chunks(batch.max(1) * 4) {
         let (x, t, wt) = s.batch(chunk, dev);
         let logits = model.net.forward(&x);
         let bw = f64::try_from(wt.sum(Kind::Float))?;
         l += f64::try_from(loss(model.header.model.output, &logits, &t, &wt))? * bw;
         w += bw;
-        ok += i64::try_from(correct(&model.net.probabilities(&logits), &t).sum(Kind::Int64))?;
+        let probs = model.net.probabilities(&logits);
+        ok += i64::try_from(correct(&probs, &t).sum(Kind::Int64))?;
+        let (hit, k) = culprit_hits(&probs, &t);
+        hits += i64::try_from(hit.sum(Kind::Int64))?;
+        known += i64::try_from(k.sum(Kind::Int64))?;
     }
-    Ok((l / w.max(1e-12), ok as f64 / starts.len().max(1) as f64))
+    Ok(Figures {
+        loss: l / w.max(1e-12),
+        accuracy: ok as f64 / starts.len().max(1) as f64,
+        culprit: hits as f64 / known.max(1) as f64,
+    })
 }
 
 /// The result of training.
@@ -657,7 +717,7 @@ pub fn train(
     } else {
         ProgressBar::hidden()
     };
-    let (mut best_loss, mut best_epoch, mut best_acc) =
+    let (mut best, mut best_epoch) =
         evaluate_initial(&model, &samples, val, cfg, parent.is_some())?;
     let reached = |l: f64, a: f64| {
         cfg.target_accuracy.is_some_and(|t| a >= t) || cfg.target_loss.is_some_and(|t| l <= t)
@@ -669,13 +729,14 @@ pub fn train(
             epoch: 0,
             epochs: cfg.epochs,
             train_loss: f64::NAN,
-            validation_loss: best_loss,
-            validation_accuracy: best_acc,
+            validation_loss: best.loss,
+            validation_accuracy: best.accuracy,
+            validation_culprit: best.culprit,
             elapsed: started.elapsed().as_secs_f64(),
         });
-        done = reached(best_loss, best_acc);
+        done = reached(best.loss, best.accuracy);
     }
-    let mut best = snapshot(&model.vs);
+    let mut best_weights = snapshot(&model.vs);
     let mut reports = Vec::new();
     let mut since_best = 0;
     for epoch in 1..=cfg.epochs {
@@ -702,30 +763,29 @@ pub fn train(
             total += f64::try_from(&l)? * chunk.len() as f64;
             bar.inc(1);
         }
-        let (vl, va) = evaluate(&model, &samples, val, cfg.batch_size)?;
+        let f = evaluate(&model, &samples, val, cfg.batch_size)?;
+        let (vl, va) = (f.loss, f.accuracy);
         let r = EpochReport {
             epoch,
             epochs: cfg.epochs,
             train_loss: total / order.len() as f64,
             validation_loss: vl,
             validation_accuracy: va,
+            validation_culprit: f.culprit,
             elapsed: started.elapsed().as_secs_f64(),
         };
         bar.set_message(format!(
-            "{epoch}/{}: loss {:.4}, val loss {vl:.4}, val acc {:.1}%",
+            "{epoch}/{}: loss {:.4}, val loss {vl:.4}, val acc {:.1}%, culprit {:.1}%",
             cfg.epochs,
             r.train_loss,
-            va * 100.0
+            va * 100.0,
+            f.culprit * 100.0
         ));
         on_epoch(&r);
         reports.push(r);
-        let better = match cfg.monitor {
-            Monitor::Loss => vl < best_loss,
-            Monitor::Accuracy => va > best_acc,
-        };
-        if better {
-            (best_loss, best_epoch, best_acc) = (vl, epoch, va);
-            best = snapshot(&model.vs);
+        if f.better_than(&best, cfg.monitor) {
+            (best, best_epoch) = (f, epoch);
+            best_weights = snapshot(&model.vs);
             since_best = 0;
         } else {
             since_best += 1;
@@ -733,13 +793,14 @@ pub fn train(
         done = reached(vl, va) || since_best >= cfg.patience;
     }
     bar.finish_and_clear();
-    restore(&model.vs, &best)?;
+    restore(&model.vs, &best_weights)?;
     model.header.data_digest = data_digest(datasets);
     model.header.train = TrainSummary {
         epochs: reports.len(),
         best_epoch,
-        validation_loss: best_loss,
-        validation_accuracy: best_acc,
+        validation_loss: best.loss,
+        validation_accuracy: best.accuracy,
+        validation_culprit: best.culprit,
         train_samples: samples.train.len(),
         validation_samples: samples.validation.len(),
         seed: cfg.seed,
@@ -761,12 +822,11 @@ fn evaluate_initial(
     val: &[i64],
     cfg: &TrainConfig,
     fine_tune: bool,
-) -> Result<(f64, usize, f64), TrainError> {
+) -> Result<(Figures, usize), TrainError> {
     if fine_tune {
-        let (l, a) = evaluate(model, s, val, cfg.batch_size)?;
-        Ok((l, 0, a))
+        Ok((evaluate(model, s, val, cfg.batch_size)?, 0))
     } else {
-        Ok((f64::INFINITY, 0, 0.0))
+        Ok((Figures::NONE, 0))
     }
 }
 
@@ -986,7 +1046,7 @@ mod tests {
             n_ticks: 1200,
             ..Default::default()
         });
-        for monitor in [Monitor::Loss, Monitor::Accuracy] {
+        for monitor in [Monitor::Loss, Monitor::Accuracy, Monitor::Culprit] {
             let cfg = TrainConfig {
                 epochs: 5,
                 patience: 5,
@@ -998,6 +1058,7 @@ mod tests {
             let key = |e: &EpochReport| match monitor {
                 Monitor::Loss => e.validation_loss,
                 Monitor::Accuracy => -e.validation_accuracy,
+                Monitor::Culprit => -e.validation_culprit,
             };
             // The first epoch with the best figure.
             let best = t
@@ -1020,20 +1081,23 @@ mod tests {
                 cfg.split(ds.meta.interval_ns),
                 &Weighting::default(),
             );
-            let (l, a) = evaluate(&t.model, &sm, &sm.validation, 64).unwrap();
+            let f = evaluate(&t.model, &sm, &sm.validation, 64).unwrap();
             assert!(
-                (l - best.validation_loss).abs() < 1e-4,
-                "{l} vs {}",
+                (f.loss - best.validation_loss).abs() < 1e-4,
+                "{} vs {}",
+                f.loss,
                 best.validation_loss
             );
-            assert!((a - best.validation_accuracy).abs() < 1e-9);
+            assert!((f.accuracy - best.validation_accuracy).abs() < 1e-9);
+            assert!((f.culprit - best.validation_culprit).abs() < 1e-9);
+            assert_eq!(s.validation_culprit, best.validation_culprit);
         }
         assert!(
             "gain"
                 .parse::<Monitor>()
                 .unwrap_err()
                 .to_string()
-                .contains("loss or accuracy")
+                .contains("loss, accuracy or culprit")
         );
     }
 
@@ -1079,6 +1143,36 @@ mod tests {
         assert!(
             onsets > 3 && others > onsets,
             "{onsets} onsets, {others} others"
+        );
+    }
+
+    /// Culprit top-1 reads the services' scores alone, on the rows with a known
+    /// culprit.
+    #[test]
+    fn culprit_hits_count_rows_with_a_known_culprit() {
+        // Three services, then "no violation", then "some unknown service".
+        let targets = Tensor::from_slice2(&[
+            [0f32, 1., 0., 0., 0.],
+            [1., 0., 1., 0., 0.],
+            [0., 0., 0., 1., 0.],
+            [0., 0., 0., 0., 1.],
+            [0., 0., 1., 0., 0.],
+        ]);
+        let probs = Tensor::from_slice2(&[
+            [0.1f32, 0.6, 0.1, 0.2],
+            [0.1, 0.5, 0.2, 0.2],
+            [0.1, 0.1, 0.1, 0.7],
+            [0.5, 0.1, 0.1, 0.3],
+            [0.05, 0.05, 0.1, 0.8],
+        ]);
+        let (hit, known) = culprit_hits(&probs, &targets);
+        assert_eq!(
+            Vec::<bool>::try_from(hit).unwrap(),
+            [true, false, false, false, true]
+        );
+        assert_eq!(
+            Vec::<bool>::try_from(known).unwrap(),
+            [true, true, false, false, true]
         );
     }
 
