@@ -242,4 +242,71 @@ for seed in $(seq 1 12); do
             --json >"$out/demo-min-$m-$seed.json"
     done
 done
+# One culprit scorer for every service: the shared scorer over the last 10 ticks,
+# naming culprits alone (two seeds), beside it without (min-scorer), the same recipe
+# retrained on one thread (min-qawla-t1), with the epoch picked by validation culprit
+# top-1, with the errors channel, and with qos ("One culprit scorer for every service").
+tone() { # name, then train flags (DATA: the training datasets, default the ten min-* seeds)
+    local name="$1"; shift
+    [ -f "$out/models/$name.seer" ] && return 0
+    local data=("${twenty_m[@]}")
+    [ -n "${DATA:-}" ] && read -r -a data <<<"$DATA"
+    "$bin/seer-predictor" --threads 1 train --epochs 14 --patience 4 --batch 256 --val-block 5m \
+        --quiet-fraction 0.25 --data "${data[@]}" --model hybrid --out "$out/models/$name.seer" "$@"
+}
+qawla=(--channels queue,active,wait,p99_ms,arrivals)
+scorer=(--head-ticks 10 --head-hidden 16)
+tone min-qawla-t1 "${qawla[@]}"
+tone min-scorer "${qawla[@]}" "${scorer[@]}"
+tone min-shared "${qawla[@]}" "${scorer[@]}" --shared-culprit
+tone min-shared-s2 "${qawla[@]}" "${scorer[@]}" --shared-culprit --seed 2
+tone min-shared-c "${qawla[@]}" "${scorer[@]}" --shared-culprit --monitor culprit
+tone min-shared-ec --channels queue,active,wait,p99_ms,arrivals,errors "${scorer[@]}" \
+    --shared-culprit --monitor culprit
+tone min-qawlaq-shared --channels queue,active,wait,p99_ms,arrivals,qos "${scorer[@]}" --shared-culprit
+# The same two recipes on the 1 s labels ("Deadlines" data), for the 1 s demo.
+DATA="${twenty_d[*]}" tone s1-qawla "${qawla[@]}"
+DATA="${twenty_d[*]}" tone s1-shared "${qawla[@]}" "${scorer[@]}" --shared-culprit
+test=("$out/data-deadline/sn-8/dataset.parquet" "$out/data-deadline/sn-18/dataset.parquet")
+EXTRA=(--at-false-alarms 2,3,5)
+evaluate shared-scorer-1s s1-qawla s1-shared
+test=()
+for s in 8 18 19 20 21 22; do test+=("$out/data-min/sn-$s/dataset.parquet"); done
+EXTRA=(--at-false-alarms 1,2,3,5)
+evaluate shared-scorer min-qawla-t1 min-scorer min-shared min-shared-s2 min-shared-c min-shared-ec \
+    min-qawlaq-shared
+EXTRA=(--at-false-alarms 2,3,5 --culprit-model "$out/models/min-shared.seer" "$out/models/min-shared-s2.seer"
+    "$out/models/min-qawla-t1.seer" "$out/models/min-scorer.seer")
+evaluate shared-culprit-mean min-qawlaq-shared
+EXTRA=()
+for m in s1-qawla s1-shared; do
+    for alarm in 0.02 0.005 0.002 0.001 0.0005; do
+        for seed in $(seq 1 12); do
+            "$bin/seer" demo --seed "$seed" --model "$out/models/$m.seer" --alarm "$alarm" --json \
+                >"$out/demo-shared-1s-$m-$alarm-$seed.json"
+        done
+        for load in diurnal:period=60s,amplitude=0.3 spikes:every=15s,length=3s,factor=1.5; do
+            for seed in 1 2 3 4; do
+                "$bin/seer" demo --seed "$seed" --seconds 180 --load "$load" \
+                    --model "$out/models/$m.seer" --alarm "$alarm" --json \
+                    >"$out/demo-shared-1s-load-${load%%:*}-$m-$alarm-$seed.json"
+            done
+        done
+    done
+done
+for m in min-qawla-t1 min-shared min-shared-s2 min-scorer; do
+    for alarm in 0.02 0.005 0.002; do
+        for seed in $(seq 1 12); do
+            "$bin/seer" demo --seed "$seed" --qos-min-requests 1000 --model "$out/models/$m.seer" \
+                --alarm "$alarm" --json >"$out/demo-shared-$m-$alarm-$seed.json"
+        done
+        for load in diurnal:period=60s,amplitude=0.3 spikes:every=15s,length=3s,factor=1.5; do
+            for seed in 1 2 3 4; do
+                "$bin/seer" demo --seed "$seed" --seconds 180 --load "$load" --qos-min-requests 1000 \
+                    --model "$out/models/$m.seer" --alarm "$alarm" --json \
+                    >"$out/demo-shared-load-${load%%:*}-$m-$alarm-$seed.json"
+            done
+        done
+    done
+done
 echo "reports in $out/*/report.md, demos in $out/demo-*.txt and $out/demo-*.json"

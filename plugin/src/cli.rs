@@ -383,7 +383,7 @@ mod tests {
         };
         assert_eq!((a.seconds, a.seed, a.rate), (30, 2, 600.0));
         assert_eq!(a.load, "constant");
-        assert_eq!((a.alarm, a.model, a.qos_min_requests), (0.02, None, 0));
+        assert_eq!((a.alarm, a.model, a.qos_min_requests), (0.002, None, 0));
         let c = parse(&[
             "demo",
             "--load",

@@ -157,6 +157,13 @@ pub struct Metrics {
     pub top1: usize,
     /// Of which a culprit is in the top 3.
     pub top3: usize,
+    /// Episodes whose first tick — the prediction that anticipates the
+    /// violation — has a known culprit.
+    pub onset_culprits: usize,
+    /// Of which the top-ranked service at that tick is a culprit.
+    pub onset_top1: usize,
+    /// Of which a culprit is in the top 3 at that tick.
+    pub onset_top3: usize,
     /// Per culprit resource (the fault behind the violation): culprit ticks,
     /// top-1 hits, top-3 hits.
     pub by_resource: BTreeMap<String, [usize; 3]>,
@@ -215,6 +222,14 @@ impl Metrics {
     pub fn top3_pct(&self) -> f64 {
         pct(self.top3, self.culprit_ticks)
     }
+    /// Culprit top-1 at episode onsets, %.
+    pub fn onset_top1_pct(&self) -> f64 {
+        pct(self.onset_top1, self.onset_culprits)
+    }
+    /// Culprit top-3 at episode onsets, %.
+    pub fn onset_top3_pct(&self) -> f64 {
+        pct(self.onset_top3, self.onset_culprits)
+    }
 
     /// Adds another series' counts.
     pub fn add(&mut self, o: &Metrics) {
@@ -234,6 +249,9 @@ impl Metrics {
         self.culprit_ticks += o.culprit_ticks;
         self.top1 += o.top1;
         self.top3 += o.top3;
+        self.onset_culprits += o.onset_culprits;
+        self.onset_top1 += o.onset_top1;
+        self.onset_top3 += o.onset_top3;
         for (k, v) in &o.by_resource {
             let e = self.by_resource.entry(k.clone()).or_default();
             for i in 0..3 {
@@ -286,6 +304,18 @@ pub fn metrics(series: &Series, ends: &[usize], probs: &[Vec<f32>], j: &Judging)
         };
         let alarm = over.is_some_and(|o| t - o <= j.hold);
         let v = label.is_violation();
+        // Top-1 and top-3 hits when the culprits are known.
+        let hits = match label {
+            Label::Culprits(c) => {
+                let mut rank: Vec<usize> = (0..ns).collect();
+                rank.sort_by(|&a, &b| p[b].total_cmp(&p[a]));
+                Some((
+                    c.contains(&rank[0]),
+                    rank.iter().take(3).any(|s| c.contains(s)),
+                ))
+            }
+            _ => None,
+        };
         m.ticks += 1;
         if alarm {
             m.alarms += 1;
@@ -306,6 +336,11 @@ pub fn metrics(series: &Series, ends: &[usize], probs: &[Vec<f32>], j: &Judging)
                     alarmed: false,
                     fault: false,
                 });
+                if let Some((hit1, hit3)) = hits {
+                    m.onset_culprits += 1;
+                    m.onset_top1 += usize::from(hit1);
+                    m.onset_top3 += usize::from(hit3);
+                }
             }
             if let Some(e) = episodes.last_mut() {
                 e.last = t;
@@ -316,12 +351,8 @@ pub fn metrics(series: &Series, ends: &[usize], probs: &[Vec<f32>], j: &Judging)
             m.quiet_ticks += 1;
             m.false_alarms += usize::from(alarm);
         }
-        if let Label::Culprits(c) = label {
+        if let Some((hit1, hit3)) = hits {
             m.culprit_ticks += 1;
-            let mut rank: Vec<usize> = (0..ns).collect();
-            rank.sort_by(|&a, &b| p[b].total_cmp(&p[a]));
-            let hit1 = c.contains(&rank[0]);
-            let hit3 = rank.iter().take(3).any(|s| c.contains(s));
             m.top1 += usize::from(hit1);
             m.top3 += usize::from(hit3);
             let kind = series.culprit_resource[t].map_or("unknown", |r| r.name());
@@ -398,6 +429,10 @@ pub struct Row {
     pub top1_pct: f64,
     /// Culprit top-3, %.
     pub top3_pct: f64,
+    /// Culprit top-1 at episode onsets, %.
+    pub onset_top1_pct: f64,
+    /// Culprit top-3 at episode onsets, %.
+    pub onset_top3_pct: f64,
     /// Batch-1 inference p50, µs (models only).
     pub inference_p50_us: Option<f64>,
     /// Batch-1 inference p99, µs (models only).
@@ -417,6 +452,8 @@ impl Row {
             false_incident_pct: metrics.false_incident_pct(),
             top1_pct: metrics.top1_pct(),
             top3_pct: metrics.top3_pct(),
+            onset_top1_pct: metrics.onset_top1_pct(),
+            onset_top3_pct: metrics.onset_top3_pct(),
             metrics,
             inference_p50_us: latency.map(|l| l.0),
             inference_p99_us: latency.map(|l| l.1),
@@ -654,6 +691,24 @@ fn breakdowns(s: &mut String, rows: &[Row]) {
         .collect::<std::collections::BTreeSet<_>>()
         .into_iter()
         .collect();
+    if rows.iter().any(|r| r.metrics.onset_culprits > 0) {
+        table_head(
+            s,
+            "Culprit at each violation's onset — the first tick whose horizon holds it, \
+             the prediction that anticipates it",
+            &["episodes with a known culprit", "top-1 %", "top-3 %"],
+        );
+        for r in rows {
+            let m = &r.metrics;
+            s.push_str(&format!(
+                "| {} | {} | {} | {} |\n",
+                r.name,
+                m.onset_culprits,
+                pct_of(m.onset_top1, m.onset_culprits),
+                pct_of(m.onset_top3, m.onset_culprits)
+            ));
+        }
+    }
     if !kinds.is_empty() {
         table_head(
             s,
@@ -769,7 +824,11 @@ mod tests {
         // The first has a culprit (anticipated), the second none (missed).
         assert_eq!(m.by_cause, [[1, 1], [1, 0]]);
         assert_eq!(m.by_resource["cpu"], [2, 1, 2]);
+        // At the first episode's onset (tick 2) service 1 leads: named; tick 3,
+        // where service 0 leads, is no onset; the second episode has no culprit.
+        assert_eq!((m.onset_culprits, m.onset_top1, m.onset_top3), (1, 1, 1));
         let md = markdown("t", &[Row::new("m".into(), m.clone(), None)]);
+        assert!(md.contains("| m | 1 | 100 | 100 |"), "{md}");
         assert!(md.contains("| m | 50 / 100 (2) |"), "{md}");
         assert!(md.contains("| m | 50 (2) | – (0) | – (0) |"), "{md}");
         assert!(md.contains("by cause (episodes)"), "{md}");
@@ -777,6 +836,7 @@ mod tests {
         let mut sum = m.clone();
         sum.add(&m);
         assert_eq!(sum.by_cause, [[2, 2], [2, 0]]);
+        assert_eq!((sum.onset_culprits, sum.onset_top1), (2, 2));
     }
 
     #[test]
