@@ -270,6 +270,8 @@ DATA="${twenty_d[*]}" tone s1-shared "${qawla[@]}" "${scorer[@]}" --shared-culpr
 test=("$out/data-deadline/sn-8/dataset.parquet" "$out/data-deadline/sn-18/dataset.parquet")
 EXTRA=(--at-false-alarms 2,3,5)
 evaluate shared-scorer-1s s1-qawla s1-shared
+EXTRA=(--at-false-alarms 5 --culprit-model "$out/models/s1-qawla.seer" "$out/models/s1-shared.seer")
+evaluate shared-scorer-1s-pair s1-qawla
 test=()
 for s in 8 18 19 20 21 22; do test+=("$out/data-min/sn-$s/dataset.parquet"); done
 EXTRA=(--at-false-alarms 1,2,3,5)
