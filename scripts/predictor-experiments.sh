@@ -280,6 +280,11 @@ evaluate shared-scorer min-qawla-t1 min-scorer min-shared min-shared-s2 min-shar
 EXTRA=(--at-false-alarms 2,3,5 --culprit-model "$out/models/min-shared.seer" "$out/models/min-shared-s2.seer"
     "$out/models/min-qawla-t1.seer" "$out/models/min-scorer.seer")
 evaluate shared-culprit-mean min-qawlaq-shared
+EXTRA=(--culprit-model)
+for m in min-shared min-shared-s2 min-qawlaq-shared min-shared-c min-shared-ec min-scorer min-qawla-t1; do
+    EXTRA+=("$out/models/$m.seer")
+done
+evaluate shared-culprit-mean7 min-qawlaq-shared
 EXTRA=()
 for m in s1-qawla s1-shared; do
     for alarm in 0.02 0.005 0.002 0.001 0.0005; do
