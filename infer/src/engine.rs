@@ -66,11 +66,16 @@ struct Linear {
 impl Linear {
     /// `W · x + b`.
     fn apply(&self, x: &[f32]) -> Vec<f32> {
-        self.w
-            .chunks_exact(self.n_in)
-            .zip(&self.b)
-            .map(|(row, b)| b + dot(row, x))
-            .collect()
+        let mut y = vec![0f32; self.b.len()];
+        self.apply_into(x, &mut y);
+        y
+    }
+
+    /// `y = W · x + b`, into a buffer of the output size.
+    fn apply_into(&self, x: &[f32], y: &mut [f32]) {
+        for ((row, b), y) in self.w.chunks_exact(self.n_in).zip(&self.b).zip(y) {
+            *y = b + dot(row, x);
+        }
     }
 }
 
@@ -370,20 +375,18 @@ impl Engine {
         } else {
             out
         };
-        // One service's inputs: its features at each tick read, tick-major.
+        // One service's inputs (its features at each tick read, tick-major) and
+        // hidden units, buffers reused from service to service.
         let mut v = vec![0f32; cfg.scorer_inputs()];
+        let mut hidden = vec![0f32; cfg.head_hidden];
         for (s, l) in logits.iter_mut().take(ns).enumerate() {
             for (vi, x) in v.iter_mut().zip(recent.iter().skip(s).step_by(ns)) {
                 *vi = *x;
             }
-            let hidden;
             let input = match &head.hidden {
                 Some(lin) => {
-                    hidden = lin
-                        .apply(&v)
-                        .into_iter()
-                        .map(|h| h.max(0.0))
-                        .collect::<Vec<_>>();
+                    lin.apply_into(&v, &mut hidden);
+                    hidden.iter_mut().for_each(|h| *h = h.max(0.0));
                     &hidden
                 }
                 None => &v,

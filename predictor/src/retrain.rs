@@ -11,7 +11,7 @@
 
 use crate::checkpoint::Model;
 use crate::features::Normalizer;
-use crate::model::{Arch, ModelError, OutputKind};
+use crate::model::{Arch, ModelConfig, ModelError, OutputKind};
 use seer_traces::Dataset;
 use std::collections::HashMap;
 use tch::{Device, Kind, Tensor};
@@ -38,14 +38,15 @@ struct Axis {
     tail: usize,
 }
 
-fn axes(
-    name: &str,
-    arch: Arch,
-    output: OutputKind,
-    conv_channels: usize,
-    channels: usize,
-) -> Vec<Axis> {
-    let tail = usize::from(output == OutputKind::Softmax);
+/// The service axes of weight `name` in a network of `cfg`. The shared scorer has
+/// none; nor, when culprits come from it alone, has the output layer (its one
+/// row is "no violation").
+fn axes(name: &str, cfg: &ModelConfig) -> Vec<Axis> {
+    let (arch, conv_channels, channels) = (cfg.arch, cfg.conv_channels, cfg.n_channels);
+    if cfg.shared_culprit && name.starts_with("out.") {
+        return Vec::new();
+    }
+    let tail = usize::from(cfg.output == OutputKind::Softmax);
     let rows = Axis {
         dim: 0,
         outer: 1,
@@ -170,7 +171,6 @@ pub fn remap(
     // training records as the parent.
     new.id = old.id.clone();
     let old_vars = old.vs.variables();
-    let (arch, output, cc) = (oh.model.arch, oh.model.output, oh.model.conv_channels);
     let _g = tch::no_grad_guard();
     for (name, dst) in new.vs.variables() {
         let src = old_vars
@@ -178,13 +178,7 @@ pub fn remap(
             .ok_or_else(|| ModelError::Invalid(format!("old model has no weight {name}")))?
             .to_device(device)
             .to_kind(Kind::Float);
-        // The shared scorer has no service axis; nor, when culprits come from it
-        // alone, has the output layer (its one row is "no violation").
-        let ax = if oh.model.shared_culprit && name.starts_with("out.") {
-            Vec::new()
-        } else {
-            axes(&name, arch, output, cc, nc)
-        };
+        let ax = axes(&name, &oh.model);
         let mut dst = dst.shallow_clone();
         if ax.is_empty() {
             if src.size() != dst.size() {
@@ -225,7 +219,6 @@ mod tests {
     use super::*;
     use crate::checkpoint::Header;
     use crate::features::Channel;
-    use crate::model::ModelConfig;
     use crate::synth::{SynthConfig, synth_dataset};
 
     fn model(arch: Arch, services: &[&str], channels: usize) -> Model {

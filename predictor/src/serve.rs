@@ -676,6 +676,17 @@ mod tests {
         (h, idx)
     }
 
+    /// The test header, reading `channels` with identity normalisation.
+    fn header_reading(channels: Vec<Channel>) -> (Header, HashMap<String, usize>) {
+        let (mut h, idx) = header();
+        let n = &mut h.normalizer;
+        let values = channels.len() * 3;
+        n.channels = channels;
+        n.mean = vec![0.0; values];
+        n.std = vec![1.0; values];
+        (h, idx)
+    }
+
     fn tick(q: &[f32]) -> TickFeatures {
         TickFeatures {
             queue: q.to_vec(),
@@ -766,11 +777,7 @@ mod tests {
 
     #[test]
     fn the_qos_ratio_is_one_value_per_tick_and_a_gap_keeps_the_last() {
-        let (mut h, idx) = header();
-        let n = &mut h.normalizer;
-        n.channels = vec![Channel::Queue, Channel::Qos];
-        n.mean = vec![0.0; 6];
-        n.std = vec![1.0; 6];
+        let (h, idx) = header_reading(vec![Channel::Queue, Channel::Qos]);
         let with = |q: Option<f32>| TickFeatures {
             qos: q,
             ..tick(&[1.0, 2.0, 3.0])
@@ -806,11 +813,7 @@ mod tests {
 
     #[test]
     fn errors_are_read_per_service_and_checked() {
-        let (mut h, idx) = header();
-        let n = &mut h.normalizer;
-        n.channels = vec![Channel::Queue, Channel::Errors];
-        n.mean = vec![0.0; 6];
-        n.std = vec![1.0; 6];
+        let (h, idx) = header_reading(vec![Channel::Queue, Channel::Errors]);
         let with = |e: &[f32]| TickFeatures {
             errors: e.to_vec(),
             ..tick(&[1.0, 2.0, 3.0])
