@@ -482,7 +482,7 @@ mod tests {
         // Three convolutions of width 3 see 3 services either side: services 3
         // and 10 see the same when services 0..7 and 7..14 hold the same series.
         let x = Tensor::randn([2, 6, 14, 2], (Kind::Float, Device::Cpu));
-        let _ = x.narrow(2, 7, 7).copy_(&x.narrow(2, 0, 7));
+        x.narrow(2, 7, 7).copy_(&x.narrow(2, 0, 7));
         let logits = n.forward(&x);
         assert_eq!(logits.size(), [2, 15]);
         let d = f64::try_from((logits.select(1, 3) - logits.select(1, 10)).abs().max()).unwrap();
