@@ -49,7 +49,7 @@ pub enum FeatureError {
     },
     /// An unknown channel name.
     #[error(
-        "unknown channel {0:?} (expected queue, wait, active, cpu, p99_ms, arrivals, errors or qos)"
+        "unknown channel {0:?} (expected queue, wait, active, cpu, p99_ms, arrivals, errors, hop or qos)"
     )]
     UnknownChannel(String),
     /// Datasets with different tick intervals were mixed.
@@ -86,6 +86,10 @@ pub enum Channel {
     /// exceeded): a failing service is where a retry storm starts, and the
     /// deepest service that fails is where an overload does.
     Errors,
+    /// Calls to the service in the network (client span minus server span, over
+    /// the tick): a slow link shows here at the service whose link it is, where
+    /// every queue shows it at the caller waiting for the reply.
+    Hop,
     /// How close the application is to its QoS target: the worst entry point's
     /// p99 over the QoS window divided by its target (1 = at the target), the same
     /// value for every service. Violations are judged on exactly this signal; the
@@ -104,6 +108,7 @@ impl Channel {
             Channel::P99Ms => "p99_ms",
             Channel::Arrivals => "arrivals",
             Channel::Errors => "errors",
+            Channel::Hop => "hop",
             Channel::Qos => "qos",
         }
     }
@@ -127,6 +132,7 @@ impl Channel {
             Channel::P99Ms => t.p99_ms,
             Channel::Arrivals => t.arrivals as f32,
             Channel::Errors => t.errors as f32,
+            Channel::Hop => t.hop_mean,
             Channel::Qos => qos,
         };
         if v.is_finite() { v.max(0.0) } else { 0.0 }
@@ -150,6 +156,7 @@ impl FromStr for Channel {
             "p99_ms" | "p99" => Ok(Channel::P99Ms),
             "arrivals" => Ok(Channel::Arrivals),
             "errors" => Ok(Channel::Errors),
+            "hop" | "net_hop" => Ok(Channel::Hop),
             "qos" | "qos_ratio" => Ok(Channel::Qos),
             other => Err(FeatureError::UnknownChannel(other.to_string())),
         }
@@ -498,6 +505,7 @@ mod tests {
             Channel::P99Ms,
             Channel::Arrivals,
             Channel::Errors,
+            Channel::Hop,
             Channel::Qos,
         ] {
             assert_eq!(c.name().parse::<Channel>().unwrap(), c);
@@ -508,6 +516,7 @@ mod tests {
             arrivals: 9,
             errors: 3,
             p99_ms: f32::NAN,
+            hop_mean: 0.25,
             ..ServiceTick::default()
         };
         let raw: Vec<f32> = [
@@ -517,12 +526,16 @@ mod tests {
             Channel::P99Ms,
             Channel::Arrivals,
             Channel::Errors,
+            Channel::Hop,
             Channel::Qos,
         ]
         .iter()
         .map(|c| c.raw(&t, 1.5))
         .collect();
-        assert_eq!(raw, [7.0, 2.0, 5.0, 0.0, 9.0, 3.0, 1.5]);
+        assert_eq!(raw, [7.0, 2.0, 5.0, 0.0, 9.0, 3.0, 0.25, 1.5]);
+        // Unknown network time (no client spans) reads as none.
+        let unknown = ServiceTick::default();
+        assert_eq!(Channel::Hop.raw(&unknown, 1.0), 0.0);
         assert_eq!("network".parse::<Channel>().unwrap(), Channel::Wait);
         assert_eq!("app".parse::<Channel>().unwrap(), Channel::Active);
         let e = "gpu".parse::<Channel>().unwrap_err().to_string();

@@ -143,6 +143,8 @@ pub fn synth_dataset(cfg: &SynthConfig) -> Dataset {
                 // exceeds the one request in service.
                 wait_mean: (q - 1.0).max(0.0),
                 cpu_util: q.clamp(0.0, 1.0),
+                // Each call spends 1 ms on the wire.
+                hop_mean: arrivals as f32 * 1e-3 / (DEFAULT_INTERVAL_NS as f32 * 1e-9),
             });
         }
         let p99 = if violation[t] {

@@ -261,6 +261,7 @@ fn service_tick(s: &seer_sim::monitor::ServiceTickStat) -> ServiceTick {
         wait_mean: s.wait_mean as f32,
         cpu_util: s.cpu_util as f32,
         p99_ms: s.p99_ms as f32,
+        hop_mean: s.hop_mean as f32,
         ..Default::default()
     }
 }

@@ -186,6 +186,7 @@ pub fn raw_tick(
             Channel::Active => &tick.active,
             Channel::Cpu => &tick.cpu,
             Channel::Errors => &tick.errors,
+            Channel::Hop => &tick.hop,
         };
         if values.len() != ns {
             return Err(format!(
@@ -812,26 +813,37 @@ mod tests {
     }
 
     #[test]
-    fn errors_are_read_per_service_and_checked() {
-        let (h, idx) = header_reading(vec![Channel::Queue, Channel::Errors]);
-        let with = |e: &[f32]| TickFeatures {
-            errors: e.to_vec(),
-            ..tick(&[1.0, 2.0, 3.0])
-        };
-        let req = |e: &[f32]| PredictRequest {
-            services: vec!["svc-2".into(), "svc-0".into(), "svc-1".into()],
-            ticks: vec![with(e), with(e)],
-        };
-        let w = window_from_request(&h, &idx, &req(&[4.0, 0.0, 1.0])).unwrap();
-        // Model order svc-0, svc-1, svc-2: errors 0, 1, 4.
-        assert_eq!([w[1], w[3], w[5]], [0.0, 1f32.ln_1p(), 4f32.ln_1p()]);
-        for (e, want) in [
-            (&[1.0, 2.0][..], "errors has 2 values"),
-            (&[1.0, -2.0, 0.0], "errors of service"),
-            (&[1.0, f32::NAN, 0.0], "errors of service"),
-        ] {
-            let err = window_from_request(&h, &idx, &req(e)).unwrap_err();
-            assert!(err.contains(want), "{err:?} should contain {want:?}");
+    fn errors_and_hops_are_read_per_service_and_checked() {
+        for ch in [Channel::Errors, Channel::Hop] {
+            let (mut h, idx) = header();
+            let n = &mut h.normalizer;
+            n.channels = vec![Channel::Queue, ch];
+            n.mean = vec![0.0; 6];
+            n.std = vec![1.0; 6];
+            let with = |e: &[f32]| {
+                let mut t = tick(&[1.0, 2.0, 3.0]);
+                match ch {
+                    Channel::Errors => t.errors = e.to_vec(),
+                    _ => t.hop = e.to_vec(),
+                }
+                t
+            };
+            let req = |e: &[f32]| PredictRequest {
+                services: vec!["svc-2".into(), "svc-0".into(), "svc-1".into()],
+                ticks: vec![with(e), with(e)],
+            };
+            let w = window_from_request(&h, &idx, &req(&[4.0, 0.0, 1.0])).unwrap();
+            // Model order svc-0, svc-1, svc-2: values 0, 1, 4.
+            assert_eq!([w[1], w[3], w[5]], [0.0, 1f32.ln_1p(), 4f32.ln_1p()]);
+            let name = ch.name();
+            for (e, want) in [
+                (&[1.0, 2.0][..], format!("{name} has 2 values")),
+                (&[1.0, -2.0, 0.0], format!("{name} of service")),
+                (&[1.0, f32::NAN, 0.0], format!("{name} of service")),
+            ] {
+                let err = window_from_request(&h, &idx, &req(e)).unwrap_err();
+                assert!(err.contains(&want), "{err:?} should contain {want:?}");
+            }
         }
     }
 }

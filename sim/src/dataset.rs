@@ -3,6 +3,7 @@
 //! `seer ingest`), and the injections become the ground-truth culprits.
 
 use crate::engine::{RunStats, Sim, SimConfig, SimError};
+use crate::monitor::HistoryRow;
 use crate::sink::{SimSpan, SpanSink};
 use crate::topology::Topology;
 use seer_traces::exporter::{ExportError, ExportStats, ExporterConfig, OtlpExporter};
@@ -43,7 +44,8 @@ impl PipelineSink {
 
     /// Labels the run, and fills each service's waiting queue and CPU utilisation
     /// from the simulator's monitor when it kept its history (the spans alone
-    /// cannot tell waiting from being served).
+    /// cannot tell waiting from being served), and its network time where the spans
+    /// did not give it (no client spans).
     pub fn finish(self, qos: &QosSpec, sim: &Sim, origin: String) -> Dataset {
         let mut ds = self.pipeline.finish(qos, &sim.culprits(), origin);
         if let Some(h) = sim.monitor().history() {
@@ -59,7 +61,7 @@ impl SpanSink for PipelineSink {
     }
 }
 
-fn fill_from_monitor(ds: &mut Dataset, history: &[(f32, f32)], sim: &Sim) {
+fn fill_from_monitor(ds: &mut Dataset, history: &[HistoryRow], sim: &Sim) {
     let topo = sim.topology();
     let n_topo = topo.services.len();
     let tick = ds.meta.interval_ns.max(1);
@@ -81,10 +83,13 @@ fn fill_from_monitor(ds: &mut Dataset, history: &[(f32, f32)], sim: &Sim) {
         }
         for (s, id) in ids.iter().enumerate() {
             if let Some(id) = id {
-                let (wait, cpu) = history[base + id];
+                let h = history[base + id];
                 let row = &mut ds.service[t * ns + s];
-                row.wait_mean = wait;
-                row.cpu_util = cpu;
+                row.wait_mean = h.wait_mean;
+                row.cpu_util = h.cpu_util;
+                if row.hop_mean.is_nan() {
+                    row.hop_mean = h.hop_mean;
+                }
             }
         }
     }

@@ -300,6 +300,8 @@ struct Req {
     parent_span: u64,
     sent_ns: u64,
     start_ns: u64,
+    /// When the callee replied (its server span ended), ns.
+    replied_ns: u64,
     /// Absolute deadline, ns (0: none).
     deadline_ns: u64,
     pending: u32,
@@ -972,10 +974,17 @@ impl Sim {
 
     fn send_call(&mut self, op: u32, parent: u32, from_service: u32, template: Req) {
         let to = self.topo.ops[op as usize].service;
+        // A synchronous call emits a client span, which is the callee's parent.
+        let parent_span = if parent != NONE && self.client_spans {
+            self.new_span_id()
+        } else {
+            template.parent_span
+        };
         let r = self.alloc(Req {
             op,
             station: NONE,
             parent,
+            parent_span,
             sent_ns: self.now,
             ..template
         });
@@ -1282,6 +1291,7 @@ impl Sim {
         self.drain(st);
         if q.parent != NONE {
             let parent_sid = self.topo.ops[self.reqs[q.parent as usize].op as usize].service;
+            self.reqs[r as usize].replied_ns = self.now;
             let lat = self.hop_ns(sid as u32, parent_sid);
             self.push(self.now + lat, EvKind::Reply(r));
         } else {
@@ -1349,13 +1359,19 @@ impl Sim {
         let c = self.reqs[child as usize];
         let p = c.parent;
         let parent_sid = self.topo.ops[self.reqs[p as usize].op as usize].service;
+        if c.flags & F_REPLIED != 0 {
+            // Client span minus server span: the call's two hops.
+            let server_ns = c.replied_ns - c.start_ns;
+            let callee = self.topo.ops[c.op as usize].service as usize;
+            self.monitor
+                .hop(callee, (self.now - c.sent_ns).saturating_sub(server_ns));
+        }
         if self.client_spans {
             let q = self.reqs[p as usize];
             let inst = self.stations[q.station as usize].instance;
-            let span_id = self.new_span_id();
             let span = SimSpan {
                 trace_id: ((self.seed_hash as u128) << 64) | q.trace as u128,
-                span_id,
+                span_id: c.parent_span,
                 parent_id: Some(q.span_id),
                 service: parent_sid,
                 instance: inst,

@@ -81,6 +81,22 @@ pub struct ServiceTickStat {
     /// span's duration) of the requests completed in the tick, ms (`NaN` when
     /// none): the per-service latency a trace pipeline computes.
     pub p99_ms: f64,
+    /// Calls to the service in the network: the network time (client span minus
+    /// server span) of the calls whose reply reached their caller in the tick, over
+    /// the tick's length — what the trace pipeline computes from client spans.
+    pub hop_mean: f64,
+}
+
+/// What the trace pipeline cannot compute from server spans alone, per service
+/// and closed tick ([`Monitor::keep_history`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct HistoryRow {
+    /// [`ServiceTickStat::wait_mean`].
+    pub wait_mean: f32,
+    /// [`ServiceTickStat::cpu_util`].
+    pub cpu_util: f32,
+    /// [`ServiceTickStat::hop_mean`].
+    pub hop_mean: f32,
 }
 
 /// One entry point during the last closed tick.
@@ -121,6 +137,7 @@ struct ServiceTick {
     max: u32,
     arrivals: u32,
     completions: u32,
+    hop_ns: u64,
 }
 
 /// Counters and the last tick.
@@ -145,7 +162,7 @@ pub struct Monitor {
     errors: Vec<u32>,
     latest: Option<TickSnapshot>,
     capacity: Vec<u32>,
-    history: Option<Vec<(f32, f32)>>,
+    history: Option<Vec<HistoryRow>>,
 }
 
 fn quantile_ms(v: &mut [u64], q: f64) -> f64 {
@@ -186,15 +203,15 @@ impl Monitor {
         self.qos_min_requests = n;
     }
 
-    /// Keeps `(wait_mean, cpu_util)` of every service and closed tick, for datasets
-    /// (the trace pipeline cannot tell waiting from being served).
+    /// Keeps a [`HistoryRow`] of every service and closed tick, for datasets (the
+    /// trace pipeline cannot tell waiting from being served).
     pub fn keep_history(&mut self) {
         self.history.get_or_insert_with(Vec::new);
     }
 
-    /// `(wait_mean, cpu_util)` per closed tick and service id, `[tick * services +
+    /// A [`HistoryRow`] per closed tick and service id, `[tick * services +
     /// service]`, when [`Monitor::keep_history`] was called.
-    pub fn history(&self) -> Option<&[(f32, f32)]> {
+    pub fn history(&self) -> Option<&[HistoryRow]> {
         self.history.as_deref()
     }
 
@@ -245,10 +262,15 @@ impl Monitor {
                     wait_mean: (tot.wait_area - cur.wait_start) / tick,
                     cpu_util: (tot.compute_area - cur.compute_start) / (tick * f64::from(*cap)),
                     p99_ms: quantile_ms(soj, 0.99),
+                    hop_mean: cur.hop_ns as f64 / tick,
                 };
                 soj.clear();
                 if let Some(h) = &mut self.history {
-                    h.push((stat.wait_mean as f32, stat.cpu_util as f32));
+                    h.push(HistoryRow {
+                        wait_mean: stat.wait_mean as f32,
+                        cpu_util: stat.cpu_util as f32,
+                        hop_mean: stat.hop_mean as f32,
+                    });
                 }
                 snap.services.push(stat);
                 *cur = ServiceTick {
@@ -258,6 +280,7 @@ impl Monitor {
                     max: tot.outstanding,
                     arrivals: 0,
                     completions: 0,
+                    hop_ns: 0,
                 };
             }
             snap.apis.clear();
@@ -339,6 +362,12 @@ impl Monitor {
         t.sojourn_ns += sojourn_ns as f64;
         self.cur[sid].completions += 1;
         self.sojourns[sid].push(sojourn_ns);
+    }
+
+    /// A reply reached the caller of `sid`: its call spent `ns` in the network.
+    #[inline]
+    pub(crate) fn hop(&mut self, sid: usize, ns: u64) {
+        self.cur[sid].hop_ns += ns;
     }
 
     #[inline]

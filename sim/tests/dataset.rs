@@ -73,6 +73,7 @@ fn dataset_has_the_topology_the_ticks_and_the_ground_truth() {
     for t in 0..ds.n_ticks() {
         for row in ds.services_at(t) {
             assert!(row.wait_mean.is_finite() && row.cpu_util.is_finite());
+            assert!(row.hop_mean.is_finite() && row.hop_mean >= 0.0);
             assert!(row.wait_mean <= row.queue_mean + 1e-3, "tick {t}: {row:?}");
             assert!(
                 (0.0..=1.0 + 1e-6).contains(&row.cpu_util),
@@ -90,7 +91,7 @@ fn dataset_has_the_topology_the_ticks_and_the_ground_truth() {
     let p = back_path.path().join("d.parquet");
     ds.write_parquet(&p).unwrap();
     let back = seer_traces::Dataset::read_parquet(&p).unwrap();
-    let bits = |d: &seer_traces::Dataset| -> Vec<[u32; 3]> {
+    let bits = |d: &seer_traces::Dataset| -> Vec<[u32; 4]> {
         d.service
             .iter()
             .map(|r| {
@@ -98,13 +99,14 @@ fn dataset_has_the_topology_the_ticks_and_the_ground_truth() {
                     r.queue_mean.to_bits(),
                     r.wait_mean.to_bits(),
                     r.cpu_util.to_bits(),
+                    r.hop_mean.to_bits(),
                 ]
             })
             .collect()
     };
     assert!(
         bits(&back) == bits(&ds),
-        "wait_mean/cpu_util do not survive Parquet"
+        "wait_mean/cpu_util/hop_mean do not survive Parquet"
     );
 }
 
@@ -251,4 +253,66 @@ fn span_files_read_back_with_the_importers() {
         );
         assert_eq!(a.kind, b.kind);
     }
+}
+
+/// Network time per service: the trace pipeline pairs each client span with its
+/// server span; the simulator's monitor adds up the same hops as they happen. A slow
+/// link to a leaf shows at the leaf, not at its caller.
+#[test]
+fn network_time_from_client_spans_matches_the_simulator() {
+    let mut cfg = config();
+    cfg.client_spans = true;
+    cfg.injections = vec![parse_injection("user-timeline-redis:net@8s+6s,ramp=2s").unwrap()];
+    let mut sim = Sim::new(cfg.clone()).unwrap();
+    sim.keep_monitor_history();
+    let mut sink = PipelineSink::new(cfg.tick_ns, 0);
+    sim.run(&mut sink);
+    let paired = sink.pipeline().stats().calls_paired;
+    let ds = sink.finish(&QosSpec::default(), &sim, "test".into());
+    assert!(paired > 10_000, "{paired} calls paired");
+    let topo = sim.topology();
+    let history = sim.monitor().history().unwrap();
+    let first = ((ds.meta.start_ns - sim.epoch_ns()) / ds.meta.interval_ns) as usize;
+    let n_topo = topo.services.len();
+    let (mut cells, mut equal, mut total_ds, mut total_sim) = (0, 0, 0.0, 0.0);
+    for t in 0..ds.n_ticks() {
+        for (sid, svc) in topo.services.iter().enumerate() {
+            let Some(row) = history.get((first + t) * n_topo + sid) else {
+                continue;
+            };
+            let from_spans = ds.services_at(t)[ds.service_index(&svc.name).unwrap()].hop_mean;
+            assert!(from_spans.is_finite() && from_spans >= 0.0);
+            cells += 1;
+            equal += usize::from((from_spans - row.hop_mean).abs() <= 1e-6);
+            total_ds += f64::from(from_spans);
+            total_sim += f64::from(row.hop_mean);
+        }
+    }
+    // A reply that lands exactly on a tick boundary may count on either side.
+    assert!(
+        equal * 1000 >= cells * 999,
+        "{equal} of {cells} ticks agree"
+    );
+    assert!(
+        (total_ds - total_sim).abs() <= 1e-4 * total_sim,
+        "{total_ds} vs {total_sim}"
+    );
+    let hop = |name: &str, ticks: std::ops::Range<usize>| {
+        let s = ds.service_index(name).unwrap();
+        let n = ticks.len() as f64;
+        ticks
+            .map(|t| f64::from(ds.services_at(t)[s].hop_mean))
+            .sum::<f64>()
+            / n
+    };
+    let (before, during) = (
+        hop("user-timeline-redis", 20..80),
+        hop("user-timeline-redis", 110..140),
+    );
+    assert!(during > 5.0 * before, "leaf {before} -> {during}");
+    let (b, d) = (
+        hop("user-timeline-service", 20..80),
+        hop("user-timeline-service", 110..140),
+    );
+    assert!(d < 2.0 * b, "caller {b} -> {d}");
 }

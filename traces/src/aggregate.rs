@@ -12,13 +12,19 @@
 //! any one sub-slot (a tick is cut into [`AggregatorConfig::sub_slots`] slots, so at
 //! 100 ms and 10 slots it resolves 10 ms).
 //!
+//! A call's time in the network (`hop_mean`, charged to the service called) is its
+//! client span's duration minus its server span's: the two halves meet by the
+//! server span's parent id in two generations of bounded maps (the order they
+//! arrive in does not matter), and the difference counts in the tick where the
+//! client span ended, when that tick is still open.
+//!
 //! A span whose completion tick is already finalised is *late*: it is counted in
 //! [`AggregatorStats::late_spans`] and its parts that fall in still-open ticks are
 //! applied. A span that started before the open window is *clipped* and counted too.
 
 use crate::latency::LatencySketch;
 use crate::latency::window_histogram;
-use crate::span::{Span, SpanStatus};
+use crate::span::{Span, SpanKind, SpanStatus};
 use crate::tick::{
     DEFAULT_INTERVAL_NS, DEFAULT_QOS_WINDOW_TICKS, EntryTick, QosSpan, QueueSource, ServiceTick,
     Tick,
@@ -83,6 +89,8 @@ pub struct AggregatorStats {
     pub late_gauge_points: u64,
     /// Ticks finalised.
     pub ticks: u64,
+    /// Calls whose client and server spans met (their network time is known).
+    pub calls_paired: u64,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -95,6 +103,8 @@ struct SvcAcc {
     arrivals: u32,
     completions: u32,
     errors: u32,
+    /// Network time of calls to the service whose client span ended in the tick.
+    hop_ns: u64,
     lat: LatencySketch,
     gauge_sum: f64,
     gauge_n: u32,
@@ -106,6 +116,58 @@ struct EntAcc {
     requests: u32,
     errors: u32,
     lat: LatencySketch,
+}
+
+/// Halves of calls waiting for the other half, keyed by the client span's id: a
+/// server span's callee and duration, or a client span's duration and end. Two
+/// generations of at most [`crate::graph::GENERATION`] entries each.
+#[derive(Debug, Default)]
+struct CallPairs {
+    server: [HashMap<u64, (u32, u64)>; 2],
+    client: [HashMap<u64, (u64, u64)>; 2],
+}
+
+impl CallPairs {
+    /// A call's server half (callee, duration) under its client span's id; the
+    /// client half when it came first.
+    fn server(&mut self, client_id: u64, callee: u32, dur: u64) -> Option<(u32, u64, u64)> {
+        let client = Self::take(&mut self.client, client_id);
+        match client {
+            Some((cdur, end)) => Some((callee, cdur.saturating_sub(dur), end)),
+            None => {
+                self.server[0].insert(client_id, (callee, dur));
+                self.roll();
+                None
+            }
+        }
+    }
+
+    /// A call's client half; the pair's (callee, network time, client end) when the
+    /// server half came first.
+    fn client(&mut self, id: u64, dur: u64, end: u64) -> Option<(u32, u64, u64)> {
+        match Self::take(&mut self.server, id) {
+            Some((callee, sdur)) => Some((callee, dur.saturating_sub(sdur), end)),
+            None => {
+                self.client[0].insert(id, (dur, end));
+                self.roll();
+                None
+            }
+        }
+    }
+
+    fn take<V>(maps: &mut [HashMap<u64, V>; 2], id: u64) -> Option<V> {
+        maps[0].remove(&id).or_else(|| maps[1].remove(&id))
+    }
+
+    fn roll(&mut self) {
+        let g = crate::graph::GENERATION;
+        if self.server[0].len() >= g || self.client[0].len() >= g {
+            self.server.swap(0, 1);
+            self.server[0].clear();
+            self.client.swap(0, 1);
+            self.client[0].clear();
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -131,6 +193,7 @@ pub struct Aggregator {
     max_end_ns: u64,
     last_gauge: Vec<f64>,
     windows: Vec<EntWindow>,
+    calls: CallPairs,
     stats: AggregatorStats,
 }
 
@@ -157,6 +220,7 @@ impl Aggregator {
             max_end_ns: 0,
             last_gauge: Vec::new(),
             windows: Vec::new(),
+            calls: CallPairs::default(),
             stats: AggregatorStats::default(),
         }
     }
@@ -314,6 +378,23 @@ impl Aggregator {
                 }
             }
         }
+        let call = match (span.kind, span.parent_id, sid) {
+            (SpanKind::Client, ..) => self.calls.client(span.span_id, span.duration_ns(), end),
+            (SpanKind::Server | SpanKind::Unspecified, Some(p), Some(sid)) => {
+                self.calls.server(p, sid, span.duration_ns())
+            }
+            _ => None,
+        };
+        if let Some((callee, hop_ns, client_end)) = call {
+            self.stats.calls_paired += 1;
+            let t = self.tick_of(client_end.saturating_sub(1));
+            if let Some(tick) = usize::try_from(t - base)
+                .ok()
+                .and_then(|i| self.open.get_mut(i))
+            {
+                Self::svc_acc(tick, callee, slots).hop_ns += hop_ns;
+            }
+        }
         if is_root {
             let eid = self.entry_id(&span.operation) as usize;
             let tick = &mut self.open[(t_end - base) as usize];
@@ -393,7 +474,15 @@ impl Aggregator {
         self.stats.ticks += 1;
         let iv = self.cfg.interval_ns as f64;
         let use_gauge = matches!(self.cfg.queue_source, QueueSource::AppMetric(_));
-        let mut services = vec![ServiceTick::default(); self.services.len()];
+        // Network time is known once calls have been paired; before that it is not.
+        let hop_known = self.stats.calls_paired > 0;
+        let mut services = vec![
+            ServiceTick {
+                hop_mean: if hop_known { 0.0 } else { f32::NAN },
+                ..ServiceTick::default()
+            };
+            self.services.len()
+        ];
         for (i, acc) in t.svc.iter_mut().enumerate() {
             let s = &mut services[i];
             s.queue_mean = (acc.busy_ns as f64 / iv) as f32;
@@ -407,6 +496,9 @@ impl Aggregator {
             s.arrivals = acc.arrivals;
             s.completions = acc.completions;
             s.errors = acc.errors;
+            if hop_known {
+                s.hop_mean = (acc.hop_ns as f64 / iv) as f32;
+            }
             [s.p50_ms, s.p95_ms, s.p99_ms] = acc.lat.quantiles_ms([0.5, 0.95, 0.99]);
         }
         if use_gauge {
@@ -635,5 +727,60 @@ mod tests {
         }
         n += a.finish().len();
         assert_eq!(n, 2000);
+    }
+
+    fn client(id: u64, parent: u64, svc: &str, start_ms: u64, end_ms: u64) -> Span {
+        Span {
+            kind: SpanKind::Client,
+            ..span(id, Some(parent), svc, start_ms, end_ms)
+        }
+    }
+
+    #[test]
+    fn network_time_is_charged_to_the_callee_in_either_arrival_order() {
+        let mut a = agg();
+        a.push(&span(1, None, "front", 0, 300));
+        // front calls db twice: 40 ms on the wire around 20 ms of work (server
+        // half first), then 10 ms around 60 ms (client half first, ending in tick 2).
+        a.push(&span(3, Some(2), "db", 30, 50));
+        a.push(&client(2, 1, "front", 10, 70));
+        a.push(&client(4, 1, "front", 140, 210));
+        a.push(&span(5, Some(4), "db", 145, 205));
+        // A call that timed out has no server half; a server span whose parent is
+        // no client span pairs with nothing.
+        a.push(&client(6, 1, "front", 100, 150));
+        a.push(&span(7, Some(1), "cache", 100, 120));
+        let ticks = a.finish();
+        let hop = |t: usize, svc: &str| {
+            let i = a.services().iter().position(|s| s == svc).unwrap();
+            ticks[t].services[i].hop_mean
+        };
+        // 40 ms of network time over a 100 ms tick: 0.4 calls in the network.
+        assert!((hop(0, "db") - 0.4).abs() < 1e-6, "{}", hop(0, "db"));
+        assert_eq!(hop(1, "db"), 0.0);
+        assert!((hop(2, "db") - 0.1).abs() < 1e-6, "{}", hop(2, "db"));
+        for t in 0..3 {
+            assert_eq!((hop(t, "front"), hop(t, "cache")), (0.0, 0.0));
+        }
+        assert_eq!(a.stats().calls_paired, 2);
+        // The client spans do not count in the caller's queue.
+        assert!((ticks[0].services[0].queue_mean - 1.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn network_time_is_unknown_without_client_spans_and_never_negative() {
+        let mut a = agg();
+        a.push(&span(1, None, "front", 0, 100));
+        a.push(&span(2, Some(1), "db", 10, 50));
+        let ticks = a.finish();
+        assert!(ticks[0].services.iter().all(|s| s.hop_mean.is_nan()));
+        // Clocks that disagree (the server half longer than the client's) give 0.
+        let mut a = agg();
+        a.push(&span(1, None, "front", 0, 100));
+        a.push(&span(3, Some(2), "db", 10, 60));
+        a.push(&client(2, 1, "front", 20, 50));
+        let ticks = a.finish();
+        assert!(ticks[0].services.iter().all(|s| s.hop_mean == 0.0));
+        assert_eq!(a.stats().calls_paired, 1);
     }
 }

@@ -16,6 +16,7 @@
 //! | `culprit` | utf8 | services: the resource it is short of, null when none |
 //! | `wait_mean`, `cpu_util` | float32 | services: waiting for a worker, share of workers computing; NaN when unknown (absent in older files) |
 //! | `p99_window_ms` | float32 | entries: p99 over the QoS window ending at the tick (NaN for services; absent in older files) |
+//! | `hop_mean` | float32 | services: calls to the service in the network (client minus server spans); NaN when unknown (absent in older files) |
 //!
 //! The metadata (service order, interval, queue source, QoS spec and targets,
 //! horizon, origin) is JSON under the Parquet key-value key `seer.dataset`.
@@ -262,7 +263,8 @@ impl Dataset {
         let (mut qmean, mut qmax, mut arr, mut comp, mut err) =
             (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
         let (mut p50, mut p95, mut p99) = (Vec::new(), Vec::new(), Vec::new());
-        let (mut wait, mut cpu, mut p99w) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut wait, mut cpu, mut p99w, mut hop) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         let mut viol = BooleanBuilder::new();
         let mut within = BooleanBuilder::new();
         let mut culprit = StringBuilder::new();
@@ -285,6 +287,7 @@ impl Dataset {
                 wait.push(row.wait_mean);
                 cpu.push(row.cpu_util);
                 p99w.push(f32::NAN);
+                hop.push(row.hop_mean);
                 viol.append_null();
                 within.append_null();
                 match self.culprit[t * self.n_services() + s] {
@@ -309,6 +312,7 @@ impl Dataset {
                 wait.push(f32::NAN);
                 cpu.push(f32::NAN);
                 p99w.push(row.p99_window_ms);
+                hop.push(f32::NAN);
                 viol.append_value(self.violation[i]);
                 within.append_value(self.violation_within[i]);
                 culprit.append_null();
@@ -335,6 +339,7 @@ impl Dataset {
                 Arc::new(Float32Array::from(wait)),
                 Arc::new(Float32Array::from(cpu)),
                 Arc::new(Float32Array::from(p99w)),
+                Arc::new(Float32Array::from(hop)),
             ],
         )
     }
@@ -433,6 +438,7 @@ impl Dataset {
             let wait = optional("wait_mean")?;
             let cpu = optional("cpu_util")?;
             let p99w = optional("p99_window_ms")?;
+            let hop = optional("hop_mean")?;
             let or_nan = |c: Option<&Float32Array>, r: usize| c.map_or(f32::NAN, |c| c.value(r));
             for r in 0..b.num_rows() {
                 let t = usize::try_from(tick.value(r))
@@ -455,6 +461,7 @@ impl Dataset {
                             p99_ms: p99.value(r),
                             wait_mean: or_nan(wait, r),
                             cpu_util: or_nan(cpu, r),
+                            hop_mean: or_nan(hop, r),
                         };
                         if culprit.is_valid(r) {
                             let res: Resource = culprit
@@ -505,5 +512,6 @@ fn schema() -> Schema {
         Field::new("wait_mean", DataType::Float32, false),
         Field::new("cpu_util", DataType::Float32, false),
         Field::new("p99_window_ms", DataType::Float32, false),
+        Field::new("hop_mean", DataType::Float32, false),
     ])
 }

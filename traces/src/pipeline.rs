@@ -544,7 +544,11 @@ mod tests {
                 "{:?}",
                 d.service
                     .iter()
-                    .map(|s| (s.queue_mean.to_bits(), s.p99_ms.to_bits()))
+                    .map(|s| (
+                        s.queue_mean.to_bits(),
+                        s.p99_ms.to_bits(),
+                        s.hop_mean.to_bits()
+                    ))
                     .collect::<Vec<_>>()
             )
         };

@@ -35,6 +35,14 @@ pub struct ServiceTick {
     /// `NaN` when unknown.
     #[serde(default = "nan")]
     pub cpu_util: f32,
+    /// Time-weighted mean of the calls to the service that are in the network
+    /// (on their way there or their reply on its way back): each call's client span
+    /// minus its server span, summed over the calls whose client span ended in the
+    /// tick, over the tick's length. The caller's queue shows a slow link as its
+    /// own; this shows it at the service whose link it is. `NaN` when the source has
+    /// no client spans paired with server spans.
+    #[serde(default = "nan")]
+    pub hop_mean: f32,
 }
 
 fn nan() -> f32 {
@@ -54,6 +62,7 @@ impl Default for ServiceTick {
             p99_ms: f32::NAN,
             wait_mean: f32::NAN,
             cpu_util: f32::NAN,
+            hop_mean: f32::NAN,
         }
     }
 }
