@@ -4,8 +4,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
-use seer_traces::SpanKind;
 use seer_traces::import::{self, Format};
+use seer_traces::pipeline::{Pipeline, PipelineConfig};
+use seer_traces::{QosSpec, SpanKind};
 
 fn trace_files(day: &str) -> Option<Vec<PathBuf>> {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -25,6 +26,10 @@ struct DayStats {
     spans: u64,
     rejection_rate: f64,
     services: BTreeMap<String, [u64; 3]>,
+    /// Calls whose client span met its server span in the trace pipeline.
+    calls_paired: u64,
+    /// Per service, the mean of `hop_mean` over the ticks.
+    hop: BTreeMap<String, f64>,
 }
 
 /// Reads the first `n` files of a day; per service: server, client, internal spans.
@@ -34,7 +39,13 @@ fn read_day(day: &str, n: usize) -> Option<DayStats> {
     let format = Format::from_name("nezha-csv").expect("preset");
     let mut r = import::open_all(&files[..n], &format);
     let mut services: BTreeMap<String, [u64; 3]> = BTreeMap::new();
+    // Files list spans by trace, not by end: allow what `seer ingest` allows files.
+    let mut pipeline = Pipeline::new(PipelineConfig {
+        lateness_ns: 120_000_000_000,
+        ..PipelineConfig::default()
+    });
     for s in r.by_ref() {
+        pipeline.push(&s);
         let e = services.entry(s.service.clone()).or_default();
         match s.kind {
             SpanKind::Server => e[0] += 1,
@@ -50,10 +61,27 @@ fn read_day(day: &str, n: usize) -> Option<DayStats> {
     for rej in &st.rejections {
         eprintln!("{rej}");
     }
+    let calls_paired = pipeline.stats().calls_paired;
+    let ds = pipeline.finish(&QosSpec::default(), &[], day.into());
+    let hop = ds
+        .meta
+        .services
+        .iter()
+        .enumerate()
+        .map(|(i, name)| {
+            let n = ds.n_ticks() as f64;
+            let sum: f64 = (0..ds.n_ticks())
+                .map(|t| f64::from(ds.services_at(t)[i].hop_mean))
+                .sum();
+            (name.clone(), sum / n)
+        })
+        .collect();
     Some(DayStats {
         spans: st.spans,
         rejection_rate: st.rejection_rate(),
         services,
+        calls_paired,
+        hop,
     })
 }
 
@@ -92,6 +120,17 @@ fn online_boutique_day() {
     for (svc, k) in &d.services {
         assert!(k[0] > 0, "{svc} has no server spans: {k:?}");
     }
+    // The frontend's client spans meet the callees' server spans: each callee has
+    // a network time, the frontend (called from outside) none.
+    assert!(d.calls_paired > 10_000, "{} calls paired", d.calls_paired);
+    eprintln!("{:?}", d.hop);
+    assert!(d.hop["productcatalogservice"] > 0.0, "{:?}", d.hop);
+    assert!(
+        d.hop.values().all(|h| h.is_finite() && *h >= 0.0),
+        "{:?}",
+        d.hop
+    );
+    assert_eq!(d.hop["frontend"], 0.0);
 }
 
 #[test]
@@ -112,4 +151,7 @@ fn train_ticket_day() {
     }
     let gw = d.services["ts-gateway-service"];
     assert!(gw[0] > 0 && gw[1] > 0 && gw[2] > 0, "gateway {gw:?}");
+    eprintln!("{} calls paired; {:?}", d.calls_paired, d.hop);
+    assert!(d.calls_paired > 1_000, "{} calls paired", d.calls_paired);
+    assert!(d.hop.values().any(|h| *h > 0.0), "{:?}", d.hop);
 }
