@@ -104,6 +104,9 @@ struct CrossvalArgs {
     /// Batch size.
     #[arg(long, default_value_t = 128)]
     batch: usize,
+    /// Input channels, comma-separated (as for train).
+    #[arg(long, default_value = "queue", value_delimiter = ',')]
+    channels: Vec<String>,
     /// Seed.
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -132,7 +135,7 @@ struct TrainArgs {
     /// Window length, ticks.
     #[arg(long, default_value_t = 20)]
     window: usize,
-    /// Input channels, comma-separated: queue, wait (network-only), active (app-only), cpu, p99_ms, arrivals, errors (failed requests), qos (the worst entry point's windowed p99 over its target, one value per tick).
+    /// Input channels, comma-separated: queue, wait (network-only), active (app-only), cpu, p99_ms, arrivals, errors (failed requests), hop (calls to the service in the network: client minus server spans), qos (the worst entry point's windowed p99 over its target, one value per tick).
     #[arg(long, default_value = "queue", value_delimiter = ',')]
     channels: Vec<String>,
     /// Output layer: softmax or sigmoid.
@@ -477,6 +480,7 @@ fn run(cli: Cli) -> Result<()> {
 }
 
 fn cmd_crossval(a: CrossvalArgs) -> Result<()> {
+    let channels = parse_channels(&a.channels)?;
     let ds = Dataset::read_parquet(&a.data)
         .with_context(|| format!("failed to read dataset {}", a.data.display()))?;
     let cfg = seer_predictor::crossval::CrossvalConfig {
@@ -490,6 +494,7 @@ fn cmd_crossval(a: CrossvalArgs) -> Result<()> {
             batch_size: a.batch,
             seed: a.seed,
             horizon_ns: ds.meta.interval_ns,
+            channels,
             ..TrainConfig::default()
         },
     };
@@ -1146,6 +1151,27 @@ mod tests {
             panic!()
         };
         assert_eq!((s.services, s.ticks, s.seed), (3, 10, 2));
+        let Cmd::Crossval(c) = parse(&[
+            "crossval",
+            "--data",
+            "d",
+            "--folds",
+            "3",
+            "--channels",
+            "queue,hop",
+        ])
+        .cmd
+        else {
+            panic!()
+        };
+        assert_eq!(
+            (c.folds, c.channels.join(",")),
+            (3, "queue,hop".to_string())
+        );
+        assert_eq!(
+            parse_channels(&c.channels).unwrap(),
+            [Channel::Queue, Channel::Hop]
+        );
         let cli = parse(&[
             "--threads",
             "2",
