@@ -68,9 +68,10 @@ pub struct DemoArgs {
     #[arg(long, value_name = "M.seer")]
     pub model: Option<PathBuf>,
     /// With --model: name the culprit of its alarms with this second checkpoint
-    /// (same services, tick and horizon; e.g. one picked for culprit accuracy).
-    #[arg(long, value_name = "C.seer", requires = "model")]
-    pub culprit_model: Option<PathBuf>,
+    /// (same services, tick and horizon; e.g. one picked for culprit accuracy), or
+    /// with the mean of several (`--culprit-model a.seer b.seer`).
+    #[arg(long, value_name = "C.seer", requires = "model", num_args = 1..)]
+    pub culprit_model: Vec<PathBuf>,
     /// With --model: the probability (of that service initiating a violation)
     /// at which a service becomes a suspect. Low by default: the controller's
     /// hold, cooldown and quiet-before-revert absorb the noise, and acting on
@@ -405,7 +406,23 @@ mod tests {
         let Command::Demo(a) = c.command else {
             panic!("not demo")
         };
-        assert_eq!(a.culprit_model, Some(PathBuf::from("b.seer")));
+        assert_eq!(a.culprit_model, [PathBuf::from("b.seer")]);
+        let c = parse(&[
+            "demo",
+            "--model",
+            "a.seer",
+            "--culprit-model",
+            "b.seer",
+            "c.seer",
+        ])
+        .unwrap();
+        let Command::Demo(a) = c.command else {
+            panic!("not demo")
+        };
+        assert_eq!(
+            a.culprit_model,
+            [PathBuf::from("b.seer"), PathBuf::from("c.seer")]
+        );
         assert!(
             parse(&["demo", "--culprit-model", "b.seer"]).is_err(),
             "a culprit model needs a model"

@@ -49,9 +49,9 @@ pub struct DemoConfig {
     pub policy: Policy,
     /// A trained predictor checkpoint to detect with (default: the queue-rise rule).
     pub model: Option<PathBuf>,
-    /// With `model`: a second checkpoint that names the culprit of the first
-    /// one's alarms (a when + who pair).
-    pub culprit_model: Option<PathBuf>,
+    /// With `model`: checkpoints that name the culprit of the first one's alarms
+    /// (a when + who pair; with several, the mean of their rankings).
+    pub culprit_model: Vec<PathBuf>,
     /// With `model`: the probability at which a service becomes a suspect.
     pub alarm: f32,
 }
@@ -97,7 +97,7 @@ impl Default for DemoConfig {
             ],
             policy: Policy::default(),
             model: None,
-            culprit_model: None,
+            culprit_model: Vec::new(),
             alarm: Self::DEFAULT_ALARM,
         }
     }
@@ -244,7 +244,7 @@ fn detector(cfg: &DemoConfig, services: &[String]) -> Result<Box<dyn Detector>> 
     };
     let mut d = ModelDetector::load(p, services, cfg.alarm)
         .with_context(|| format!("cannot use model {}", p.display()))?;
-    if let Some(c) = &cfg.culprit_model {
+    for c in &cfg.culprit_model {
         let who = Engine::load(c).with_context(|| format!("cannot use model {}", c.display()))?;
         d = d.with_culprit_model(who)?;
     }

@@ -7,7 +7,7 @@
 //! threshold of 1 means "the model gives this service at least `alarm`".
 
 use crate::controller::Detector;
-use seer_infer::engine::combine;
+use seer_infer::engine::{combine, mean};
 use seer_infer::{Engine, QosRatio, Stream, StreamMode};
 use seer_traces::ServiceTick;
 use std::path::Path;
@@ -53,7 +53,7 @@ pub enum PredictError {
 pub struct ModelDetector {
     when: Member,
     /// The model that ranks the culprits, when it is not `when`.
-    who: Option<Member>,
+    who: Vec<Member>,
     /// `rows[i]` = model index of the caller's service `i`, if the model has it.
     rows: Vec<Option<usize>>,
     alarm: f32,
@@ -145,7 +145,7 @@ impl ModelDetector {
         let name = format!("{} model {}", h.model.arch, when.engine.id());
         Ok(ModelDetector {
             when,
-            who: None,
+            who: Vec::new(),
             rows,
             alarm,
             name,
@@ -156,8 +156,9 @@ impl ModelDetector {
     /// Lets `engine` name the culprits: this detector's model still decides
     /// whether a violation is coming (its P(no violation)), and the rest is
     /// shared among the services as `engine` ranks them
-    /// ([`seer_infer::engine::combine`]). Both run every tick. The two models
-    /// must read the same services, tick and horizon.
+    /// ([`seer_infer::engine::combine`]). Called again, it adds a model: the
+    /// services are ranked by the mean of their probabilities. All run every
+    /// tick, and must read the same services, tick and horizon.
     pub fn with_culprit_model(mut self, engine: Engine) -> Result<Self, PredictError> {
         if let Some(reason) = self.when.engine.header().pair_error(engine.header()) {
             return Err(PredictError::Pair {
@@ -168,13 +169,17 @@ impl ModelDetector {
         }
         // Same services in the same order: the same columns of the caller's tick.
         let who = Member::with_cols(engine, self.when.cols.clone());
-        self.name = format!(
-            "{} + culprits from {} model {}",
-            self.name,
-            who.engine.header().model.arch,
-            who.engine.id()
-        );
-        self.who = Some(who);
+        let arch = who.engine.header().model.arch;
+        self.name = if self.who.is_empty() {
+            format!(
+                "{} + culprits from {arch} model {}",
+                self.name,
+                who.engine.id()
+            )
+        } else {
+            format!("{} and {arch} model {}", self.name, who.engine.id())
+        };
+        self.who.push(who);
         Ok(self)
     }
 
@@ -183,19 +188,24 @@ impl ModelDetector {
         &self.last
     }
 
-    /// The engines: the one that says when, and the one that names the culprit
-    /// when it is another.
+    /// The engines: the one that says when, then those that name the culprit
+    /// when there are others.
     pub fn engines(&self) -> impl Iterator<Item = &Engine> {
-        std::iter::once(&self.when.engine).chain(self.who.as_ref().map(|w| &w.engine))
+        std::iter::once(&self.when.engine).chain(self.who.iter().map(|w| &w.engine))
     }
 }
 
 impl Detector for ModelDetector {
     fn observe(&mut self, tick: &[ServiceTick], qos: f32) -> Vec<f32> {
         let when = self.when.step(tick, qos);
-        self.last = match self.who.as_mut() {
-            Some(who) => combine(&when, &who.step(tick, qos)),
-            None => when,
+        self.last = match self.who.as_mut_slice() {
+            [] => when,
+            [who] => combine(&when, &who.step(tick, qos)),
+            many => {
+                let steps: Vec<Vec<f32>> = many.iter_mut().map(|w| w.step(tick, qos)).collect();
+                let views: Vec<&[f32]> = steps.iter().map(Vec::as_slice).collect();
+                combine(&when, &mean(&views))
+            }
         };
         self.rows
             .iter()
@@ -330,6 +340,41 @@ mod tests {
             d.name()
         );
         assert_eq!(d.engines().count(), 2);
+    }
+
+    #[test]
+    fn several_culprit_models_blame_by_their_mean() {
+        // Two culprit models that disagree: one ranks "b" first, the other "c",
+        // the second more sharply; their mean ranks "c" first.
+        let when = constant_model(&["a", "b", "c"], 0, 4.0);
+        let b_first = biased_model(&["a", "b", "c"], &[0.0, 2.0, 0.0, 0.0]);
+        let c_first = biased_model(&["a", "b", "c"], &[0.0, 0.0, 4.0, 0.0]);
+        let app: Vec<String> = ["a", "b", "c"].iter().map(|s| s.to_string()).collect();
+        let single = |ck: Checkpoint| {
+            let mut d = ModelDetector::new(Engine::new(ck).unwrap(), &app, 0.5).unwrap();
+            d.observe(&ticks(3), f32::NAN);
+            d.last_probabilities().to_vec()
+        };
+        let (p_when, p_b, p_c) = (
+            single(when.clone()),
+            single(b_first.clone()),
+            single(c_first.clone()),
+        );
+        let mut d = ModelDetector::new(Engine::new(when).unwrap(), &app, 0.5)
+            .unwrap()
+            .with_culprit_model(Engine::new(b_first).unwrap())
+            .unwrap()
+            .with_culprit_model(Engine::new(c_first).unwrap())
+            .unwrap();
+        d.observe(&ticks(3), f32::NAN);
+        let p = d.last_probabilities();
+        let want = combine(&p_when, &mean(&[&p_b, &p_c]));
+        for (got, want) in p.iter().zip(&want) {
+            assert!((got - want).abs() < 1e-6, "{p:?} vs {want:?}");
+        }
+        assert!(p[2] > p[1] && p[1] > p[0], "{p:?}");
+        assert_eq!(d.engines().count(), 3);
+        assert!(d.name().contains(" and hybrid model"), "{}", d.name());
     }
 
     #[test]
