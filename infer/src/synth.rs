@@ -178,6 +178,7 @@ pub fn synth_dataset(cfg: &SynthConfig) -> Dataset {
             qos_min_requests: 0,
             origin: format!("synthetic chain of {ns} services, seed {}", cfg.seed),
             late_spans: 0,
+            calls_paired: 0,
         },
         service,
         entry,

@@ -5,7 +5,7 @@ use anyhow::{Context, Result, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use seer_traces::faults::read_nezha_faults;
 use seer_traces::import::{self, Format, ImportStats, SpanReader};
-use seer_traces::pipeline::{LabelReport, mean_queue};
+use seer_traces::pipeline::{LabelReport, mean_hop, mean_queue};
 use seer_traces::{Culprit, Dataset, Pipeline, PipelineConfig, QosSpec, QueueSource};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -118,6 +118,9 @@ pub struct IngestSummary {
     pub rejection_examples: Vec<String>,
     /// Spans whose tick was already final.
     pub late_spans: u64,
+    /// Calls whose client span met its server span: each service's network time
+    /// comes from these (none: unknown).
+    pub calls_paired: u64,
     /// Services, in topological order.
     pub services: Vec<String>,
     /// Ticks.
@@ -172,6 +175,7 @@ impl IngestSummary {
                 .collect(),
             rejection_examples: stats.rejections.iter().map(|r| r.to_string()).collect(),
             late_spans: ds.meta.late_spans,
+            calls_paired: ds.meta.calls_paired,
             services: ds.meta.services.clone(),
             ticks: ds.n_ticks(),
             interval_ms: ds.meta.interval_ns as f64 / 1e6,
@@ -206,6 +210,18 @@ impl IngestSummary {
         for ex in self.rejection_examples.iter().take(5) {
             let _ = writeln!(s, "  e.g. {ex}");
         }
+        if self.calls_paired > 0 {
+            let _ = writeln!(
+                s,
+                "{} calls paired with their client spans (network time per service)",
+                self.calls_paired
+            );
+        } else {
+            let _ = writeln!(
+                s,
+                "no client spans paired with server spans: network time unknown"
+            );
+        }
         let _ = writeln!(
             s,
             "\n{:<48} {:>10} {:>8} {:>10}",
@@ -223,11 +239,12 @@ impl IngestSummary {
         }
         let _ = writeln!(
             s,
-            "\n{:<48} {:>10}",
-            "service (topological order)", "mean queue"
+            "\n{:<48} {:>10} {:>10}",
+            "service (topological order)", "mean queue", "in network"
         );
-        for (name, q) in mean_queue(ds) {
-            let _ = writeln!(s, "{:<48} {:>10.3}", trunc(&name, 48), q);
+        for ((name, q), hop) in mean_queue(ds).into_iter().zip(mean_hop(ds)) {
+            let hop = hop.map_or_else(|| "-".to_string(), |h| format!("{h:.3}"));
+            let _ = writeln!(s, "{:<48} {:>10.3} {:>10}", trunc(&name, 48), q, hop);
         }
         if self.culprit_ticks > 0 || !self.unknown_culprit_services.is_empty() {
             let _ = writeln!(s, "\n{} ticks carry a culprit label", self.culprit_ticks);

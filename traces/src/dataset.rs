@@ -103,6 +103,10 @@ pub struct DatasetMeta {
     pub origin: String,
     /// Spans that arrived after their ticks were finalised.
     pub late_spans: u64,
+    /// Calls whose client span met its server span (0: no network time per
+    /// service from the spans; absent in older files).
+    #[serde(default)]
+    pub calls_paired: u64,
 }
 
 /// A run of ticks, dense: `service[t * n_services + s]`, `entry[t * n_entries + e]`.

@@ -6,7 +6,7 @@ use crate::dataset::{DATASET_VERSION, Dataset, DatasetMeta};
 use crate::graph::{GraphBuilder, ServiceGraph};
 use crate::labels::{Culprit, QosSpec};
 use crate::span::Span;
-use crate::tick::{EntryTick, QueueSource, Tick};
+use crate::tick::{EntryTick, QueueSource, ServiceTick, Tick};
 
 /// How a [`Pipeline`] cuts ticks.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -259,6 +259,7 @@ pub fn build_dataset(
         qos_min_requests: cfg.qos_min_requests,
         origin,
         late_spans: agg.stats().late_spans,
+        calls_paired: agg.stats().calls_paired,
     };
     (
         Dataset {
@@ -319,16 +320,34 @@ fn resolve_targets(qos: &QosSpec, entries: &[String], entry: &[EntryTick], nt: u
 
 /// Service rows of a dataset, as a convenience for reports: `(name, mean queue)`.
 pub fn mean_queue(ds: &Dataset) -> Vec<(String, f64)> {
+    ds.meta
+        .services
+        .iter()
+        .cloned()
+        .zip(
+            service_means(ds, |t| t.queue_mean)
+                .into_iter()
+                .map(|m| m.unwrap_or(0.0)),
+        )
+        .collect()
+}
+
+/// Each service's mean network time (`hop_mean`) over the ticks that have one, in
+/// dataset order; `None` where no tick has (no client spans paired).
+pub fn mean_hop(ds: &Dataset) -> Vec<Option<f64>> {
+    service_means(ds, |t| t.hop_mean)
+}
+
+/// Per service, the mean of `f` over the ticks where it is finite.
+fn service_means(ds: &Dataset, f: impl Fn(&ServiceTick) -> f32) -> Vec<Option<f64>> {
     let ns = ds.n_services();
     (0..ns)
         .map(|s| {
-            let sum: f64 = (0..ds.n_ticks())
-                .map(|t| ds.service[t * ns + s].queue_mean as f64)
-                .sum();
-            (
-                ds.meta.services[s].clone(),
-                sum / ds.n_ticks().max(1) as f64,
-            )
+            let (sum, n) = (0..ds.n_ticks())
+                .map(|t| f(&ds.service[t * ns + s]))
+                .filter(|v| v.is_finite())
+                .fold((0.0, 0usize), |(sum, n), v| (sum + f64::from(v), n + 1));
+            (n > 0).then(|| sum / n as f64)
         })
         .collect()
 }

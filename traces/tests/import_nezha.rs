@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
 use seer_traces::import::{self, Format};
-use seer_traces::pipeline::{Pipeline, PipelineConfig};
+use seer_traces::pipeline::{Pipeline, PipelineConfig, mean_hop};
 use seer_traces::{QosSpec, SpanKind};
 
 fn trace_files(day: &str) -> Option<Vec<PathBuf>> {
@@ -63,18 +63,13 @@ fn read_day(day: &str, n: usize) -> Option<DayStats> {
     }
     let calls_paired = pipeline.stats().calls_paired;
     let ds = pipeline.finish(&QosSpec::default(), &[], day.into());
+    assert_eq!(ds.meta.calls_paired, calls_paired);
     let hop = ds
         .meta
         .services
         .iter()
-        .enumerate()
-        .map(|(i, name)| {
-            let n = ds.n_ticks() as f64;
-            let sum: f64 = (0..ds.n_ticks())
-                .map(|t| f64::from(ds.services_at(t)[i].hop_mean))
-                .sum();
-            (name.clone(), sum / n)
-        })
+        .cloned()
+        .zip(mean_hop(&ds).into_iter().map(|h| h.unwrap_or(f64::NAN)))
         .collect();
     Some(DayStats {
         spans: st.spans,
