@@ -2,7 +2,8 @@
 //!
 //! 1. OTLP protobuf decode + aggregation into 100 ms ticks, spans with 10
 //!    attributes, one core; beside it the anchor: prost decoding alone into the
-//!    generated `ExportTraceServiceRequest`.
+//!    generated `ExportTraceServiceRequest`, and the same spans with client spans
+//!    among them (each paired with its server span: network time per service).
 //! 2. Tick finalisation with 1 000 services.
 //! 3. The live OTLP/gRPC receiver over loopback: a server runtime with one worker
 //!    thread (receiver + aggregation), clients on another runtime.
@@ -52,6 +53,19 @@ fn spans(n: usize, services: usize) -> Vec<Span> {
         .collect()
 }
 
+/// The same spans with client spans: in each trace of 8, spans 1, 3, 5 and 7 are
+/// the root service's calls, and spans 2, 4 and 6 the server spans they made.
+fn with_client_spans(mut spans: Vec<Span>) -> Vec<Span> {
+    for (i, s) in spans.iter_mut().enumerate() {
+        match i % 8 {
+            0 => {}
+            k if k % 2 == 1 => s.kind = SpanKind::Client,
+            _ => s.parent_id = Some(s.span_id - 1),
+        }
+    }
+    spans
+}
+
 fn with_attributes(mut req: ExportTraceServiceRequest) -> ExportTraceServiceRequest {
     for rs in &mut req.resource_spans {
         for ss in &mut rs.scope_spans {
@@ -79,29 +93,45 @@ fn median(mut v: Vec<f64>) -> f64 {
 fn main() {
     let n = 400_000;
     let all = spans(n, 30);
-    let messages: Vec<Vec<u8>> = all
-        .chunks(512)
-        .map(|c| with_attributes(spans_to_otlp(c)).encode_to_vec())
-        .collect();
+    let encode = |spans: &[Span]| -> Vec<Vec<u8>> {
+        spans
+            .chunks(512)
+            .map(|c| with_attributes(spans_to_otlp(c)).encode_to_vec())
+            .collect()
+    };
+    let messages = encode(&all);
+    let paired = encode(&with_client_spans(all.clone()));
     let bytes: usize = messages.iter().map(|m| m.len()).sum();
     let src: Arc<Path> = Arc::from(Path::new("bench"));
-    let (mut ours, mut anchor) = (Vec::new(), Vec::new());
-    for _ in 0..7 {
+    // Decode and aggregate; spans per second and calls paired.
+    let run = |messages: &[Vec<u8>]| -> (f64, u64) {
         let t = Instant::now();
         let mut p = Pipeline::new(PipelineConfig::default());
         let mut stats = ImportStats::default();
         let mut buf = Vec::with_capacity(512);
-        for m in &messages {
+        for m in messages {
             buf.clear();
             decode_otlp_request(m, &src, &mut buf, &mut stats).expect("valid message");
             for s in &buf {
                 p.push(s);
             }
         }
+        let calls = p.stats().calls_paired;
         let ds = p.finish(&Default::default(), &[], String::new());
         assert_eq!(stats.spans as usize, n);
         assert!(ds.n_ticks() > 0);
-        ours.push(n as f64 / t.elapsed().as_secs_f64());
+        (n as f64 / t.elapsed().as_secs_f64(), calls)
+    };
+    let (mut ours, mut ours_paired, mut anchor) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..7 {
+        let (rate, calls) = run(&messages);
+        assert_eq!(calls, 0);
+        ours.push(rate);
+        let (rate, calls) = run(&paired);
+        // Messages group spans by service, so in the first one some server halves
+        // come before any client span and are not kept.
+        assert!(calls as usize > n / 8 * 3 - 512, "{calls} calls paired");
+        ours_paired.push(rate);
 
         let t = Instant::now();
         let mut count = 0;
@@ -118,9 +148,10 @@ fn main() {
         anchor.push(n as f64 / t.elapsed().as_secs_f64());
     }
     println!(
-        "otlp decode + aggregate, 10 attributes/span ({} MB wire): {:.0} k spans/s (median of 7); prost decode alone: {:.0} k spans/s",
+        "otlp decode + aggregate, 10 attributes/span ({} MB wire): {:.0} k spans/s (median of 7); with client spans (3 calls paired per 8 spans): {:.0} k spans/s; prost decode alone: {:.0} k spans/s",
         bytes / 1_000_000,
         median(ours) / 1e3,
+        median(ours_paired) / 1e3,
         median(anchor) / 1e3
     );
 

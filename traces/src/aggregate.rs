@@ -120,11 +120,14 @@ struct EntAcc {
 
 /// Halves of calls waiting for the other half, keyed by the client span's id: a
 /// server span's callee and duration, or a client span's duration and end. Two
-/// generations of at most [`crate::graph::GENERATION`] entries each.
+/// generations of at most [`crate::graph::GENERATION`] entries each. Server halves
+/// are kept only once a client span has been seen: a source without client spans
+/// costs nothing.
 #[derive(Debug, Default)]
 struct CallPairs {
     server: [HashMap<u64, (u32, u64)>; 2],
     client: [HashMap<u64, (u64, u64)>; 2],
+    clients_seen: bool,
 }
 
 impl CallPairs {
@@ -134,6 +137,7 @@ impl CallPairs {
         let client = Self::take(&mut self.client, client_id);
         match client {
             Some((cdur, end)) => Some((callee, cdur.saturating_sub(dur), end)),
+            None if !self.clients_seen => None,
             None => {
                 self.server[0].insert(client_id, (callee, dur));
                 self.roll();
@@ -145,6 +149,7 @@ impl CallPairs {
     /// A call's client half; the pair's (callee, network time, client end) when the
     /// server half came first.
     fn client(&mut self, id: u64, dur: u64, end: u64) -> Option<(u32, u64, u64)> {
+        self.clients_seen = true;
         match Self::take(&mut self.server, id) {
             Some((callee, sdur)) => Some((callee, dur.saturating_sub(sdur), end)),
             None => {
@@ -740,12 +745,12 @@ mod tests {
     fn network_time_is_charged_to_the_callee_in_either_arrival_order() {
         let mut a = agg();
         a.push(&span(1, None, "front", 0, 300));
-        // front calls db twice: 40 ms on the wire around 20 ms of work (server
-        // half first), then 10 ms around 60 ms (client half first, ending in tick 2).
-        a.push(&span(3, Some(2), "db", 30, 50));
-        a.push(&client(2, 1, "front", 10, 70));
+        // front calls db twice: 10 ms on the wire around 60 ms of work (client
+        // half first, ending in tick 2), then 40 ms around 20 ms (server half first).
         a.push(&client(4, 1, "front", 140, 210));
         a.push(&span(5, Some(4), "db", 145, 205));
+        a.push(&span(3, Some(2), "db", 30, 50));
+        a.push(&client(2, 1, "front", 10, 70));
         // A call that timed out has no server half; a server span whose parent is
         // no client span pairs with nothing.
         a.push(&client(6, 1, "front", 100, 150));
@@ -775,10 +780,14 @@ mod tests {
         let ticks = a.finish();
         assert!(ticks[0].services.iter().all(|s| s.hop_mean.is_nan()));
         // Clocks that disagree (the server half longer than the client's) give 0.
+        // Server halves wait for their client half only once client spans have been
+        // seen: the first call here, its server half first, stays unpaired.
         let mut a = agg();
         a.push(&span(1, None, "front", 0, 100));
-        a.push(&span(3, Some(2), "db", 10, 60));
+        a.push(&span(5, Some(4), "db", 5, 8));
+        a.push(&client(4, 1, "front", 1, 9));
         a.push(&client(2, 1, "front", 20, 50));
+        a.push(&span(3, Some(2), "db", 10, 60));
         let ticks = a.finish();
         assert!(ticks[0].services.iter().all(|s| s.hop_mean == 0.0));
         assert_eq!(a.stats().calls_paired, 1);
