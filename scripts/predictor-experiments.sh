@@ -316,4 +316,38 @@ for m in min-qawla-t1 min-shared min-shared-s2 min-scorer; do
         done
     done
 done
+# Network time per service: the hop channel ("Network time per service"). Datasets made
+# before it have no hop_mean column (the channel reads 0 there): re-simulate them.
+hop=(--channels queue,active,wait,p99_ms,arrivals,hop)
+hopq=(--channels queue,active,wait,p99_ms,arrivals,hop,qos)
+tone h-shared "${hop[@]}" "${scorer[@]}" --shared-culprit
+tone h-shared-s2 "${hop[@]}" "${scorer[@]}" --shared-culprit --seed 2
+tone h-qawla "${hop[@]}"
+tone h-qawlaq-shared "${hopq[@]}" "${scorer[@]}" --shared-culprit
+tone h-qawlaq-shared-s2 "${hopq[@]}" "${scorer[@]}" --shared-culprit --seed 2
+tone h-qawlaq-shared-s3 "${hopq[@]}" "${scorer[@]}" --shared-culprit --seed 3
+EXTRA=(--at-false-alarms 1,2,3,5)
+evaluate network-time h-shared h-shared-s2 h-qawla h-qawlaq-shared h-qawlaq-shared-s2 h-qawlaq-shared-s3
+EXTRA=(--at-false-alarms 3 --culprit-model)
+for m in h-shared h-shared-s2 h-qawla h-qawlaq-shared; do EXTRA+=("$out/models/$m.seer"); done
+evaluate network-time-mean h-qawlaq-shared
+EXTRA=()
+for m in h-shared h-shared-s2 h-qawla h-qawlaq-shared; do
+    for seed in $(seq 1 12); do
+        "$bin/seer" demo --seed "$seed" --qos-min-requests 1000 --model "$out/models/$m.seer" \
+            --json >"$out/demo-hop-$m-$seed.json"
+    done
+done
+# The same channel on the real traces: leave-faults-out on the Nezha Online Boutique day.
+nezha="$root/../shared/data/nezha/2022-08-22"
+if [ -d "$nezha" ]; then
+    "$bin/seer" ingest --format nezha-csv --interval 100ms "$nezha/trace" \
+        --faults "$nezha/fault_list.json" --out "$out/nezha-ob.parquet"
+    for ch in queue queue,hop queue,p99_ms,arrivals queue,p99_ms,arrivals,hop; do
+        for seed in 1 2 3 4 5; do
+            "$bin/seer-predictor" --threads 1 crossval --data "$out/nezha-ob.parquet" --folds 4 \
+                --epochs 6 --seed "$seed" --channels "$ch" --out "$out/nezha-cv-$ch-$seed"
+        done
+    done
+fi
 echo "reports in $out/*/report.md, demos in $out/demo-*.txt and $out/demo-*.json"
