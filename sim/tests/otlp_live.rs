@@ -1,6 +1,8 @@
 //! `--otlp`: a run's spans reach a real OTLP/gRPC receiver complete and unchanged,
 //! and an unreachable receiver stops the run before anything is written.
 
+#![allow(clippy::unwrap_used)]
+
 use seer_sim::cli::{Outputs, run_to_dir};
 use seer_sim::sink::VecSink;
 use seer_sim::{LoadShape, SimConfig, Topology};
