@@ -5,7 +5,8 @@
 //! caller gives — passes their end; then they are finalised in order, every tick
 //! index once, empty ones included. Memory is bounded by services × open ticks:
 //! per open tick and service the aggregator keeps a few counters, a sub-slot
-//! difference array for the peak queue depth and a bounded latency sketch.
+//! difference array for the peak queue depth and a bounded latency sketch; beside
+//! them, the halves of calls waiting for their other half (bounded, see below).
 //!
 //! Queue depth of a service = its server-side spans outstanding (start ≤ t < end):
 //! `queue_mean` is exact (time-weighted), `queue_max` is the most spans overlapping
