@@ -338,6 +338,19 @@ for m in h-shared h-shared-s2 h-qawla h-qawlaq-shared; do
             --json >"$out/demo-hop-$m-$seed.json"
     done
 done
+# The 1 s labels ("Deadlines" data, re-simulated with the network time).
+DATA="${twenty_d[*]}" tone s1h-qawla "${hop[@]}"
+DATA="${twenty_d[*]}" tone s1h-shared "${hop[@]}" "${scorer[@]}" --shared-culprit
+test=("$out/data-deadline/sn-8/dataset.parquet" "$out/data-deadline/sn-18/dataset.parquet")
+EXTRA=(--at-false-alarms 2,3,5)
+evaluate network-time-1s s1-qawla s1-shared s1h-qawla s1h-shared
+EXTRA=()
+for m in s1h-qawla s1h-shared; do
+    for seed in $(seq 1 12); do
+        "$bin/seer" demo --seed "$seed" --model "$out/models/$m.seer" --json \
+            >"$out/demo-hop-1s-$m-$seed.json"
+    done
+done
 # The same channel on the real traces: leave-faults-out on the Nezha Online Boutique day.
 nezha="$root/../shared/data/nezha/2022-08-22"
 if [ -d "$nezha" ]; then
