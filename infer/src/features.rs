@@ -420,6 +420,9 @@ pub struct Series {
     /// The resource of the first culprit (model order) at each tick with one,
     /// for per-fault breakdowns of culprit accuracy.
     pub culprit_resource: Vec<Option<seer_traces::Resource>>,
+    /// Whether the fault of a tick's labelled culprit is still on at that tick: a
+    /// violation that outlasts its cause keeps its culprits after.
+    pub fault_on: Vec<bool>,
 }
 
 impl Series {
@@ -454,6 +457,17 @@ impl Series {
             .into_iter()
             .map(|a| order.iter().find_map(|&d| ds.culprit[a * nd + d]))
             .collect();
+        let labels = labels(ds, &opt, h);
+        let fault_on = labels
+            .iter()
+            .enumerate()
+            .map(|(t, l)| match l {
+                Some(Label::Culprits(c)) => {
+                    c.iter().any(|&s| ds.culprit[t * nd + order[s]].is_some())
+                }
+                _ => false,
+            })
+            .collect();
         Ok(Series {
             n_ticks: nt,
             n_services: ns,
@@ -463,8 +477,9 @@ impl Series {
             cpu,
             has_cpu,
             qos,
-            labels: labels(ds, &opt, h),
+            labels,
             culprit_resource,
+            fault_on,
         })
     }
 
@@ -598,6 +613,10 @@ mod tests {
         let s = Series::new(&ds, &norm, 1).unwrap();
         assert_eq!(s.culprit_resource[8], Some(Resource::Cpu));
         assert_eq!(s.culprit_resource[12], Some(Resource::Net));
+        // Ticks 4..=8 carry service 1's label (its violation began at 5), but its
+        // fault ended at 7; service 2's labels (11, 12) come while its fault is on.
+        let on: Vec<usize> = (0..16).filter(|&t| s.fault_on[t]).collect();
+        assert_eq!(on, [4, 5, 6, 7, 11, 12]);
         // A violation that began with no fault active stays unattributed.
         ds.culprit.iter_mut().for_each(|c| *c = None);
         (6..=13).for_each(|t| ds.culprit[t * 3 + 2] = Some(Resource::Net));

@@ -164,6 +164,11 @@ pub struct Metrics {
     pub onset_top1: usize,
     /// Of which a culprit is in the top 3 at that tick.
     pub onset_top3: usize,
+    /// Culprit ticks while the fault is on (the rest come after it ended, while
+    /// its violation lasts).
+    pub fault_on_ticks: usize,
+    /// Of which the top-ranked service is a culprit.
+    pub fault_on_top1: usize,
     /// Per culprit resource (the fault behind the violation): culprit ticks,
     /// top-1 hits, top-3 hits.
     pub by_resource: BTreeMap<String, [usize; 3]>,
@@ -230,6 +235,17 @@ impl Metrics {
     pub fn onset_top3_pct(&self) -> f64 {
         pct(self.onset_top3, self.onset_culprits)
     }
+    /// Culprit top-1 over the culprit ticks while the fault is on, %.
+    pub fn fault_on_top1_pct(&self) -> f64 {
+        pct(self.fault_on_top1, self.fault_on_ticks)
+    }
+    /// Culprit top-1 over the culprit ticks after the fault ended, %.
+    pub fn after_fault_top1_pct(&self) -> f64 {
+        pct(
+            self.top1 - self.fault_on_top1,
+            self.culprit_ticks - self.fault_on_ticks,
+        )
+    }
 
     /// Adds another series' counts.
     pub fn add(&mut self, o: &Metrics) {
@@ -252,6 +268,8 @@ impl Metrics {
         self.onset_culprits += o.onset_culprits;
         self.onset_top1 += o.onset_top1;
         self.onset_top3 += o.onset_top3;
+        self.fault_on_ticks += o.fault_on_ticks;
+        self.fault_on_top1 += o.fault_on_top1;
         for (k, v) in &o.by_resource {
             let e = self.by_resource.entry(k.clone()).or_default();
             for i in 0..3 {
@@ -355,6 +373,10 @@ pub fn metrics(series: &Series, ends: &[usize], probs: &[Vec<f32>], j: &Judging)
             m.culprit_ticks += 1;
             m.top1 += usize::from(hit1);
             m.top3 += usize::from(hit3);
+            if series.fault_on[t] {
+                m.fault_on_ticks += 1;
+                m.fault_on_top1 += usize::from(hit1);
+            }
             let kind = series.culprit_resource[t].map_or("unknown", |r| r.name());
             let e = m.by_resource.entry(kind.to_string()).or_default();
             e[0] += 1;
@@ -433,6 +455,10 @@ pub struct Row {
     pub onset_top1_pct: f64,
     /// Culprit top-3 at episode onsets, %.
     pub onset_top3_pct: f64,
+    /// Culprit top-1 while the fault is on, %.
+    pub fault_on_top1_pct: f64,
+    /// Culprit top-1 after the fault ended (its violation outlasting it), %.
+    pub after_fault_top1_pct: f64,
     /// Batch-1 inference p50, µs (models only).
     pub inference_p50_us: Option<f64>,
     /// Batch-1 inference p99, µs (models only).
@@ -454,6 +480,8 @@ impl Row {
             top3_pct: metrics.top3_pct(),
             onset_top1_pct: metrics.onset_top1_pct(),
             onset_top3_pct: metrics.onset_top3_pct(),
+            fault_on_top1_pct: metrics.fault_on_top1_pct(),
+            after_fault_top1_pct: metrics.after_fault_top1_pct(),
             metrics,
             inference_p50_us: latency.map(|l| l.0),
             inference_p99_us: latency.map(|l| l.1),
@@ -709,6 +737,25 @@ fn breakdowns(s: &mut String, rows: &[Row]) {
             ));
         }
     }
+    if rows.iter().any(|r| r.metrics.culprit_ticks > 0) {
+        table_head(
+            s,
+            "Culprit top-1 while the fault is on, and after it ended (a violation that \
+             outlasts its cause keeps its culprit)",
+            &["fault on: ticks", "top-1 %", "after: ticks", "top-1 %"],
+        );
+        for r in rows {
+            let m = &r.metrics;
+            let after = m.culprit_ticks - m.fault_on_ticks;
+            s.push_str(&format!(
+                "| {} | {} | {} | {after} | {} |\n",
+                r.name,
+                m.fault_on_ticks,
+                pct_of(m.fault_on_top1, m.fault_on_ticks),
+                pct_of(m.top1 - m.fault_on_top1, after)
+            ));
+        }
+    }
     if !kinds.is_empty() {
         table_head(
             s,
@@ -775,6 +822,7 @@ mod tests {
             has_cpu: false,
             qos: vec![0.0; n],
             culprit_resource: vec![Some(seer_traces::Resource::Cpu); n],
+            fault_on: (0..n).map(|t| t < 3).collect(),
             labels,
         }
     }
@@ -827,7 +875,15 @@ mod tests {
         // At the first episode's onset (tick 2) service 1 leads: named; tick 3,
         // where service 0 leads, is no onset; the second episode has no culprit.
         assert_eq!((m.onset_culprits, m.onset_top1, m.onset_top3), (1, 1, 1));
+        // The fault is on until tick 2: tick 2 is named while it is on, tick 3
+        // (its violation outlasting it) is not.
+        assert_eq!((m.fault_on_ticks, m.fault_on_top1), (1, 1));
+        assert_eq!(
+            (m.fault_on_top1_pct(), m.after_fault_top1_pct()),
+            (100.0, 0.0)
+        );
         let md = markdown("t", &[Row::new("m".into(), m.clone(), None)]);
+        assert!(md.contains("| m | 1 | 100 | 1 | 0 |"), "{md}");
         assert!(md.contains("| m | 1 | 100 | 100 |"), "{md}");
         assert!(md.contains("| m | 50 / 100 (2) |"), "{md}");
         assert!(md.contains("| m | 50 (2) | – (0) | – (0) |"), "{md}");
@@ -837,6 +893,7 @@ mod tests {
         sum.add(&m);
         assert_eq!(sum.by_cause, [[2, 2], [2, 0]]);
         assert_eq!((sum.onset_culprits, sum.onset_top1), (2, 2));
+        assert_eq!((sum.fault_on_ticks, sum.fault_on_top1), (2, 2));
     }
 
     #[test]
