@@ -326,8 +326,10 @@ tone h-qawla "${hop[@]}"
 tone h-qawlaq-shared "${hopq[@]}" "${scorer[@]}" --shared-culprit
 tone h-qawlaq-shared-s2 "${hopq[@]}" "${scorer[@]}" --shared-culprit --seed 2
 tone h-qawlaq-shared-s3 "${hopq[@]}" "${scorer[@]}" --shared-culprit --seed 3
+tone h-qawlaq-shared-w50 "${hopq[@]}" --window 50 --head-ticks 50 --head-hidden 16 --shared-culprit
 EXTRA=(--at-false-alarms 1,2,3,5)
 evaluate network-time h-shared h-shared-s2 h-qawla h-qawlaq-shared h-qawlaq-shared-s2 h-qawlaq-shared-s3
+evaluate network-time-w50 h-qawlaq-shared-w50
 EXTRA=(--at-false-alarms 3 --culprit-model)
 for m in h-shared h-shared-s2 h-qawla h-qawlaq-shared; do EXTRA+=("$out/models/$m.seer"); done
 evaluate network-time-mean h-qawlaq-shared
