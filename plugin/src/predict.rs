@@ -198,14 +198,13 @@ impl ModelDetector {
 impl Detector for ModelDetector {
     fn observe(&mut self, tick: &[ServiceTick], qos: f32) -> Vec<f32> {
         let when = self.when.step(tick, qos);
-        self.last = match self.who.as_mut_slice() {
-            [] => when,
-            [who] => combine(&when, &who.step(tick, qos)),
-            many => {
-                let steps: Vec<Vec<f32>> = many.iter_mut().map(|w| w.step(tick, qos)).collect();
-                let views: Vec<&[f32]> = steps.iter().map(Vec::as_slice).collect();
-                combine(&when, &mean(&views))
-            }
+        self.last = if self.who.is_empty() {
+            when
+        } else {
+            // The mean of one model is that model's ranking.
+            let steps: Vec<Vec<f32>> = self.who.iter_mut().map(|w| w.step(tick, qos)).collect();
+            let views: Vec<&[f32]> = steps.iter().map(Vec::as_slice).collect();
+            combine(&when, &mean(&views))
         };
         self.rows
             .iter()
@@ -308,6 +307,13 @@ mod tests {
         assert!(d.name().starts_with("hybrid model"));
     }
 
+    /// A model's probabilities after three ticks, as the only detector.
+    fn alone(ck: Checkpoint, app: &[String]) -> Vec<f32> {
+        let mut d = ModelDetector::new(Engine::new(ck).unwrap(), app, 0.5).unwrap();
+        d.observe(&ticks(3), f32::NAN);
+        d.last_probabilities().to_vec()
+    }
+
     #[test]
     fn a_pair_alarms_as_one_model_and_blames_as_the_other() {
         // `when` ranks "a" first and expects a violation; `who` ranks "c" first
@@ -315,12 +321,7 @@ mod tests {
         let when = constant_model(&["a", "b", "c"], 0, 4.0);
         let who = biased_model(&["a", "b", "c"], &[0.0, 0.0, 4.0, 8.0]);
         let app: Vec<String> = ["c", "a", "b"].iter().map(|s| s.to_string()).collect();
-        let single = |ck: Checkpoint| {
-            let mut d = ModelDetector::new(Engine::new(ck).unwrap(), &app, 0.5).unwrap();
-            d.observe(&ticks(3), f32::NAN);
-            d.last_probabilities().to_vec()
-        };
-        let (p_when, p_who) = (single(when.clone()), single(who.clone()));
+        let (p_when, p_who) = (alone(when.clone(), &app), alone(who.clone(), &app));
         let mut d = ModelDetector::new(Engine::new(when).unwrap(), &app, 0.5)
             .unwrap()
             .with_culprit_model(Engine::new(who).unwrap())
@@ -350,15 +351,10 @@ mod tests {
         let b_first = biased_model(&["a", "b", "c"], &[0.0, 2.0, 0.0, 0.0]);
         let c_first = biased_model(&["a", "b", "c"], &[0.0, 0.0, 4.0, 0.0]);
         let app: Vec<String> = ["a", "b", "c"].iter().map(|s| s.to_string()).collect();
-        let single = |ck: Checkpoint| {
-            let mut d = ModelDetector::new(Engine::new(ck).unwrap(), &app, 0.5).unwrap();
-            d.observe(&ticks(3), f32::NAN);
-            d.last_probabilities().to_vec()
-        };
         let (p_when, p_b, p_c) = (
-            single(when.clone()),
-            single(b_first.clone()),
-            single(c_first.clone()),
+            alone(when.clone(), &app),
+            alone(b_first.clone(), &app),
+            alone(c_first.clone(), &app),
         );
         let mut d = ModelDetector::new(Engine::new(when).unwrap(), &app, 0.5)
             .unwrap()

@@ -23,6 +23,7 @@
 //! [`AggregatorStats::late_spans`] and its parts that fall in still-open ticks are
 //! applied. A span that started before the open window is *clipped* and counted too.
 
+use crate::graph::Generations;
 use crate::latency::LatencySketch;
 use crate::latency::window_histogram;
 use crate::span::{Span, SpanKind, SpanStatus};
@@ -120,14 +121,13 @@ struct EntAcc {
 }
 
 /// Halves of calls waiting for the other half, keyed by the client span's id: a
-/// server span's callee and duration, or a client span's duration and end. Two
-/// generations of at most [`crate::graph::GENERATION`] entries each. Server halves
-/// are kept only once a client span has been seen: a source without client spans
-/// costs nothing.
+/// server span's callee and duration, or a client span's duration and end
+/// ([`Generations`]: bounded). Server halves are kept only once a client span has
+/// been seen: a source without client spans costs nothing.
 #[derive(Debug, Default)]
 struct CallPairs {
-    server: [HashMap<u64, (u32, u64)>; 2],
-    client: [HashMap<u64, (u64, u64)>; 2],
+    server: Generations<(u32, u64)>,
+    client: Generations<(u64, u64)>,
     clients_seen: bool,
 }
 
@@ -135,13 +135,11 @@ impl CallPairs {
     /// A call's server half (callee, duration) under its client span's id; the
     /// client half when it came first.
     fn server(&mut self, client_id: u64, callee: u32, dur: u64) -> Option<(u32, u64, u64)> {
-        let client = Self::take(&mut self.client, client_id);
-        match client {
+        match self.client.take(client_id) {
             Some((cdur, end)) => Some((callee, cdur.saturating_sub(dur), end)),
             None if !self.clients_seen => None,
             None => {
-                self.server[0].insert(client_id, (callee, dur));
-                self.roll();
+                self.server.insert(client_id, (callee, dur));
                 None
             }
         }
@@ -151,27 +149,12 @@ impl CallPairs {
     /// server half came first.
     fn client(&mut self, id: u64, dur: u64, end: u64) -> Option<(u32, u64, u64)> {
         self.clients_seen = true;
-        match Self::take(&mut self.server, id) {
+        match self.server.take(id) {
             Some((callee, sdur)) => Some((callee, dur.saturating_sub(sdur), end)),
             None => {
-                self.client[0].insert(id, (dur, end));
-                self.roll();
+                self.client.insert(id, (dur, end));
                 None
             }
-        }
-    }
-
-    fn take<V>(maps: &mut [HashMap<u64, V>; 2], id: u64) -> Option<V> {
-        maps[0].remove(&id).or_else(|| maps[1].remove(&id))
-    }
-
-    fn roll(&mut self) {
-        let g = crate::graph::GENERATION;
-        if self.server[0].len() >= g || self.client[0].len() >= g {
-            self.server.swap(0, 1);
-            self.server[0].clear();
-            self.client.swap(0, 1);
-            self.client[0].clear();
         }
     }
 }

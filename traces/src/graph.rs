@@ -20,13 +20,65 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 /// Entries per generation of the span-id maps.
 pub const GENERATION: usize = 1 << 20;
 
+/// A span-id map that forgets: two generations of at most [`GENERATION`] entries;
+/// when the newer one is full it becomes the older and the older is dropped, so
+/// memory stays bounded however long the input is. The service graph and the
+/// aggregator's call pairing keep what waits for a later span in these.
+#[derive(Debug)]
+pub(crate) struct Generations<V> {
+    maps: [HashMap<u64, V>; 2],
+}
+
+impl<V> Default for Generations<V> {
+    fn default() -> Self {
+        Self {
+            maps: [HashMap::new(), HashMap::new()],
+        }
+    }
+}
+
+impl<V> Generations<V> {
+    /// The value under `id`, in either generation.
+    pub(crate) fn get(&self, id: u64) -> Option<&V> {
+        self.maps[0].get(&id).or_else(|| self.maps[1].get(&id))
+    }
+
+    /// Removes and returns the value under `id`, the newer generation's first.
+    pub(crate) fn take(&mut self, id: u64) -> Option<V> {
+        self.maps[0]
+            .remove(&id)
+            .or_else(|| self.maps[1].remove(&id))
+    }
+
+    /// The newer generation's value under `id`, made with `V::default()` when it
+    /// has none.
+    pub(crate) fn newest(&mut self, id: u64) -> &mut V
+    where
+        V: Default,
+    {
+        if self.maps[0].len() >= GENERATION {
+            self.maps.swap(0, 1);
+            self.maps[0].clear();
+        }
+        self.maps[0].entry(id).or_default()
+    }
+
+    /// Sets the value under `id` in the newer generation.
+    pub(crate) fn insert(&mut self, id: u64, value: V)
+    where
+        V: Default,
+    {
+        *self.newest(id) = value;
+    }
+}
+
 /// Builds a [`ServiceGraph`] from spans.
 #[derive(Debug, Default)]
 pub struct GraphBuilder {
     edges: BTreeMap<(String, String), u64>,
     nodes: BTreeSet<String>,
-    seen: [HashMap<u64, u32>; 2],
-    pending: [HashMap<u64, Vec<u32>>; 2],
+    seen: Generations<u32>,
+    pending: Generations<Vec<u32>>,
     names: Vec<String>,
     ids: HashMap<String, u32>,
 }
@@ -56,31 +108,19 @@ impl GraphBuilder {
     /// Adds one span.
     pub fn push(&mut self, span: &Span) {
         let me = self.id(&span.service);
-        // Children that arrived before this span.
-        for g in 0..2 {
-            if let Some(kids) = self.pending[g].remove(&span.span_id) {
-                for k in kids {
-                    self.edge(me, k);
-                }
+        // Children that arrived before this span (in either generation).
+        while let Some(kids) = self.pending.take(span.span_id) {
+            for k in kids {
+                self.edge(me, k);
             }
         }
         if let Some(p) = span.parent_id {
-            let parent = self.seen[0]
-                .get(&p)
-                .or_else(|| self.seen[1].get(&p))
-                .copied();
-            match parent {
+            match self.seen.get(p).copied() {
                 Some(ps) => self.edge(ps, me),
-                None => self.pending[0].entry(p).or_default().push(me),
+                None => self.pending.newest(p).push(me),
             }
         }
-        self.seen[0].insert(span.span_id, me);
-        if self.seen[0].len() >= GENERATION || self.pending[0].len() >= GENERATION {
-            self.seen.swap(0, 1);
-            self.pending.swap(0, 1);
-            self.seen[0].clear();
-            self.pending[0].clear();
-        }
+        self.seen.insert(span.span_id, me);
     }
 
     /// Registers a service that has no calls (so it appears in the order).
@@ -202,5 +242,28 @@ mod tests {
         g.edges.insert(("user".into(), "social-graph".into()), 5);
         g.edges.insert(("social-graph".into(), "user".into()), 7);
         assert_eq!(g.topological_order(), ["nginx", "social-graph", "user"]);
+    }
+
+    #[test]
+    fn generations_forget_only_what_two_generations_ago_was_new() {
+        let mut g: Generations<u64> = Generations::default();
+        let n = GENERATION as u64;
+        for id in 0..n {
+            g.insert(id, id * 2);
+        }
+        // The newer generation is full; the next insert makes it the older one.
+        g.insert(n, 7);
+        assert_eq!((g.get(0), g.get(n)), (Some(&0), Some(&7)));
+        assert_eq!(g.take(5), Some(10));
+        assert_eq!(g.take(5), None);
+        for id in n + 1..2 * n + 1 {
+            g.insert(id, 1);
+        }
+        // Another generation later the first ones are gone, the last ones kept.
+        assert_eq!(g.get(0), None);
+        assert_eq!(g.get(2 * n), Some(&1));
+        // The newer generation's value comes first.
+        *g.newest(n) = 9;
+        assert_eq!((g.take(n), g.take(n)), (Some(9), Some(7)));
     }
 }
